@@ -13,14 +13,14 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
-    "REGIONS",
     "CATEGORIES",
-    "make_purchases",
+    "GENERATORS",
+    "REGIONS",
+    "cached_frame",
     "make_customers",
     "make_matrix",
+    "make_purchases",
     "write_purchases",
-    "GENERATORS",
-    "cached_frame",
 ]
 
 REGIONS: tuple[str, ...] = ("Tokyo", "Osaka", "Nagoya", "Fukuoka")

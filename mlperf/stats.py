@@ -18,14 +18,15 @@ from typing import Literal
 import numpy as np
 
 __all__ = [
-    "Summary",
-    "MannWhitney",
     "Comparison",
-    "summarize",
-    "mann_whitney",
+    "MannWhitney",
+    "Summary",
     "bootstrap_ratio_ci",
     "compare_samples",
     "describe_ratio",
+    "mann_whitney",
+    "memory_verdict",
+    "summarize",
 ]
 
 Alternative = Literal["greater", "less", "two-sided"]
@@ -126,7 +127,7 @@ def mann_whitney(x: Sequence[float], y: Sequence[float], alternative: Alternativ
     has_ties = bool((tie_counts > 1).any())
     if not has_ties and m * n <= EXACT_MAX_PAIRS:
         cdf = _u_null_cdf(m, n)
-        k = int(round(u))
+        k = round(u)
         p_greater = 1.0 - (cdf[k - 1] if k >= 1 else 0.0)  # P(U >= u)
         p_less = float(cdf[k])  # P(U <= u)
         exact = True
@@ -249,3 +250,21 @@ def describe_ratio(ratio: float, p: float | None = None) -> str:
     else:
         text = f"{1 / ratio:.2f}x faster"
     return f"{text} (p={p:.2g})" if p is not None else text
+
+
+def memory_verdict(
+    reference: float, new: float, *, max_regression: float, floor_bytes: int = 2 * 1024 * 1024
+) -> str:
+    """Verdict of one peak-memory reading against the stored one.
+
+    ``REGRESSION`` when *new* exceeds ``reference * (1 + max_regression)`` and by
+    more than *floor_bytes* (allocator noise on tiny peaks is not a regression);
+    ``lower`` / ``higher`` beyond the same margins; else ``same``.
+    """
+    if reference < 0 or new < 0:
+        raise ValueError(f"memory_verdict: byte counts must be >= 0; got {reference!r}, {new!r}")
+    if new > reference * (1 + max_regression) and new - reference > floor_bytes:
+        return "REGRESSION"
+    if new < reference / (1 + max_regression) and reference - new > floor_bytes:
+        return "lower"
+    return "same"

@@ -1,0 +1,68 @@
+# mlperf: `make bench` measures and gates, `make test` checks.  Each sets itself up.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.mlperf-installed
+NODE_PREFIX := .cache/node
+AZURITE := $(NODE_PREFIX)/node_modules/.bin/azurite-blob
+CLUSTER_DIR := .cache/mlperf/cluster
+PYTEST := $(BIN)/python -m pytest
+# Correctness mode: benchmark bodies run once, untimed; engines grouped on one xdist worker each.
+TEST_FLAGS := -n 2 --dist loadgroup --benchmark-disable -m "not cluster"
+
+.PHONY: setup test test-fast test-cluster test-gate bench bench-full baseline report gate-eval chromium clean
+
+setup: $(STAMP) $(AZURITE)
+
+# Re-installs when pyproject.toml changes (the stamp is older than it).
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[all,dev]"
+	touch $(STAMP)
+
+$(AZURITE):
+	npm install --prefix $(NODE_PREFIX) --no-audit --no-fund --loglevel=error azurite@3.35.0
+
+# Debian's Chromium, only for the test that opens the HTML report in a real browser.
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
+	  || echo "make chromium: could not install chromium; the report's browser test will say how to enable it"
+
+test: setup chromium
+	$(PYTEST) $(TEST_FLAGS) --ignore=suites/gate tests suites
+	$(MAKE) --no-print-directory test-cluster
+	$(MAKE) --no-print-directory test-gate
+
+test-fast: setup
+	$(PYTEST) $(TEST_FLAGS) --ignore=suites/gate tests suites
+
+# Starts a Dask scheduler + 2 workers, a Spark Connect server and a Ray head on 127.0.0.1,
+# runs the `cluster` tests against them, and stops each by its PID whatever happened.
+test-cluster: setup
+	$(BIN)/python -m mlperf.distributed.cluster up --dir $(CLUSTER_DIR); \
+	set -a; . $(CLUSTER_DIR)/cluster.env; set +a; \
+	$(PYTEST) -p no:xdist --benchmark-disable -m cluster --mlperf-cluster suites/distributed; rc=$$?; \
+	$(BIN)/python -m mlperf.distributed.cluster down --dir $(CLUSTER_DIR); exit $$rc
+
+# The gate's own error-rate check measures timing, so it runs alone, after everything else.
+test-gate: setup
+	$(PYTEST) -p no:xdist --benchmark-disable suites/gate
+
+bench: setup
+	$(PYTEST) -p no:xdist --benchmark-enable suites --ignore=suites/gate
+	$(BIN)/mlperf report
+
+bench-full: setup
+	$(PYTEST) -p no:xdist --benchmark-enable --mlperf-slow suites --ignore=suites/gate
+	$(BIN)/mlperf report
+
+baseline: setup
+	$(PYTEST) -p no:xdist --benchmark-enable --mlperf-save-baseline suites --ignore=suites/gate
+
+report: setup
+	$(BIN)/mlperf report
+
+clean:
+	rm -rf .cache .benchmarks .hypothesis reports .pytest_cache

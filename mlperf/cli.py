@@ -1,0 +1,128 @@
+"""``mlperf`` command line: ``baseline save|show|diff``, ``ab``, ``report``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+
+def _load_entries(path: Path) -> dict[str, dict[str, Any]]:
+    """Benchmarks of a baseline file, a baseline machine folder, or a run file (latest.json)."""
+    from mlperf.baselines import BaselineError, load_file
+
+    if path.is_dir():
+        entries: dict[str, dict[str, Any]] = {}
+        for f in sorted(path.glob("*.json")):
+            entries.update(load_file(f)["benchmarks"])
+        return entries
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BaselineError(f"cannot read {str(path)!r}: {exc}") from exc
+    if isinstance(data, dict) and data.get("kind") == "mlperf-run":
+        return {b["id"]: b for b in data["benchmarks"]}
+    return load_file(path)["benchmarks"]
+
+
+def _baseline_show(args: argparse.Namespace) -> int:
+    from mlperf.baselines import machine_id
+
+    folder = Path(args.dir) / (args.machine or machine_id())
+    entries = _load_entries(folder) if folder.is_dir() else {}
+    if not entries:
+        print(f"no baselines in {folder}; record them with `mlperf baseline save`", file=sys.stderr)
+        return 1
+    print(f"{'benchmark':70} {'metric':6} {'cpu median':>12} {'wall median':>12} {'peak MiB':>9}  recorded")
+    for bid, e in sorted(entries.items()):
+        cpu = (e.get("cpu") or {}).get("median")
+        wall = (e.get("wall") or {}).get("median")
+        mem = (e.get("memory") or {}).get("peak")
+        print(
+            f"{bid:70} {e.get('metric', '?'):6} {_ms(cpu):>12} {_ms(wall):>12} "
+            f"{'-' if mem is None else f'{mem / 2**20:.1f}':>9}  {e.get('recorded', '')}"
+        )
+    return 0
+
+
+def _ms(s: float | None) -> str:
+    return "-" if s is None else f"{s * 1e3:.4g} ms"
+
+
+def _baseline_diff(args: argparse.Namespace) -> int:
+    from mlperf.stats import compare_samples
+
+    old, new = _load_entries(Path(args.old)), _load_entries(Path(args.new))
+    worst = 0
+    for bid in sorted(set(old) | set(new)):
+        if bid not in old or bid not in new:
+            print(f"{bid}: only in {'new' if bid in new else 'old'}")
+            continue
+        metric = new[bid].get("metric") or old[bid].get("metric") or "cpu"
+        a = (old[bid].get(metric) or {}).get("samples") or []
+        b = (new[bid].get(metric) or {}).get("samples") or []
+        if not a or not b:
+            print(f"{bid}: no {metric} samples to compare")
+            continue
+        cmp = compare_samples(a, b, max_regression=args.max_regression)
+        worst = max(worst, cmp.verdict == "REGRESSION")
+        print(f"{bid}: {cmp.describe()} [{metric}] -> {cmp.verdict}")
+    return int(worst)
+
+
+def _baseline_save(args: argparse.Namespace) -> int:
+    cmd = [sys.executable, "-m", "pytest", *(args.paths or ["suites"]), "--benchmark-enable",
+           "--mlperf-save-baseline", f"--mlperf-baselines={args.dir}", *args.pytest_args]  # fmt: skip
+    print("+", " ".join(cmd), flush=True)
+    return subprocess.call(cmd)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlperf", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    base = sub.add_parser("baseline", help="record, show or compare stored baselines")
+    bsub = base.add_subparsers(dest="action", required=True)
+    save = bsub.add_parser("save", help="run the suites with benchmarks on and store the results")
+    save.add_argument("paths", nargs="*", help="suites or test files (default: suites)")
+    save.add_argument("--dir", default="baselines", help="baselines directory (default: baselines)")
+    save.add_argument("--pytest-args", dest="pytest_args", nargs=argparse.REMAINDER, default=[],
+                      help="everything after this goes to pytest")  # fmt: skip
+    save.set_defaults(func=_baseline_save)
+    show = bsub.add_parser("show", help="list this machine's stored baselines")
+    show.add_argument("--dir", default="baselines")
+    show.add_argument("--machine", default=None, help="machine id (default: this machine)")
+    show.set_defaults(func=_baseline_show)
+    diff = bsub.add_parser("diff", help="compare two baseline files/folders or run files (latest.json)")
+    diff.add_argument("old")
+    diff.add_argument("new")
+    diff.add_argument("--max-regression", type=float, default=0.25)
+    diff.set_defaults(func=_baseline_diff)
+
+    ab = sub.add_parser("ab", help="same-run A/B of two revisions (the merge gate)")
+    report = sub.add_parser("report", help="write reports/index.html from the latest run, baselines and history")
+    for name, p in (("ab", ab), ("report", report)):
+        module = __import__(f"mlperf.{name}", fromlist=["add_arguments", "run"])
+        module.add_arguments(p)
+        p.set_defaults(func=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from mlperf.baselines import BaselineError
+
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except BaselineError as exc:
+        print(f"mlperf: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

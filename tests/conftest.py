@@ -1,0 +1,36 @@
+"""Fixtures for the tests of mlperf itself."""
+
+from __future__ import annotations
+
+# pytester's in-process runs unload modules imported during a run; C extensions such as
+# numpy cannot be loaded twice in one process, so they are imported here, once, up front.
+import numpy  # noqa: F401
+import pandas  # noqa: F401
+import psutil  # noqa: F401
+import pytest
+
+TOY = '''
+import os
+import pytest
+
+def work(n):
+    total = 0
+    for i in range(n):
+        total += i * i
+    return total
+
+def test_toy(benchmark):
+    factor = float(os.environ.get("TOY_SLOWDOWN", "1"))
+    assert benchmark(work, int(30_000 * factor)) > 0
+
+def test_toy_memory(benchmark):
+    size = int(os.environ.get("TOY_BYTES", "4000000"))
+    assert len(benchmark(lambda: bytearray(size))) == size
+'''
+
+
+@pytest.fixture
+def toy(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A pytester project with a pure-Python and a memory-allocating benchmark."""
+    pytester.makepyfile(test_toy=TOY)
+    return pytester

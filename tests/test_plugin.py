@@ -1,0 +1,201 @@
+"""The plugin: markers, options, gating skips, recording, and the stored-baseline gate."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlperf.baselines import SCHEMA_VERSION, machine_id
+from mlperf.plugin import MARKERS
+
+#: flags that keep toy benchmark runs short but still give 20+ rounds
+FAST = ("-p", "no:cacheprovider", "--benchmark-max-time=0.15", "--benchmark-min-rounds=20")
+
+
+def test_markers_registered_for_strict_markers(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--markers")
+    for name in ("cluster", "cloud", "gpu", "slow", "spark", "dask", "ray", "mlperf("):
+        result.stdout.fnmatch_lines([f"@pytest.mark.{name}*"])
+    assert len(MARKERS) == 8
+
+
+def test_options_in_one_group(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(["mlperf: benchmark gates and cluster/cloud tests:"])
+    for opt in ("--mlperf-cluster", "--mlperf-cloud", "--mlperf-baselines=DIR", "--mlperf-save-baseline",
+                "--mlperf-no-gate", "--mlperf-report=DIR", "--mlperf-slow"):  # fmt: skip
+        result.stdout.fnmatch_lines([f"*{opt}*"])
+
+
+GATED = """
+import pytest
+
+@pytest.mark.cloud
+def test_cloud(): pass
+
+@pytest.mark.slow
+def test_slow(): pass
+
+@pytest.mark.cluster
+@pytest.mark.dask
+def test_cluster(): pass
+
+@pytest.mark.gpu
+def test_gpu(): pass
+"""
+
+
+def test_gated_tests_skip_with_the_enabling_hint(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    pytester.makepyfile(GATED)
+    result = pytester.runpytest("-rs", "--strict-markers")
+    result.assert_outcomes(skipped=4)
+    result.stdout.fnmatch_lines_random([
+        "*cloud test: spends money on a real account; enable with --mlperf-cloud*",
+        "*slow variant: enable with --mlperf-slow*",
+        "*cluster test: enable with --mlperf-cluster and set SPARK_REMOTE, DASK_SCHEDULER_ADDRESS or RAY_ADDRESS*",
+        "*gpu test: no CUDA device found*",
+    ])  # fmt: skip
+
+
+def test_gated_tests_run_when_enabled(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester.makepyfile(GATED)
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    result = pytester.runpytest("-rs", "--mlperf-cloud", "--mlperf-slow", "--mlperf-cluster")
+    result.assert_outcomes(passed=2, skipped=2)  # cluster still needs its address; gpu needs a GPU here
+    result.stdout.fnmatch_lines(["*cluster test for dask: set DASK_SCHEDULER_ADDRESS*"])
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://127.0.0.1:8786")
+    result = pytester.runpytest("--mlperf-cloud", "--mlperf-slow", "--mlperf-cluster", "-k", "not gpu")
+    result.assert_outcomes(passed=3)
+
+
+@pytest.mark.parametrize(
+    ("marker", "message"),
+    [
+        ('metric="gpu"', "mlperf metric must be 'cpu' or 'wall', got 'gpu'"),
+        ("max_regression=-1", "mlperf max_regression must be a number >= 0, got -1"),
+        ("tolerance=0.1", "unknown @pytest.mark.mlperf keyword(s) ['tolerance']"),
+    ],
+)
+def test_bad_marker_values_are_usage_errors(pytester: pytest.Pytester, marker: str, message: str) -> None:
+    pytester.makepyfile(f"""
+        import pytest
+        @pytest.mark.mlperf({marker})
+        def test_b(benchmark):
+            benchmark(sum, [1, 2])
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    assert message in result.stdout.str() + result.stderr.str()
+    assert result.ret != 0
+
+
+def _run(toy: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return toy.runpytest(*FAST, *args)
+
+
+def test_records_cpu_and_wall_rounds_and_memory(toy: pytest.Pytester) -> None:
+    result = _run(toy)
+    assert result.ret == 0
+    run = json.loads((toy.path / "reports" / "latest.json").read_text())
+    assert run["schema_version"] == 1 and run["machine_id"] == machine_id()
+    by_id = {b["id"]: b for b in run["benchmarks"]}
+    toy_rec = by_id["test_toy.py::test_toy"]
+    assert toy_rec["metric"] == "cpu"
+    assert toy_rec["cpu"]["n"] == toy_rec["wall"]["n"] == len(toy_rec["cpu"]["samples"]) >= 20
+    # CPU time of a single-threaded loop cannot exceed its wall time by more than clock granularity
+    assert toy_rec["cpu"]["median"] <= toy_rec["wall"]["median"] * 1.05 + 1e-5
+    assert by_id["test_toy.py::test_toy_memory"]["memory"]["peak"] >= 4_000_000
+    assert all(b["verdict"]["time"] == "new" for b in run["benchmarks"])
+    history = toy.path / "reports" / "history" / f"{machine_id()}.jsonl"
+    line = json.loads(history.read_text().splitlines()[-1])
+    assert "samples" not in line["benchmarks"][0]["cpu"]
+
+
+def test_disabled_benchmarks_record_nothing(toy: pytest.Pytester) -> None:
+    result = _run(toy, "--benchmark-disable")
+    assert result.ret == 0
+    assert not (toy.path / "reports" / "latest.json").exists()
+
+
+def _save(toy: pytest.Pytester) -> Path:
+    result = _run(toy, "--mlperf-save-baseline")
+    assert result.ret == 0, result.stdout.str()
+    path = toy.path / "baselines" / machine_id() / "toy.json"
+    data = json.loads(path.read_text())
+    assert data["schema_version"] == SCHEMA_VERSION
+    assert set(data["benchmarks"]) == {"test_toy.py::test_toy", "test_toy.py::test_toy_memory"}
+    return path
+
+
+def test_two_times_slower_fails_the_session_with_a_regression_row(
+    toy: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _save(toy)
+    monkeypatch.setenv("TOY_SLOWDOWN", "2")
+    result = _run(toy)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*test_toy.py::test_toy *cpu*x slower (p=*REGRESSION*", "*1 REGRESSION(s)*"])
+    run = json.loads((toy.path / "reports" / "latest.json").read_text())
+    assert run["gate"]["regressions"] == ["test_toy.py::test_toy"]
+    result = _run(toy, "--mlperf-no-gate")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*1 REGRESSION(s) (ignored: --mlperf-no-gate)*"])
+
+
+def test_unchanged_benchmark_passes_five_runs_of_five(toy: pytest.Pytester) -> None:
+    _save(toy)
+    verdicts = []
+    for _ in range(5):
+        result = _run(toy)
+        run = json.loads((toy.path / "reports" / "latest.json").read_text())
+        verdicts.append([b["verdict"]["time"] for b in run["benchmarks"]])
+        assert result.ret == 0, result.stdout.str()
+    assert all("REGRESSION" not in v for v in verdicts)
+
+
+def test_memory_hungry_variant_is_caught_by_the_memory_gate(
+    toy: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _save(toy)
+    monkeypatch.setenv("TOY_BYTES", "12000000")
+    result = _run(toy, "-k", "memory")
+    assert result.ret == 1
+    run = json.loads((toy.path / "reports" / "latest.json").read_text())
+    (rec,) = run["benchmarks"]
+    assert rec["verdict"]["memory"] == "REGRESSION"
+    assert rec["verdict"]["memory_ratio"] > 2.5
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "is unreadable or corrupt"),
+        (json.dumps({"kind": "mlperf-baseline", "schema_version": 99, "benchmarks": {}}),
+         "has schema_version 99; this mlperf reads version 1; upgrade mlperf"),
+        (json.dumps({"kind": "mlperf-baseline", "schema_version": 0, "benchmarks": {}}),
+         "has schema_version 0; this mlperf reads version 1; re-record it with `make baseline`"),
+    ],
+)  # fmt: skip
+def test_corrupt_or_future_baseline_is_refused_clearly(toy: pytest.Pytester, content: str, message: str) -> None:
+    path = toy.path / "baselines" / machine_id() / "toy.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(content)
+    result = _run(toy)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    text = result.stderr.str()
+    assert str(path) in text and message in text
+
+
+def test_importing_mlperf_and_the_plugin_stays_light() -> None:
+    code = (
+        "import sys, mlperf, mlperf.plugin, mlperf.data, mlperf.memory, mlperf.stats, mlperf.baselines, mlperf.cli\n"
+        "heavy = ['pyspark', 'ray', 'dask', 'distributed', 'numba', 'sklearn', 'matplotlib', 'boto3',\n"
+        "         'sagemaker', 'google.cloud.aiplatform', 'azure.ai.ml', 'scipy', 'cupy']\n"
+        "print(','.join(h for h in heavy if h in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
