@@ -9,7 +9,7 @@ AZURITE := $(NODE_PREFIX)/node_modules/.bin/azurite-blob
 CLUSTER_DIR := .cache/mlperf/cluster
 PYTEST := $(BIN)/python -m pytest
 # Correctness mode: benchmark bodies run once, untimed; engines grouped on one xdist worker each.
-TEST_FLAGS := -n 2 --dist loadgroup --benchmark-disable -m "not cluster"
+TEST_FLAGS := -n 2 --dist loadgroup --benchmark-disable -m "not cluster and not timing"
 
 .PHONY: setup test test-fast test-cluster test-gate bench bench-full baseline report gate-eval chromium clean
 
@@ -46,8 +46,9 @@ test-cluster: setup
 	$(PYTEST) -p no:xdist --benchmark-disable -m cluster --mlperf-cluster suites/distributed; rc=$$?; \
 	$(BIN)/python -m mlperf.distributed.cluster down --dir $(CLUSTER_DIR); exit $$rc
 
-# The gate's own error-rate check measures timing, so it runs alone, after everything else.
+# Tests that measure time (the gate's own error rates) run alone, after everything else.
 test-gate: setup
+	$(PYTEST) -p no:xdist --benchmark-disable -m timing tests
 	$(PYTEST) -p no:xdist --benchmark-disable suites/gate
 
 bench: setup

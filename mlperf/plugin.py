@@ -96,6 +96,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for name, doc in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {doc}" if doc else name)
+    _check_options(config)
+
+
+def _check_options(config: pytest.Config) -> None:
+    """Refuse option combinations that cannot do what the user asked, in one sentence."""
+    for opt in ("mlperf_baselines", "mlperf_report", "mlperf_cache"):
+        value = config.getoption(opt)
+        if value is not None and Path(value).exists() and not Path(value).is_dir():
+            flag = "--" + opt.replace("_", "-")
+            raise pytest.UsageError(f"{flag}={value!r} is a file; give a directory (it is created if missing).")
+    if config.getoption("mlperf_cluster") and not any(os.environ.get(v) for v in _CLUSTER_VARS.values()):
+        raise pytest.UsageError(
+            "--mlperf-cluster needs the cluster's address: set SPARK_REMOTE, DASK_SCHEDULER_ADDRESS "
+            "and/or RAY_ADDRESS (make test-cluster starts a loopback cluster and sets them)."
+        )
+    if config.getoption("mlperf_save_baseline"):
+        disabled = config.getoption("benchmark_disable", False) or config.getoption("benchmark_skip", False)
+        if disabled or config.getoption("numprocesses", None):
+            raise pytest.UsageError(
+                "--mlperf-save-baseline needs measured benchmarks: drop --benchmark-disable/--benchmark-skip "
+                "and -n (pytest-xdist turns benchmarks off), or run `make baseline`."
+            )
 
 
 def _skip_reason(item: pytest.Item, config: pytest.Config) -> str | None:
@@ -143,6 +165,8 @@ def _cuda_present() -> bool:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
+        if item.get_closest_marker("mlperf"):
+            _settings(item)  # a bad marker is a usage error even when benchmarks are off
         reason = _skip_reason(item, config)
         if reason:
             item.add_marker(pytest.mark.skip(reason=reason))
@@ -516,10 +540,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     bs = getattr(config, "_benchmarksession", None)
-    if bs is not None and getattr(bs, "xdist_warning", False) and not hasattr(config, "workerinput"):
+    if bs is not None and bs.disabled and not hasattr(config, "workerinput"):
+        why = "pytest-xdist is active" if getattr(bs, "xdist_warning", False) else "--benchmark-disable"
         terminalreporter.write_line(
-            "mlperf: benchmarks ran in correctness mode (each body once, untimed) because pytest-xdist "
-            "is active; run without -n to measure them."
+            f"mlperf: correctness mode ({why}): benchmark bodies ran once, untimed; nothing was measured "
+            "or gated. Run `make bench` (no -n) to measure."
         )
     run = config.stash.get(_GATE_KEY, {}).get("run")
     if not run:

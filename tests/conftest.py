@@ -29,6 +29,14 @@ def test_toy_memory(benchmark):
 '''
 
 
+@pytest.fixture(autouse=True)
+def _not_an_xdist_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs under pytester must not inherit this process's xdist identity (which turns
+    pytest-benchmark off in them) when the outer suite runs with ``-n``."""
+    for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(var, raising=False)
+
+
 @pytest.fixture
 def toy(pytester: pytest.Pytester) -> pytest.Pytester:
     """A pytester project with a pure-Python and a memory-allocating benchmark."""

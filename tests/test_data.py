@@ -8,7 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlperf.data import REGIONS, cached_frame, make_customers, make_matrix, make_purchases, write_purchases
+from mlperf.data import (
+    REGIONS,
+    cached_frame,
+    make_customers,
+    make_matrix,
+    make_purchases,
+    write_purchases,
+)
 
 
 def test_purchases_are_deterministic_and_shaped_like_the_tutorial() -> None:

@@ -64,9 +64,14 @@ def test_gated_tests_skip_with_the_enabling_hint(pytester: pytest.Pytester, monk
 
 def test_gated_tests_run_when_enabled(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     pytester.makepyfile(GATED)
-    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    for var in ("SPARK_REMOTE", "DASK_SCHEDULER_ADDRESS", "RAY_ADDRESS"):
+        monkeypatch.delenv(var, raising=False)
+    result = pytester.runpytest("--mlperf-cluster")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--mlperf-cluster needs the cluster's address" in result.stderr.str()
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6379")
     result = pytester.runpytest("-rs", "--mlperf-cloud", "--mlperf-slow", "--mlperf-cluster")
-    result.assert_outcomes(passed=2, skipped=2)  # cluster still needs its address; gpu needs a GPU here
+    result.assert_outcomes(passed=2, skipped=2)  # the dask cluster test needs its address; gpu needs a GPU
     result.stdout.fnmatch_lines(["*cluster test for dask: set DASK_SCHEDULER_ADDRESS*"])
     monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://127.0.0.1:8786")
     result = pytester.runpytest("--mlperf-cloud", "--mlperf-slow", "--mlperf-cluster", "-k", "not gpu")
@@ -131,6 +136,7 @@ def _save(toy: pytest.Pytester) -> Path:
     return path
 
 
+@pytest.mark.timing
 def test_two_times_slower_fails_the_session_with_a_regression_row(
     toy: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -146,6 +152,7 @@ def test_two_times_slower_fails_the_session_with_a_regression_row(
     result.stdout.fnmatch_lines(["*1 REGRESSION(s) (ignored: --mlperf-no-gate)*"])
 
 
+@pytest.mark.timing
 def test_unchanged_benchmark_passes_five_runs_of_five(toy: pytest.Pytester) -> None:
     _save(toy)
     verdicts = []
@@ -199,3 +206,17 @@ def test_importing_mlperf_and_the_plugin_stays_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--mlperf-save-baseline", "--benchmark-disable"), "--mlperf-save-baseline needs measured benchmarks"),
+        (("--mlperf-baselines=afile",), "--mlperf-baselines='afile' is a file; give a directory"),
+    ],
+)
+def test_bad_option_combinations_are_usage_errors(toy: pytest.Pytester, args: tuple[str, ...], message: str) -> None:
+    (toy.path / "afile").write_text("")
+    result = toy.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert message in result.stderr.str()
