@@ -51,13 +51,14 @@ test-gate: setup
 	$(PYTEST) -p no:xdist --benchmark-disable -m timing tests
 	$(PYTEST) -p no:xdist --benchmark-disable suites/gate
 
+# The report is written whatever the verdict; the exit status is the gate's.
 bench: setup
-	$(PYTEST) -p no:xdist --benchmark-enable suites --ignore=suites/gate
-	$(BIN)/mlperf report
+	$(PYTEST) -p no:xdist --benchmark-enable suites --ignore=suites/gate; rc=$$?; \
+	$(BIN)/mlperf report; exit $$rc
 
 bench-full: setup
-	$(PYTEST) -p no:xdist --benchmark-enable --mlperf-slow suites --ignore=suites/gate
-	$(BIN)/mlperf report
+	$(PYTEST) -p no:xdist --benchmark-enable --mlperf-slow suites --ignore=suites/gate; rc=$$?; \
+	$(BIN)/mlperf report; exit $$rc
 
 baseline: setup
 	$(PYTEST) -p no:xdist --benchmark-enable --mlperf-save-baseline suites --ignore=suites/gate
