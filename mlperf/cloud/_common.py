@@ -157,6 +157,7 @@ def sagemaker_config_without_telemetry(config: Mapping[str, Any] | None = None) 
     ``TelemetryOptOut: false`` in *config* is kept: the user chose it.
     """
     out: dict[str, Any] = _deepcopy(dict(config or {}))
+    out.setdefault("SchemaVersion", "1.0")  # the SDK's schema requires it
     node = out
     for key in ("SageMaker", "PythonSDK", "Modules"):
         node = node.setdefault(key, {})
