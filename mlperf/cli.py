@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import subprocess
 import sys
@@ -107,10 +108,19 @@ def _parser() -> argparse.ArgumentParser:
     ab = sub.add_parser("ab", help="same-run A/B of two revisions (the merge gate)")
     report = sub.add_parser("report", help="write reports/index.html from the latest run, baselines and history")
     for name, p in (("ab", ab), ("report", report)):
-        module = __import__(f"mlperf.{name}", fromlist=["add_arguments", "run"])
+        try:
+            module = importlib.import_module(f"mlperf.{name}")
+        except ImportError as exc:  # keep the other subcommands usable; say why this one is not
+            p.set_defaults(func=lambda _args, exc=exc, name=name: _unavailable(name, exc))
+            continue
         module.add_arguments(p)
         p.set_defaults(func=module.run)
     return parser
+
+
+def _unavailable(name: str, exc: ImportError) -> int:
+    print(f"mlperf {name}: unavailable ({exc}); reinstall with: pip install -e \".[all]\"", file=sys.stderr)
+    return 2
 
 
 def main(argv: list[str] | None = None) -> int:
