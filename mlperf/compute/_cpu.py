@@ -240,10 +240,13 @@ def safe_numpy(x: np.ndarray) -> np.ndarray:
 
 @functools.cache
 def usable(module: str) -> bool:
-    """True when *module* imports: installed is not enough (numba refuses a too-new numpy)."""
+    """True when *module* works here: installed is not enough (numba may refuse a newer numpy)."""
     try:
-        kernels() if module == "numba" else require(module)
-    except ImportError:
+        if module == "numba":
+            kernels().finish_safe(np.ones((1, 1)), np.ones(1))  # imports and compiles
+        else:
+            require(module)
+    except Exception:  # noqa: BLE001 -- any failure means "not usable here", and auto moves on
         return False
     return True
 

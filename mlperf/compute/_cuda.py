@@ -42,15 +42,15 @@ __global__ void row_norms(const T* __restrict__ x, long long n, long long m,
             s = sqrt(s);
         } else {
             double amax = 0.0;
-            int nan = 0;
+            int has_nan = 0;
             for (long long j = lane; j < m; j += 32) {
                 double v = fabs((double)row[j * cs]);
-                if (v != v) nan = 1; else amax = fmax(amax, v);
+                if (v != v) has_nan = 1; else amax = fmax(amax, v);
             }
             for (int o = 16; o > 0; o >>= 1) amax = fmax(amax, __shfl_xor_sync(FULL, amax, o));
-            if (__any_sync(FULL, nan)) {
+            if (__any_sync(FULL, has_nan)) {
                 s = __longlong_as_double(0x7ff8000000000000LL);
-            } else if (isinf(amax) || amax == 0.0) {
+            } else if (amax > HUGE_SQ || amax == 0.0) {  // inf, or all zeros
                 s = amax;
             } else {
                 int e;
@@ -89,7 +89,7 @@ def row_norms_cuda(x: Any) -> Any:
     else:
         xd = cp.asarray(as_matrix(x))  # the host-to-device copy: time it apart
     n, m = xd.shape
-    out = cp.zeros(n, dtype=cp.float64)
+    out = cp.empty(n, dtype=cp.float64) if m else cp.zeros(n, dtype=cp.float64)
     if n and m:
         sms = cp.cuda.Device().attributes["MultiProcessorCount"]
         grid = max(1, min(-(-n * 32 // _CUDA_BLOCK), sms * 64))
