@@ -83,16 +83,39 @@ def test_every_provider_trains_the_same_model_on_the_same_input(runs):
 @pytest.mark.parametrize(
     ("provider", "argv", "env"),
     [
-        ("sagemaker", ["--n_estimators", "60", "--max_depth", "6"],
-         {"SM_CHANNEL_TRAIN": "input/data/train", "SM_MODEL_DIR": "model",
-          "SM_OUTPUT_DATA_DIR": "output/data"}),
-        ("azure", ["--data", "input/data/train", "--n_estimators", "60", "--max_depth", "6",
-                   "--model_dir", "outputs"], {}),
-        ("vertex", ["--n_estimators=60", "--max_depth=6"],
-         {"AIP_MODEL_DIR": "model", "AIP_TRAINING_DATA_URI": "input/data/train/*.csv"}),
+        (
+            "sagemaker",
+            ["--n_estimators", "60", "--max_depth", "6"],
+            {
+                "SM_CHANNEL_TRAIN": "input/data/train",
+                "SM_MODEL_DIR": "model",
+                "SM_OUTPUT_DATA_DIR": "output/data",
+            },
+        ),
+        (
+            "azure",
+            [
+                "--data",
+                "input/data/train",
+                "--n_estimators",
+                "60",
+                "--max_depth",
+                "6",
+                "--model_dir",
+                "outputs",
+            ],
+            {},
+        ),
+        (
+            "vertex",
+            ["--n_estimators=60", "--max_depth=6"],
+            {"AIP_MODEL_DIR": "model", "AIP_TRAINING_DATA_URI": "input/data/train/*.csv"},
+        ),
     ],
 )
-def test_each_provider_hands_over_data_model_dir_and_flags_its_way(provider, argv, env, frame, tmp_path):
+def test_each_provider_hands_over_data_model_dir_and_flags_its_way(
+    provider, argv, env, frame, tmp_path
+):
     probe = tmp_path / "probe.py"
     probe.write_text(PROBE)
     root = tmp_path / "run"
@@ -117,8 +140,9 @@ def test_a_csv_file_or_directory_is_staged_as_the_channel(frame, runs, tmp_path)
     whole = run_local(None, data, HPS, workdir=tmp_path / "dir")
     assert whole.metrics == runs["sagemaker"].metrics  # both files read, in order
     # one file; and unlimited depth is spelled None
-    one = run_local(None, data / "a.csv", {"n_estimators": 10, "max_depth": None},
-                    workdir=tmp_path / "file")
+    one = run_local(
+        None, data / "a.csv", {"n_estimators": 10, "max_depth": None}, workdir=tmp_path / "file"
+    )
     summary = json.loads((tmp_path / "file" / "output" / "data" / "metrics.json").read_text())
     assert summary["n_rows"] == 500 and one.metrics["accuracy"] > 0.6
     assert joblib.load(one.model_path).max_depth is None
@@ -185,8 +209,11 @@ def test_run_local_cost_before_the_cloud(benchmark, tmp_path):
     data = tmp_path / "train.csv"
     seed_frame(10_000).to_csv(data, index=False)
     runs = iter(range(1_000_000))
-    result = benchmark(lambda: run_local(None, data, {"n_estimators": 50, "max_depth": 8},
-                                         workdir=tmp_path / f"run{next(runs)}"))
+    result = benchmark(
+        lambda: run_local(
+            None, data, {"n_estimators": 50, "max_depth": 8}, workdir=tmp_path / f"run{next(runs)}"
+        )
+    )
     assert result.metrics["accuracy"] > 0.8
     benchmark.extra_info["accuracy"] = result.metrics["accuracy"]
     benchmark.extra_info["python"] = sys.version.split()[0]

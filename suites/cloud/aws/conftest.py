@@ -119,6 +119,35 @@ def bucket(aws: Any) -> str:
 
 
 @pytest.fixture
+def finished_job(aws: Any, bucket: str) -> str:
+    """A completed training job made with one plain CreateTrainingJob call (no SDK staging).
+
+    For tests about what happens after training; the SDK path itself is tested in
+    test_train_creates_the_job_with_image_script_and_hyperparameters.
+    """
+    from mlperf.cloud.sagemaker import image_uri
+
+    name = "mlperf-finished"
+    aws.client("sagemaker").create_training_job(
+        TrainingJobName=name,
+        AlgorithmSpecification={"TrainingImage": image_uri(REGION), "TrainingInputMode": "File"},
+        RoleArn=ROLE,
+        InputDataConfig=[
+            {
+                "ChannelName": "train",
+                "DataSource": {
+                    "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{bucket}/train/"}
+                },
+            }
+        ],
+        OutputDataConfig={"S3OutputPath": f"s3://{bucket}/output"},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 30},
+        StoppingCondition={"MaxRuntimeInSeconds": 3600},
+    )
+    return name
+
+
+@pytest.fixture
 def queue_predictions(moto_server: str) -> Callable[[str, str], None]:
     """Queue the body moto's InvokeEndpoint returns next (its results API)."""
 

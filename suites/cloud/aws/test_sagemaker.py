@@ -80,18 +80,22 @@ def test_upload_data_refuses_an_empty_frame(make_frame, aws, bucket):
 # ------------------------------------------------------------------ training
 
 
-def test_train_creates_the_job_with_image_script_and_hyperparameters(aws, bucket, calls, train_frame):
+def test_train_creates_the_job_with_image_script_and_hyperparameters(
+    aws, bucket, calls, train_frame
+):
     uri = sm_mod.upload_data(train_frame, bucket, "flow/train", session=aws)
-    job = sm_mod.train(uri, role=ROLE, hyperparameters={"n_estimators": 120, "max_depth": 7},
-                       session=aws)
+    job = sm_mod.train(
+        uri, role=ROLE, hyperparameters={"n_estimators": 120, "max_depth": 7}, session=aws
+    )
     desc = aws.client("sagemaker").describe_training_job(TrainingJobName=job.name)
     assert job.status == desc["TrainingJobStatus"] == "Completed"
     assert desc["AlgorithmSpecification"]["TrainingImage"] == sm_mod.image_uri(REGION)
     assert "sagemaker-scikit-learn:1.2-1-cpu-py3" in job.image_uri
     assert desc["RoleArn"] == ROLE
     assert desc["HyperParameters"] == {"target": "target", "n_estimators": "120", "max_depth": "7"}
-    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"]
-                for c in desc["InputDataConfig"]}
+    channels = {
+        c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in desc["InputDataConfig"]
+    }
     assert channels["train"] == uri
     # the shipped script is what the job's code channel holds, byte for byte
     code = _objects(aws, channels["code"].split(f"{BUCKET}/", 1)[1])
@@ -119,14 +123,12 @@ def test_a_failed_training_job_surfaces_its_failure_reason(aws, bucket, moto_job
         sm_mod.train(uri, role=ROLE, session=aws)
 
 
-def test_wait_stops_a_job_that_outlives_its_timeout(aws, bucket, calls, moto_job, train_frame):
-    uri = sm_mod.upload_data(train_frame, bucket, session=aws)
-    job = sm_mod.train(uri, role=ROLE, wait=False, session=aws)
-    moto_job(job.name).training_job_status = "InProgress"
+def test_wait_stops_a_job_that_outlives_its_timeout(aws, finished_job, calls, moto_job):
+    moto_job(finished_job).training_job_status = "InProgress"
     with pytest.raises(CloudError, match="still InProgress after 0 s; could not stop it"):
-        sm_mod.wait_for_training_job(job.name, timeout=0, poll=0.01, session=aws)
+        sm_mod.wait_for_training_job(finished_job, timeout=0, poll=0.01, session=aws)
     stop = [c for c in calls if c.operation == "StopTrainingJob"]
-    assert [(c.params, c.status) for c in stop] == [({"TrainingJobName": job.name}, 500)]
+    assert [(c.params, c.status) for c in stop] == [({"TrainingJobName": finished_job}, 500)]
 
 
 def test_delete_waits_for_a_job_it_cannot_stop(aws, bucket, calls, moto_job, train_frame):
@@ -154,12 +156,18 @@ def test_tune_creates_the_tuning_job_the_tutorial_meant(aws, bucket, train_frame
     uri = sm_mod.upload_data(train_frame, bucket, session=aws)
     job = sm_mod.tune(uri, role=ROLE, session=aws)
     desc = aws.client("sagemaker").describe_hyper_parameter_tuning_job(
-        HyperParameterTuningJobName=job.name)
+        HyperParameterTuningJobName=job.name
+    )
     config, definition = desc["HyperParameterTuningJobConfig"], desc["TrainingJobDefinition"]
-    assert config["HyperParameterTuningJobObjective"] == {"Type": "Maximize", "MetricName": "accuracy"}
+    assert config["HyperParameterTuningJobObjective"] == {
+        "Type": "Maximize",
+        "MetricName": "accuracy",
+    }
     assert config["ResourceLimits"] == {"MaxNumberOfTrainingJobs": 10, "MaxParallelTrainingJobs": 2}
-    ranges = {r["Name"]: (r["MinValue"], r["MaxValue"])
-              for r in config["ParameterRanges"]["IntegerParameterRanges"]}
+    ranges = {
+        r["Name"]: (r["MinValue"], r["MaxValue"])
+        for r in config["ParameterRanges"]["IntegerParameterRanges"]
+    }
     assert ranges == {"n_estimators": ("50", "200"), "max_depth": ("5", "15")}
     assert definition["AlgorithmSpecification"]["TrainingImage"] == sm_mod.image_uri(REGION)
     assert definition["StaticHyperParameters"]["sagemaker_program"] == "train_sklearn.py"
@@ -167,8 +175,10 @@ def test_tune_creates_the_tuning_job_the_tutorial_meant(aws, bucket, train_frame
     with tarfile.open(fileobj=io.BytesIO(_objects(aws)[tarball.split(f"{BUCKET}/", 1)[1]])) as tar:
         member = tar.extractfile("train_sklearn.py")
         assert member is not None and member.read() == training_script().read_bytes()
-    assert {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"]
-            for c in definition["InputDataConfig"]}["train"] == uri
+    assert {
+        c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"]
+        for c in definition["InputDataConfig"]
+    }["train"] == uri
     # the seed tutorial's tuner had no metric definition: the objective could never be read.
     # Here the regex SageMaker stored must find the value in the script's real output.
     (metric,) = definition["AlgorithmSpecification"]["MetricDefinitions"]
@@ -207,10 +217,13 @@ def test_best_training_job_falls_back_where_listing_is_missing(aws, bucket, call
     calls.clear()
     best = sm_mod.best_training_job(job, session=aws)
     described = aws.client("sagemaker").describe_hyper_parameter_tuning_job(
-        HyperParameterTuningJobName=job.name)["BestTrainingJob"]["TrainingJobName"]
+        HyperParameterTuningJobName=job.name
+    )["BestTrainingJob"]["TrainingJobName"]
     assert best == described
     listing = [c for c in calls if c.operation == "ListTrainingJobsForHyperParameterTuningJob"]
-    assert [(c.params["HyperParameterTuningJobName"], c.status) for c in listing] == [(job.name, 500)]
+    assert [(c.params["HyperParameterTuningJobName"], c.status) for c in listing] == [
+        (job.name, 500)
+    ]
     sm_mod.delete(job, uri, session=aws)
     _assert_nothing_left(aws)
 
@@ -228,12 +241,17 @@ class _StubbedSession:
 
 def _summary(name: str, value: float | None, status: str = "Completed") -> dict[str, Any]:
     out: dict[str, Any] = {
-        "TrainingJobName": name, "TrainingJobArn": f"arn:aws:sagemaker:{REGION}:1:training-job/{name}",
-        "CreationTime": pd.Timestamp("2026-01-01"), "TrainingJobStatus": status,
+        "TrainingJobName": name,
+        "TrainingJobArn": f"arn:aws:sagemaker:{REGION}:1:training-job/{name}",
+        "CreationTime": pd.Timestamp("2026-01-01"),
+        "TrainingJobStatus": status,
         "TunedHyperParameters": {"n_estimators": "100", "max_depth": "7"},
     }
     if value is not None:
-        out["FinalHyperParameterTuningJobObjectiveMetric"] = {"MetricName": "accuracy", "Value": value}
+        out["FinalHyperParameterTuningJobObjectiveMetric"] = {
+            "MetricName": "accuracy",
+            "Value": value,
+        }
     return out
 
 
@@ -241,17 +259,32 @@ def test_best_training_job_reads_the_listing_when_it_exists(aws):
     from botocore.stub import Stubber
 
     client = aws.client("sagemaker")
-    describe = {"HyperParameterTuningJobName": "t", "HyperParameterTuningJobArn": "arn:x",
-                "HyperParameterTuningJobConfig": {
-                    "Strategy": "Bayesian", "ResourceLimits": {"MaxParallelTrainingJobs": 2},
-                    "HyperParameterTuningJobObjective": {"Type": "Maximize", "MetricName": "accuracy"}},
-                "HyperParameterTuningJobStatus": "Completed", "CreationTime": pd.Timestamp("2026-01-01"),
-                "TrainingJobStatusCounters": {}, "ObjectiveStatusCounters": {}}
+    describe = {
+        "HyperParameterTuningJobName": "t",
+        "HyperParameterTuningJobArn": "arn:x",
+        "HyperParameterTuningJobConfig": {
+            "Strategy": "Bayesian",
+            "ResourceLimits": {"MaxParallelTrainingJobs": 2},
+            "HyperParameterTuningJobObjective": {"Type": "Maximize", "MetricName": "accuracy"},
+        },
+        "HyperParameterTuningJobStatus": "Completed",
+        "CreationTime": pd.Timestamp("2026-01-01"),
+        "TrainingJobStatusCounters": {},
+        "ObjectiveStatusCounters": {},
+    }
     with Stubber(client) as stub:
         stub.add_response("describe_hyper_parameter_tuning_job", describe)
         # the service's sort is trusted only as far as it goes: a failed job has no value
-        stub.add_response("list_training_jobs_for_hyper_parameter_tuning_job", {"TrainingJobSummaries": [
-            _summary("j-failed", None, "Failed"), _summary("j-2", 0.91), _summary("j-1", 0.87)]})
+        stub.add_response(
+            "list_training_jobs_for_hyper_parameter_tuning_job",
+            {
+                "TrainingJobSummaries": [
+                    _summary("j-failed", None, "Failed"),
+                    _summary("j-2", 0.91),
+                    _summary("j-1", 0.87),
+                ]
+            },
+        )
         assert sm_mod.best_training_job("t", session=_StubbedSession(client)) == "j-2"
         stub.assert_no_pending_responses()
 
@@ -266,7 +299,9 @@ def _local_predictions(frame: pd.DataFrame, rows: pd.DataFrame, tmp_path: Any) -
     return joblib.load(result.model_path).predict(rows.to_numpy())
 
 
-def test_deploy_predict_delete(make_frame, aws, bucket, calls, queue_predictions, train_frame, tmp_path):
+def test_deploy_predict_delete(
+    make_frame, aws, bucket, calls, queue_predictions, train_frame, tmp_path
+):
     uri = sm_mod.upload_data(train_frame, bucket, session=aws)
     job = sm_mod.train(uri, role=ROLE, session=aws)
     dep = sm_mod.deploy(job, role=ROLE, session=aws)
@@ -275,11 +310,14 @@ def test_deploy_predict_delete(make_frame, aws, bucket, calls, queue_predictions
     container = sm.describe_model(ModelName=dep.model_name)["PrimaryContainer"]
     assert container["Image"] == job.image_uri and container["ModelDataUrl"] == job.model_data
     assert container["Environment"]["SAGEMAKER_PROGRAM"] == "train_sklearn.py"
-    code = _objects(aws)[container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"].split(f"{BUCKET}/", 1)[1]]
+    code = _objects(aws)[
+        container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"].split(f"{BUCKET}/", 1)[1]
+    ]
     with tarfile.open(fileobj=io.BytesIO(code)) as tar:
         assert tar.getnames() == ["train_sklearn.py"]
     (variant,) = sm.describe_endpoint_config(EndpointConfigName=dep.endpoint_config_name)[
-        "ProductionVariants"]
+        "ProductionVariants"
+    ]
     assert (variant["ModelName"], variant["InstanceType"]) == (dep.model_name, "ml.m5.large")
 
     rows = make_frame(8, seed=7).drop(columns="target")
@@ -296,9 +334,8 @@ def test_deploy_predict_delete(make_frame, aws, bucket, calls, queue_predictions
     _assert_nothing_left(aws)
 
 
-def test_predict_counts_the_reply(aws, bucket, queue_predictions, train_frame):
-    job = sm_mod.train(sm_mod.upload_data(train_frame, bucket, session=aws), role=ROLE, session=aws)
-    dep = sm_mod.deploy(job, role=ROLE, session=aws)
+def test_predict_counts_the_reply(aws, finished_job, queue_predictions):
+    dep = sm_mod.deploy(finished_job, role=ROLE, session=aws)
     queue_predictions("1\n0\n")
     with pytest.raises(CloudError, match="returned 2 predictions for 3 rows"):
         sm_mod.predict(dep, np.zeros((3, 10)), session=aws)
@@ -308,9 +345,8 @@ def test_predict_counts_the_reply(aws, bucket, queue_predictions, train_frame):
         sm_mod.predict(dep, [["a", "b"]], session=aws)
 
 
-def test_deploy_update_falls_back_to_recreating_the_endpoint(aws, bucket, calls, train_frame):
-    uri = sm_mod.upload_data(train_frame, bucket, session=aws)
-    job = sm_mod.train(uri, role=ROLE, session=aws)
+def test_deploy_update_falls_back_to_recreating_the_endpoint(aws, finished_job, calls):
+    job = finished_job
     first = sm_mod.deploy(job, role=ROLE, endpoint_name="mlperf-live", session=aws)
     with pytest.raises(CloudError, match="already exists; pass update=True"):
         sm_mod.deploy(job, role=ROLE, endpoint_name="mlperf-live", session=aws)
@@ -319,20 +355,20 @@ def test_deploy_update_falls_back_to_recreating_the_endpoint(aws, bucket, calls,
     ops = _ops(calls)
     update = ops.index("UpdateEndpoint")
     assert calls[update].status == 500
-    assert ops[update + 1:update + 3] == ["DeleteEndpoint", "CreateEndpoint"]
+    assert ops[update + 1 : update + 3] == ["DeleteEndpoint", "CreateEndpoint"]
     sm = aws.client("sagemaker")
     live = sm.describe_endpoint(EndpointName="mlperf-live")
     assert live["EndpointConfigName"] == second.endpoint_config_name != first.endpoint_config_name
     assert [m["ModelName"] for m in sm.list_models()["Models"]] == [second.model_name]
     assert [c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]] == [
-        second.endpoint_config_name]
-    sm_mod.delete(second, job, uri, session=aws)
+        second.endpoint_config_name
+    ]
+    sm_mod.delete(second, session=aws)
     _assert_nothing_left(aws)
 
 
-def test_a_partial_deployment_is_cleaned_up(aws, bucket, train_frame):
-    uri = sm_mod.upload_data(train_frame, bucket, session=aws)
-    job = sm_mod.train(uri, role=ROLE, session=aws)
+def test_a_partial_deployment_is_cleaned_up(aws, finished_job):
+    job = finished_job
     before = set(_objects(aws))
     with pytest.raises(CloudError, match=r"ml\.bogus.*cleaned up.*model mlperf-sklearn"):
         sm_mod.deploy(job, role=ROLE, instance_type="ml.bogus", session=aws)
