@@ -47,7 +47,9 @@ TRACKED_PACKAGES = (
 )  # fmt: skip
 #: samples kept per benchmark and clock (evenly thinned beyond this)
 MAX_SAMPLES = 200
-FIX_HINT = "re-record it with `make baseline` (pytest suites --benchmark-enable --mlperf-save-baseline)"
+FIX_HINT = (
+    "re-record it with `make baseline` (pytest suites --benchmark-enable --mlperf-save-baseline)"
+)
 
 
 class BaselineError(Exception):
@@ -104,7 +106,12 @@ def current_commit(root: Path | str = ".") -> str | None:
     """``git rev-parse HEAD`` of *root* (suffixed ``-dirty`` when the tree has changes), or None."""
     try:
         head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10, check=True
+            ["git", "rev-parse", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
@@ -139,17 +146,17 @@ def load_file(path: Path | str) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BaselineError(f"baseline file {str(path)!r} is unreadable or corrupt ({exc}); {FIX_HINT}") from exc
+        raise BaselineError(
+            f"baseline file {str(path)!r} is unreadable or corrupt ({exc}); {FIX_HINT}"
+        ) from exc
     if not isinstance(data, dict) or data.get("kind") != "mlperf-baseline":
-        raise BaselineError(f"{str(path)!r} is not an mlperf baseline file; delete it or {FIX_HINT}")
+        raise BaselineError(
+            f"{str(path)!r} is not an mlperf baseline file; delete it or {FIX_HINT}"
+        )
     version = data.get("schema_version")
     if version != SCHEMA_VERSION:
         newer = isinstance(version, int) and version > SCHEMA_VERSION
-        fix = (
-            "upgrade mlperf (pip install -U mlperf) to read it"
-            if newer
-            else FIX_HINT
-        )
+        fix = "upgrade mlperf (pip install -U mlperf) to read it" if newer else FIX_HINT
         raise BaselineError(
             f"baseline file {str(path)!r} has schema_version {version!r}; this mlperf reads "
             f"version {SCHEMA_VERSION}; {fix}"

@@ -39,7 +39,9 @@ def _baseline_show(args: argparse.Namespace) -> int:
     if not entries:
         print(f"no baselines in {folder}; record them with `mlperf baseline save`", file=sys.stderr)
         return 1
-    print(f"{'benchmark':70} {'metric':6} {'cpu median':>12} {'wall median':>12} {'peak MiB':>9}  recorded")
+    print(
+        f"{'benchmark':70} {'metric':6} {'cpu median':>12} {'wall median':>12} {'peak MiB':>9}  recorded"
+    )
     for bid, e in sorted(entries.items()):
         cpu = (e.get("cpu") or {}).get("median")
         wall = (e.get("wall") or {}).get("median")
@@ -99,14 +101,18 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--dir", default="baselines")
     show.add_argument("--machine", default=None, help="machine id (default: this machine)")
     show.set_defaults(func=_baseline_show)
-    diff = bsub.add_parser("diff", help="compare two baseline files/folders or run files (latest.json)")
+    diff = bsub.add_parser(
+        "diff", help="compare two baseline files/folders or run files (latest.json)"
+    )
     diff.add_argument("old")
     diff.add_argument("new")
     diff.add_argument("--max-regression", type=float, default=0.25)
     diff.set_defaults(func=_baseline_diff)
 
     ab = sub.add_parser("ab", help="same-run A/B of two revisions (the merge gate)")
-    report = sub.add_parser("report", help="write reports/index.html from the latest run, baselines and history")
+    report = sub.add_parser(
+        "report", help="write reports/index.html from the latest run, baselines and history"
+    )
     for name, p in (("ab", ab), ("report", report)):
         try:
             module = importlib.import_module(f"mlperf.{name}")
@@ -119,7 +125,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _unavailable(name: str, exc: ImportError) -> int:
-    print(f"mlperf {name}: unavailable ({exc}); reinstall with: pip install -e \".[all]\"", file=sys.stderr)
+    print(
+        f'mlperf {name}: unavailable ({exc}); reinstall with: pip install -e ".[all]"',
+        file=sys.stderr,
+    )
     return 2
 
 

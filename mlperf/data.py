@@ -59,7 +59,9 @@ def make_purchases(n_rows: int, seed: int = 42) -> pd.DataFrame:
             "income": rng.normal(500, 150, n_rows),
             "purchase_amount": rng.exponential(100, n_rows),
             "purchase_count": rng.poisson(5, n_rows).astype(np.int64),
-            "region": pd.array(np.asarray(REGIONS)[rng.integers(0, len(REGIONS), n_rows)], dtype="str"),
+            "region": pd.array(
+                np.asarray(REGIONS)[rng.integers(0, len(REGIONS), n_rows)], dtype="str"
+            ),
         }
     )
 
@@ -145,7 +147,9 @@ def cached_frame(kind: str, n_rows: int, *, seed: int = 42, cache_dir: str | Pat
     processes (xdist workers) may fill the cache at once.
     """
     if kind not in GENERATORS:
-        raise ValueError(f"cached_frame: unknown data set {kind!r}; choose one of {sorted(GENERATORS)}")
+        raise ValueError(
+            f"cached_frame: unknown data set {kind!r}; choose one of {sorted(GENERATORS)}"
+        )
     path = Path(cache_dir) / f"{kind}-{n_rows}-seed{seed}.parquet"
     if path.exists():
         return pd.read_parquet(path)

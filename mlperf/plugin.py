@@ -35,7 +35,11 @@ MARKERS: dict[str, str] = {
 }
 
 #: engine marker -> (module to probe, extra that installs it)
-_ENGINE_MODULES = {"spark": ("pyspark", "spark"), "dask": ("distributed", "dask"), "ray": ("ray", "ray")}
+_ENGINE_MODULES = {
+    "spark": ("pyspark", "spark"),
+    "dask": ("distributed", "dask"),
+    "ray": ("ray", "ray"),
+}
 _CLUSTER_VARS = {"spark": "SPARK_REMOTE", "dask": "DASK_SCHEDULER_ADDRESS", "ray": "RAY_ADDRESS"}
 
 
@@ -105,14 +109,20 @@ def _check_options(config: pytest.Config) -> None:
         value = config.getoption(opt)
         if value is not None and Path(value).exists() and not Path(value).is_dir():
             flag = "--" + opt.replace("_", "-")
-            raise pytest.UsageError(f"{flag}={value!r} is a file; give a directory (it is created if missing).")
-    if config.getoption("mlperf_cluster") and not any(os.environ.get(v) for v in _CLUSTER_VARS.values()):
+            raise pytest.UsageError(
+                f"{flag}={value!r} is a file; give a directory (it is created if missing)."
+            )
+    if config.getoption("mlperf_cluster") and not any(
+        os.environ.get(v) for v in _CLUSTER_VARS.values()
+    ):
         raise pytest.UsageError(
             "--mlperf-cluster needs the cluster's address: set SPARK_REMOTE, DASK_SCHEDULER_ADDRESS "
             "and/or RAY_ADDRESS (make test-cluster starts a loopback cluster and sets them)."
         )
     if config.getoption("mlperf_save_baseline"):
-        disabled = config.getoption("benchmark_disable", False) or config.getoption("benchmark_skip", False)
+        disabled = config.getoption("benchmark_disable", False) or config.getoption(
+            "benchmark_skip", False
+        )
         if disabled or config.getoption("numprocesses", None):
             raise pytest.UsageError(
                 "--mlperf-save-baseline needs measured benchmarks: drop --benchmark-disable/--benchmark-skip "
@@ -124,7 +134,9 @@ def _skip_reason(item: pytest.Item, config: pytest.Config) -> str | None:
     from mlperf._optional import available, install_hint
 
     if item.get_closest_marker("cloud") and not config.getoption("mlperf_cloud"):
-        return "cloud test: spends money on a real account; enable with --mlperf-cloud and credentials"
+        return (
+            "cloud test: spends money on a real account; enable with --mlperf-cloud and credentials"
+        )
     if item.get_closest_marker("slow") and not config.getoption("mlperf_slow"):
         return "slow variant: enable with --mlperf-slow (make bench-full)"
     for engine, (module, _extra) in _ENGINE_MODULES.items():
@@ -242,8 +254,6 @@ def matrix_10k() -> np.ndarray:
     return make_matrix(10_000, 100)
 
 
-
-
 # ------------------------------------------------------------ recording rounds
 
 
@@ -282,20 +292,33 @@ class _DualClock:
 
 def _settings(item: pytest.Item) -> dict[str, Any]:
     marker = item.get_closest_marker("mlperf")
-    opts: dict[str, Any] = {"metric": "cpu", "max_regression": 0.25, "max_memory_regression": 0.10, "memory": True}
+    opts: dict[str, Any] = {
+        "metric": "cpu",
+        "max_regression": 0.25,
+        "max_memory_regression": 0.10,
+        "memory": True,
+    }
     if marker is None:
         return opts
     if marker.args:
-        raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.mlperf takes keywords only, got {marker.args!r}")
+        raise pytest.UsageError(
+            f"{item.nodeid}: @pytest.mark.mlperf takes keywords only, got {marker.args!r}"
+        )
     unknown = set(marker.kwargs) - set(opts)
     if unknown:
-        raise pytest.UsageError(f"{item.nodeid}: unknown @pytest.mark.mlperf keyword(s) {sorted(unknown)}; known: {sorted(opts)}")
+        raise pytest.UsageError(
+            f"{item.nodeid}: unknown @pytest.mark.mlperf keyword(s) {sorted(unknown)}; known: {sorted(opts)}"
+        )
     opts.update(marker.kwargs)
     if opts["metric"] not in ("cpu", "wall"):
-        raise pytest.UsageError(f"{item.nodeid}: mlperf metric must be 'cpu' or 'wall', got {opts['metric']!r}")
+        raise pytest.UsageError(
+            f"{item.nodeid}: mlperf metric must be 'cpu' or 'wall', got {opts['metric']!r}"
+        )
     for key in ("max_regression", "max_memory_regression"):
         if not isinstance(opts[key], (int, float)) or opts[key] < 0:
-            raise pytest.UsageError(f"{item.nodeid}: mlperf {key} must be a number >= 0, got {opts[key]!r}")
+            raise pytest.UsageError(
+                f"{item.nodeid}: mlperf {key} must be a number >= 0, got {opts[key]!r}"
+            )
     return opts
 
 
@@ -322,7 +345,9 @@ def _instrument(fixture: Any, settings: dict[str, Any], sink: dict[str, Any]) ->
 
     def _raw_pedantic(target: Callable[..., Any], args: Any = (), kwargs: Any = None, setup: Any = None,
                       teardown: Any = None, **rest: Any) -> Any:  # fmt: skip
-        result = raw_pedantic(target, args=args, kwargs=kwargs, setup=setup, teardown=teardown, **rest)
+        result = raw_pedantic(
+            target, args=args, kwargs=kwargs, setup=setup, teardown=teardown, **rest
+        )
         if fixture.enabled and settings["memory"]:
             a, kw = args, kwargs or {}
             if setup is not None:
@@ -343,7 +368,9 @@ class _Recorder:
     def __init__(self) -> None:
         self.records: list[dict[str, Any]] = []
 
-    def add(self, item: pytest.Item, fixture: Any, settings: dict[str, Any], sink: dict[str, Any]) -> None:
+    def add(
+        self, item: pytest.Item, fixture: Any, settings: dict[str, Any], sink: dict[str, Any]
+    ) -> None:
         from mlperf.baselines import suite_of
         from mlperf.stats import summarize
 
@@ -352,7 +379,9 @@ class _Recorder:
         if not data or "clock" not in sink:
             return
         wall, cpu = sink["clock"].rounds(len(data), stats.iterations)
-        if len(wall) != len(data):  # pytest-benchmark changed its timer protocol: keep its wall samples only
+        if len(wall) != len(
+            data
+        ):  # pytest-benchmark changed its timer protocol: keep its wall samples only
             wall, cpu = data, []
         record: dict[str, Any] = {
             "id": item.nodeid,
@@ -415,7 +444,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     config.stash[_GATE_KEY] = {"stored": stored, "root": root}
 
 
-def _verdict(record: dict[str, Any], stored: dict[str, Any] | None, elsewhere: set[str]) -> dict[str, Any]:
+def _verdict(
+    record: dict[str, Any], stored: dict[str, Any] | None, elsewhere: set[str]
+) -> dict[str, Any]:
     from mlperf.stats import compare_samples, describe_ratio, memory_verdict
 
     if stored is None:
@@ -424,14 +455,25 @@ def _verdict(record: dict[str, Any], stored: dict[str, Any] | None, elsewhere: s
     metric = record["metric"]
     ref = (stored.get(metric) or {}).get("samples") or []
     cur = (record.get(metric) or {}).get("samples") or []
-    verdict: dict[str, Any] = {"time": "new", "memory": "new", "ratio": None, "p": None, "text": "new"}
+    verdict: dict[str, Any] = {
+        "time": "new",
+        "memory": "new",
+        "ratio": None,
+        "p": None,
+        "text": "new",
+    }
     if ref and cur:
         cmp = compare_samples(ref, cur, max_regression=record["max_regression"])
         p = cmp.p_slower if cmp.ratio >= 1 else cmp.p_faster
         verdict.update(time=cmp.verdict, ratio=cmp.ratio, p=p, text=describe_ratio(cmp.ratio, p))
-    mem_ref, mem_cur = (stored.get("memory") or {}).get("peak"), (record.get("memory") or {}).get("peak")
+    mem_ref, mem_cur = (
+        (stored.get("memory") or {}).get("peak"),
+        (record.get("memory") or {}).get("peak"),
+    )
     if mem_ref is not None and mem_cur is not None:
-        verdict["memory"] = memory_verdict(mem_ref, mem_cur, max_regression=record["max_memory_regression"])
+        verdict["memory"] = memory_verdict(
+            mem_ref, mem_cur, max_regression=record["max_memory_regression"]
+        )
         verdict["memory_ratio"] = mem_cur / mem_ref if mem_ref else None
     return verdict
 
@@ -499,7 +541,9 @@ def verdict_rows(run: dict[str, Any]) -> list[list[str]]:
     for rec in run["benchmarks"]:
         v = rec["verdict"]
         mem = rec.get("memory") or {}
-        mem_text = _fmt_bytes(mem.get("peak")) + (f" ({v['memory']})" if v["memory"] not in ("new",) else "")
+        mem_text = _fmt_bytes(mem.get("peak")) + (
+            f" ({v['memory']})" if v["memory"] not in ("new",) else ""
+        )
         label = "REGRESSION" if "REGRESSION" in (v["time"], v["memory"]) else v["time"]
         rows.append([rec["id"], rec["metric"], _fmt_seconds((rec.get(rec["metric"]) or {}).get("median")),
                      v["text"], mem_text, label])  # fmt: skip
@@ -511,7 +555,9 @@ def _write_report(config: pytest.Config, run: dict[str, Any]) -> None:
 
     out = _root_path(config, config.getoption("mlperf_report") or "reports")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "latest.json").write_text(json.dumps(run, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out / "latest.json").write_text(
+        json.dumps(run, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     rows = verdict_rows(run)
     md = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     md += ["| " + " | ".join(r) + " |" for r in rows[1:]]
@@ -541,7 +587,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     bs = getattr(config, "_benchmarksession", None)
     if bs is not None and bs.disabled and not hasattr(config, "workerinput"):
-        why = "pytest-xdist is active" if getattr(bs, "xdist_warning", False) else "--benchmark-disable"
+        why = (
+            "pytest-xdist is active"
+            if getattr(bs, "xdist_warning", False)
+            else "--benchmark-disable"
+        )
         terminalreporter.write_line(
             f"mlperf: correctness mode ({why}): benchmark bodies ran once, untimed; nothing was measured "
             "or gated. Run `make bench` (no -n) to measure."
@@ -561,4 +611,6 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if gate["regressions"]:
         how = " (ignored: --mlperf-no-gate)" if config.getoption("mlperf_no_gate") else ""
         how = " (not gating: --mlperf-save-baseline)" if gate["saved"] else how
-        terminalreporter.write_line(f"mlperf: {len(gate['regressions'])} REGRESSION(s){how}", red=True, bold=True)
+        terminalreporter.write_line(
+            f"mlperf: {len(gate['regressions'])} REGRESSION(s){how}", red=True, bold=True
+        )

@@ -46,7 +46,13 @@ class Summary:
     mean: float
 
     def as_dict(self) -> dict[str, float | int]:
-        return {"n": self.n, "median": self.median, "iqr": self.iqr, "min": self.min, "mean": self.mean}
+        return {
+            "n": self.n,
+            "median": self.median,
+            "iqr": self.iqr,
+            "min": self.min,
+            "mean": self.mean,
+        }
 
 
 def summarize(samples: Sequence[float]) -> Summary:
@@ -59,7 +65,13 @@ def summarize(samples: Sequence[float]) -> Summary:
     """
     a = _as_samples(samples, "summarize")
     q1, med, q3 = np.percentile(a, [25, 50, 75])
-    return Summary(n=int(a.size), median=float(med), iqr=float(q3 - q1), min=float(a.min()), mean=float(a.mean()))
+    return Summary(
+        n=int(a.size),
+        median=float(med),
+        iqr=float(q3 - q1),
+        min=float(a.min()),
+        mean=float(a.mean()),
+    )
 
 
 def _as_samples(samples: Sequence[float], who: str) -> np.ndarray:
@@ -100,7 +112,9 @@ def _u_null_cdf(m: int, n: int) -> np.ndarray:
     return np.cumsum(counts) / counts.sum()
 
 
-def mann_whitney(x: Sequence[float], y: Sequence[float], alternative: Alternative = "greater") -> MannWhitney:
+def mann_whitney(
+    x: Sequence[float], y: Sequence[float], alternative: Alternative = "greater"
+) -> MannWhitney:
     """Mann-Whitney U test of whether *x* tends to be larger than *y*.
 
     Parameters
@@ -147,7 +161,9 @@ def mann_whitney(x: Sequence[float], y: Sequence[float], alternative: Alternativ
     elif alternative == "two-sided":
         p = min(1.0, 2 * min(p_greater, p_less))
     else:
-        raise ValueError(f"mann_whitney: alternative must be 'greater', 'less' or 'two-sided'; got {alternative!r}")
+        raise ValueError(
+            f"mann_whitney: alternative must be 'greater', 'less' or 'two-sided'; got {alternative!r}"
+        )
     return MannWhitney(u=u, p=float(min(1.0, max(0.0, p))), exact=exact)
 
 
