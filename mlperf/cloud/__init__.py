@@ -83,13 +83,15 @@ def _cli_args(hyperparameters: Mapping[str, Any], joined: bool) -> list[str]:
 
 def _stage_data(data: str | os.PathLike[str] | pd.DataFrame, into: Path) -> Path:
     """Put the training data in *into* (a channel directory) and return the path to hand over."""
+    import pandas as pd
+
     into.mkdir(parents=True, exist_ok=True)
-    if hasattr(data, "to_csv"):
-        if len(data) == 0:  # type: ignore[arg-type]
+    if isinstance(data, pd.DataFrame):
+        if len(data) == 0:
             raise ValueError("run_local: the training frame is empty; pass a frame with rows")
-        data.to_csv(into / "train.csv", index=False)  # type: ignore[union-attr]
+        data.to_csv(into / "train.csv", index=False)
         return into
-    src = Path(data)  # type: ignore[arg-type]
+    src = Path(data)
     if not src.exists():
         raise FileNotFoundError(
             f"run_local: training data {str(src)!r} does not exist; pass a CSV file, a "

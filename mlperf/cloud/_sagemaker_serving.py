@@ -392,21 +392,23 @@ def _delete_prefix(s3: Any, bucket: str, prefix: str) -> list[str]:
 def _delete_job(sm: Any, s3: Any, job: TrainingJob | TuningJob, poll: float) -> list[str]:
     botocore = require("botocore.exceptions", "SageMaker")
     if isinstance(job, TrainingJob):
-        describe = lambda: sm.describe_training_job(TrainingJobName=job.name)
-        status_key, stop = (
+        describe_op, stop_op, status_key = (
+            "describe_training_job",
+            "stop_training_job",
             "TrainingJobStatus",
-            lambda: sm.stop_training_job(TrainingJobName=job.name),
         )
+        key = {"TrainingJobName": job.name}
     else:
-        describe = lambda: sm.describe_hyper_parameter_tuning_job(
-            HyperParameterTuningJobName=job.name
+        describe_op, stop_op, status_key = (
+            "describe_hyper_parameter_tuning_job",
+            "stop_hyper_parameter_tuning_job",
+            "HyperParameterTuningJobStatus",
         )
-        status_key = "HyperParameterTuningJobStatus"
-        stop = lambda: sm.stop_hyper_parameter_tuning_job(HyperParameterTuningJobName=job.name)
-    desc = describe()
+        key = {"HyperParameterTuningJobName": job.name}
+    desc = getattr(sm, describe_op)(**key)
     if desc[status_key] not in _TERMINAL:
         try:
-            stop()
+            getattr(sm, stop_op)(**key)
         except botocore.ClientError as exc:
             if not _unsupported(exc):
                 raise
@@ -415,7 +417,7 @@ def _delete_job(sm: Any, s3: Any, job: TrainingJob | TuningJob, poll: float) -> 
             )
         while desc[status_key] not in _TERMINAL:
             time.sleep(poll)
-            desc = describe()
+            desc = getattr(sm, describe_op)(**key)
     # the SDK stages code and drivers beside the user's channels; delete those and the output
     if isinstance(job, TrainingJob):
         channels = desc.get("InputDataConfig", [])

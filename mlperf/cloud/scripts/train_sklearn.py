@@ -30,18 +30,19 @@ import glob
 import json
 import os
 import sys
+from typing import Any
 
 METRIC_FORMAT = "{name}={value:.6f};"
 
 
-def _none_or_int(text):
+def _none_or_int(text: str) -> int | None:
     # SageMaker serialises None as "null"; the tuner and Azure pass integers as strings
     if str(text).strip().lower() in ("", "none", "null", "0"):
         return None
     return int(float(text))
 
 
-def parse_args(argv=None):
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=None, help="CSV file, directory of CSVs or glob")
     p.add_argument("--target", default="target", help="label column (default: target)")
@@ -56,14 +57,14 @@ def parse_args(argv=None):
     return args
 
 
-def _local(path):
+def _local(path: str | None) -> str | None:
     """Map a gs:// URI to Vertex's Cloud Storage FUSE mount."""
     if path and path.startswith("gs://"):
         return "/gcs/" + path[len("gs://") :]
     return path
 
 
-def resolve_paths(args):
+def resolve_paths(args: argparse.Namespace) -> tuple[str, str, str]:
     data = (
         args.data or os.environ.get("SM_CHANNEL_TRAIN") or os.environ.get("AIP_TRAINING_DATA_URI")
     )
@@ -75,10 +76,10 @@ def resolve_paths(args):
     model_dir = args.model_dir or os.environ.get("SM_MODEL_DIR") or os.environ.get("AIP_MODEL_DIR")
     model_dir = _local(model_dir) or os.path.join(os.getcwd(), "outputs")
     output_dir = _local(args.output_dir or os.environ.get("SM_OUTPUT_DATA_DIR")) or model_dir
-    return _local(data), model_dir, output_dir
+    return _local(data) or data, model_dir, output_dir
 
 
-def csv_files(data):
+def csv_files(data: str) -> list[str]:
     if os.path.isdir(data):
         files = sorted(glob.glob(os.path.join(data, "**", "*.csv"), recursive=True))
     elif any(ch in data for ch in "*?["):
@@ -93,7 +94,7 @@ def csv_files(data):
     return files
 
 
-def load_frame(data, target):
+def load_frame(data: str, target: str) -> tuple[Any, Any]:
     import pandas as pd
 
     frames = [pd.read_csv(f) for f in csv_files(data)]
@@ -122,7 +123,9 @@ def load_frame(data, target):
     return frame[features], frame[target]
 
 
-def train(x, y, n_estimators, max_depth, test_size, random_state):
+def train(
+    x: Any, y: Any, n_estimators: int, max_depth: int | None, test_size: float, random_state: int
+) -> tuple[Any, float]:
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.metrics import accuracy_score
     from sklearn.model_selection import train_test_split
@@ -141,7 +144,7 @@ def train(x, y, n_estimators, max_depth, test_size, random_state):
     return model, float(accuracy_score(y_test, model.predict(x_test)))
 
 
-def log_metric(name, value):
+def log_metric(name: str, value: float) -> None:
     print(METRIC_FORMAT.format(name=name, value=value), flush=True)
     if os.environ.get("MLFLOW_TRACKING_URI"):
         try:
@@ -151,7 +154,7 @@ def log_metric(name, value):
         mlflow.log_metric(name, value)
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.n_estimators < 1:
         raise SystemExit(f"train_sklearn: --n_estimators must be >= 1; got {args.n_estimators!r}")
@@ -182,17 +185,17 @@ def main(argv=None):
 # ------------------------------------------------------------------ serving
 
 
-def model_fn(model_dir):
+def model_fn(model_dir: str) -> Any:
     """SageMaker scikit-learn serving: load the model written by :func:`main`."""
     import joblib
 
     return joblib.load(os.path.join(model_dir, "model.joblib"))
 
 
-_MODEL = None
+_MODEL: Any = None
 
 
-def init():
+def init() -> None:
     """Azure ML online deployment: load the model from AZUREML_MODEL_DIR."""
     global _MODEL
     root = os.environ.get("AZUREML_MODEL_DIR", ".")
@@ -204,12 +207,15 @@ def init():
     _MODEL = joblib.load(found[0])
 
 
-def run(raw_data):
+def run(raw_data: str | dict[str, Any]) -> list[Any]:
     """Azure ML online deployment: ``{"data": [[...], ...]}`` -> list of predictions."""
     import numpy as np
 
     rows = json.loads(raw_data)["data"] if isinstance(raw_data, str) else raw_data["data"]
-    return _MODEL.predict(np.asarray(rows, dtype=float)).tolist()
+    if _MODEL is None:
+        init()
+    predictions: list[Any] = _MODEL.predict(np.asarray(rows, dtype=float)).tolist()
+    return predictions
 
 
 if __name__ == "__main__":

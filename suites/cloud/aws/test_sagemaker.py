@@ -131,17 +131,18 @@ def test_wait_stops_a_job_that_outlives_its_timeout(aws, finished_job, calls, mo
     assert [(c.params, c.status) for c in stop] == [({"TrainingJobName": finished_job}, 500)]
 
 
-def test_delete_waits_for_a_job_it_cannot_stop(aws, bucket, calls, moto_job, train_frame):
-    uri = sm_mod.upload_data(train_frame, bucket, session=aws)
-    job = sm_mod.train(uri, role=ROLE, wait=False, session=aws)
-    record = moto_job(job.name)
+def test_delete_waits_for_a_job_it_cannot_stop(aws, bucket, finished_job, calls, moto_job):
+    output = f"output/{finished_job}/output/model.tar.gz"
+    aws.client("s3").put_object(Bucket=bucket, Key=output, Body=b"model")
+    record = moto_job(finished_job)
     record.training_job_status = "InProgress"
     threading.Timer(0.3, setattr, (record, "training_job_status", "Completed")).start()
-    gone = sm_mod.delete(job, uri, session=aws, poll=0.05)
-    assert "StopTrainingJob" in _ops(calls)
+    job = sm_mod.TrainingJob(finished_job, "image", f"s3://{bucket}/{output}", "InProgress", {})
+    gone = sm_mod.delete(job, session=aws, poll=0.05)
+    stop = [c for c in calls if c.operation == "StopTrainingJob"]
+    assert [c.status for c in stop] == [500]
     assert _ops(calls).count("DescribeTrainingJob") >= 3  # polled until the job ended
-    assert any(g.endswith("/sourcecode.json") for g in gone)
-    assert _objects(aws) == {}
+    assert gone == [f"s3://{bucket}/{output}"] and _objects(aws) == {}
 
 
 def test_train_without_a_role_says_how_to_give_one(aws, bucket, train_frame):
