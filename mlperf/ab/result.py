@@ -1,0 +1,201 @@
+"""What an A/B run found, and how it reads: terminal table, PR-comment markdown, JSON."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlperf.ab.runner import Measurement
+from mlperf.ab.verdict import Decision
+
+__all__ = ["SCHEMA_VERSION", "AbResult", "BenchmarkVerdict", "memory_verdict"]
+
+SCHEMA_VERSION = 1
+_MIB = 2**20
+
+
+def memory_verdict(base: list[int], head: list[int], max_regression: float) -> dict[str, Any]:
+    """Peak-memory comparison: REGRESSION when every head process used more than every base
+    process by over *max_regression* and by over 1 MiB (smaller growth is allocator noise)."""
+    if not base or not head:
+        return {"base": None, "head": None, "ratio": None, "verdict": "unknown"}
+    mb, mh = statistics.median(base), statistics.median(head)
+    ratio = mh / mb if mb > 0 else None
+    verdict = "same"
+    if min(head) > max(base) * (1 + max_regression) and mh - mb > _MIB:
+        verdict = "REGRESSION"
+    elif max(head) * (1 + max_regression) < min(base) and mb - mh > _MIB:
+        verdict = "IMPROVEMENT"
+    return {"base": mb, "head": mh, "ratio": ratio, "verdict": verdict}
+
+
+@dataclass
+class BenchmarkVerdict:
+    """The final verdict of one benchmark; *first* is the verdict that triggered a re-measurement."""
+
+    measurement: Measurement
+    decision: Decision | None = None
+    first: Decision | None = None
+    memory: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.measurement.id
+
+    @property
+    def label(self) -> str:
+        if self.measurement.error:
+            return "error"
+        if self.measurement.skipped:
+            return "skipped"
+        if self.memory.get("verdict") == "REGRESSION" and (
+            self.decision is None or self.decision.verdict != "REGRESSION"
+        ):
+            return "REGRESSION (memory)"
+        return self.decision.verdict if self.decision else "error"
+
+    def as_dict(self, samples: bool = True) -> dict[str, Any]:
+        m = self.measurement
+        out: dict[str, Any] = {
+            "id": m.id, "metric": m.metric, "verdict": self.label, "iterations": m.iterations,
+            "decision": self.decision.as_dict() if self.decision else None,
+            "first": self.first.as_dict() if self.first else None,
+            "memory": self.memory, "error": m.error, "skipped": m.skipped,
+        }  # fmt: skip
+        if samples:
+            out["samples"] = {"base": m.base, "head": m.head}
+        return out
+
+
+@dataclass
+class AbResult:
+    base: str
+    head: str
+    threshold: float
+    benchmarks: list[BenchmarkVerdict]
+    only_base: list[str] = field(default_factory=list)
+    only_head: list[str] = field(default_factory=list)
+    collect_errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def regressions(self) -> list[str]:
+        return [b.id for b in self.benchmarks if b.label.startswith("REGRESSION")]
+
+    def as_dict(self, samples: bool = True) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION, "kind": "mlperf-ab", "base": self.base, "head": self.head,
+            "threshold": self.threshold, "seconds": self.seconds, "settings": self.settings,
+            "benchmarks": [b.as_dict(samples) for b in self.benchmarks],
+            "only_base": self.only_base, "only_head": self.only_head, "collect_errors": self.collect_errors,
+            "regressions": self.regressions,
+        }  # fmt: skip
+
+    def rows(self) -> list[list[str]]:
+        rows = [
+            [
+                "benchmark",
+                "metric",
+                "base",
+                "head",
+                "change (95% CI)",
+                "p",
+                "peak memory",
+                "verdict",
+            ]
+        ]
+        for b in self.benchmarks:
+            d, m = b.decision, b.measurement
+            mem = b.memory
+            mem_text = (
+                "-"
+                if mem.get("base") is None
+                else f"{mem['base'] / _MIB:.1f} -> {mem['head'] / _MIB:.1f} MiB"
+            )
+            if d is None:
+                rows.append(
+                    [m.id, m.metric, "-", "-", m.error or m.skipped or "-", "-", mem_text, b.label]
+                )
+                continue
+            p = d.p_slower if d.ratio >= 1 else d.p_faster
+            change = f"{_pct(d.ratio)} ({_pct(d.ci_low)} .. {_pct(d.ci_high)})"
+            label = b.label + (
+                " (confirmed)" if b.first is not None and b.first.verdict == d.verdict else ""
+            )
+            if b.first is not None and b.first.verdict != d.verdict:
+                label += f" (first run said {b.first.verdict})"
+            if d.verdict == "inconclusive":
+                label += f", noise ±{d.noise:.1%}"
+            rows.append(
+                [
+                    m.id,
+                    m.metric,
+                    _time(d.base_median),
+                    _time(d.head_median),
+                    change,
+                    f"{p:.2g}",
+                    mem_text,
+                    label,
+                ]
+            )
+        return rows
+
+    def summary(self) -> str:
+        counts: dict[str, int] = {}
+        for b in self.benchmarks:
+            key = b.label.split(" ")[0]
+            counts[key] = counts.get(key, 0) + 1
+        parts = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+        return (f"mlperf ab: {self.head} vs {self.base}: {parts or 'no benchmarks'}; "
+                f"threshold {self.threshold:.0%}, {self.seconds:.0f} s")  # fmt: skip
+
+    def text(self) -> str:
+        rows = self.rows()
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines = [
+            "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+        ]
+        return "\n".join([*lines, *self._notes(), self.summary()])
+
+    def markdown(self) -> str:
+        rows = self.rows()
+        out = [f"### mlperf A/B: `{self.head}` vs `{self.base}`", ""]
+        out.append("| " + " | ".join(rows[0]) + " |")
+        out.append("|" + "---|" * len(rows[0]))
+        for r in rows[1:]:
+            cells = [
+                f"`{r[0]}`",
+                *r[1:-1],
+                f"**{r[-1]}**" if r[-1].startswith("REGRESSION") else r[-1],
+            ]
+            out.append("| " + " | ".join(cells) + " |")
+        out += [
+            "",
+            *(f"- {n}" for n in self._notes()),
+            "",
+            self.summary().replace("mlperf ab: ", ""),
+        ]
+        out.append(
+            "\nREGRESSION = one-sided Mann-Whitney p < 0.01 and the whole 95 % bootstrap interval of the "
+            f"median ratio above +{self.threshold:.0%}, confirmed by a re-measurement with twice the rounds."
+        )
+        return "\n".join(out) + "\n"
+
+    def _notes(self) -> list[str]:
+        notes = [f"only in base (not compared): {i}" for i in self.only_base]
+        notes += [f"only in head (new, not compared): {i}" for i in self.only_head]
+        notes += [f"collection error: {e}" for e in self.collect_errors]
+        return notes
+
+
+def _pct(ratio: float) -> str:
+    return f"{(ratio - 1) * 100:+.1f}%"
+
+
+def _time(s: float) -> str:
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if s >= scale:
+            return f"{s / scale:.3g} {unit}"
+    return f"{s * 1e9:.3g} ns"

@@ -1,0 +1,298 @@
+"""The A/B coordinator: pairs of fresh worker processes, rounds interleaved A/B/B/A.
+
+For each process pair it starts one pytest worker per side (see
+``_mlperf_ab_worker.py``), both pinned to the same CPU and given the same hash
+seed, and then, benchmark by benchmark, asks them for blocks of rounds in the
+order A B B A A B B A ...  Only one worker computes at any moment; the other waits
+on its pipe.  Several process pairs spread the luck of one process's memory layout.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import select
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlperf.ab.trees import AbError, Side
+
+__all__ = ["THREAD_PINS", "Measurement", "Settings", "measure"]
+
+#: thread-pool sizes pinned to 1 in every worker: both sides measure single-threaded work
+THREAD_PINS = dict.fromkeys(
+    ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
+     "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "POLARS_MAX_THREADS"),
+    "1",
+)  # fmt: skip
+_DROP_ENV = ("PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT",
+             "PYTEST_XDIST_TESTRUNUID", "PYTEST_CURRENT_TEST", "PYTHONHASHSEED")  # fmt: skip
+_WORKER = Path(__file__).with_name("_mlperf_ab_worker.py")
+
+
+@dataclass
+class Settings:
+    """How much to measure and where; see ``mlperf ab --help`` for the user-facing meaning."""
+
+    paths: list[str] = field(default_factory=lambda: ["suites"])
+    only: str | None = None
+    rounds: int | None = None  # per side; None: as many as fit in max_time
+    max_time: float = 1.0  # measured seconds per side and benchmark when rounds is None
+    min_rounds: int = 20
+    pairs: int = 2
+    round_time: float = 1e-3
+    block_time: float = 0.05
+    warmup_time: float = 0.1
+    pin: bool = True
+    options: dict[str, Any] = field(default_factory=dict)  # worker config.option overrides
+    work_dir: Path = Path(".cache/mlperf/ab")
+    ready_timeout: float = 600.0
+    command_timeout: float = 900.0
+
+
+@dataclass
+class Measurement:
+    """Samples of one benchmark from one measurement: ``[process pair][block][round]``."""
+
+    id: str
+    metric: str = "cpu"
+    max_regression: float = 0.25
+    max_memory_regression: float = 0.10
+    iterations: int = 0
+    base: list[list[list[float]]] = field(default_factory=list)
+    head: list[list[list[float]]] = field(default_factory=list)
+    base_memory: list[int] = field(default_factory=list)
+    head_memory: list[int] = field(default_factory=list)
+    error: str | None = None
+    skipped: str | None = None
+
+
+class _Worker:
+    """One pytest session in one checkout, driven over two pipes."""
+
+    def __init__(self, side: Side, settings: Settings, hash_seed: int, log: Path) -> None:
+        plugin_dir = settings.work_dir / "plugin"
+        plugin_dir.mkdir(parents=True, exist_ok=True)
+        target = plugin_dir / _WORKER.name
+        if not target.is_file() or target.read_bytes() != _WORKER.read_bytes():
+            shutil.copyfile(_WORKER, target)
+        cmd_r, cmd_w = os.pipe()
+        res_r, res_w = os.pipe()
+        env = {k: v for k, v in os.environ.items() if k not in _DROP_ENV}
+        env.update(THREAD_PINS)
+        env.update(side.env)
+        options = {**settings.options, **side.options}
+        env.update(
+            PYTHONPATH=os.pathsep.join([str(plugin_dir.resolve()), str(side.root)]),
+            PYTHONHASHSEED=str(hash_seed),
+            MLPERF_AB_FDS=f"{cmd_r},{res_w}",
+            MLPERF_AB_OPTIONS=json.dumps(options),
+        )
+        args = [side.python, "-m", "pytest", *settings.paths, "-p", "_mlperf_ab_worker", "-p", "no:cacheprovider",
+                "-q", "--benchmark-disable", "--no-header"]  # fmt: skip
+        if settings.only:
+            args += ["-k", settings.only]
+        self.side, self.log = side, log
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "wb") as out:
+            self.proc = subprocess.Popen(args, cwd=side.root, env=env, pass_fds=(cmd_r, res_w),
+                                         stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+        os.close(cmd_r)
+        os.close(res_w)
+        self._cmd = os.fdopen(cmd_w, "w", encoding="utf-8")
+        self._res = os.fdopen(res_r, "r", encoding="utf-8")
+
+    def receive(self, timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            ready, _, _ = select.select([self._res], [], [], 1.0)
+            if ready:
+                line = self._res.readline()
+                if line:
+                    return dict(json.loads(line))
+                break
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                break
+        self.close()
+        tail = self.log.read_text(errors="replace").strip().splitlines()[-15:]
+        raise AbError(f"mlperf ab: the worker for {self.side.label} stopped answering; "
+                      f"its log {str(self.log)!r} ends with:\n  " + "\n  ".join(tail))  # fmt: skip
+
+    def request(self, timeout: float, **command: Any) -> dict[str, Any]:
+        try:
+            self._cmd.write(json.dumps(command) + "\n")
+            self._cmd.flush()
+        except BrokenPipeError:
+            pass  # receive() reports the dead worker with its log
+        return self.receive(timeout)
+
+    def close(self) -> None:
+        try:
+            self._cmd.write('{"cmd": "quit"}\n')
+            self._cmd.close()
+        except (BrokenPipeError, ValueError, OSError):
+            pass
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._res.close()
+
+
+def _start_pair(
+    base: Side, head: Side, settings: Settings, tag: str, cpu: int | None
+) -> tuple[_Worker, _Worker]:
+    """Start both workers of a pair (same hash seed); *cpu* confines their start-up to one CPU."""
+    seed = random.randrange(1, 2**31)
+    logs = settings.work_dir / "logs"
+    pair = (_Worker(base, settings, seed, logs / f"{tag}-base.log"),
+            _Worker(head, settings, seed, logs / f"{tag}-head.log"))  # fmt: skip
+    if cpu is not None:
+        for w in pair:
+            try:
+                os.sched_setaffinity(w.proc.pid, {cpu})
+            except OSError:  # already gone: receive() reports it with its log
+                pass
+    return pair
+
+
+def _plan(settings: Settings, call_time: float, iterations: int) -> tuple[int, int]:
+    """(blocks per process pair, rounds per block) for one benchmark."""
+    round_time = max(call_time * iterations, 1e-9)
+    rounds = settings.rounds or max(settings.min_rounds, math.ceil(settings.max_time / round_time))
+    per_block = max(
+        1, min(rounds // (2 * settings.pairs) or 1, round(settings.block_time / round_time) or 1)
+    )
+    blocks = max(2, math.ceil(rounds / (settings.pairs * per_block)))
+    return blocks + blocks % 2, per_block  # even: every pair of blocks is one A-B-B-A cycle
+
+
+def measure(
+    base: Side, head: Side, settings: Settings, ids: list[str] | None = None, *, scale: float = 1.0,
+    on_collect: Any = None, tag: str = "m",
+) -> list[Measurement]:  # fmt: skip
+    """Measure *ids* (default: every benchmark both sides collect) in ``settings.pairs`` process pairs.
+
+    *scale* multiplies the rounds (the re-measurement of a flagged benchmark uses 2).
+    *on_collect(base_ids, head_ids)* is called with what each side collected.
+    """
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    results: dict[str, Measurement] = {}
+    plans: dict[str, tuple[int, int, int]] = {}
+    pin = settings.pin and len(cpus) > 0
+    upcoming = _start_pair(base, head, settings, f"{tag}0", None)
+    for pair in range(settings.pairs):
+        t0 = time.monotonic()
+        a, b = upcoming
+        try:
+            hello = [w.receive(settings.ready_timeout) for w in (a, b)]
+        except AbError:
+            a.close()
+            b.close()
+            raise
+        _debug(f"{tag}{pair}: workers ready after {time.monotonic() - t0:.1f} s")
+        cpu = cpus[pair % len(cpus)] if pin else None
+        if pair + 1 < settings.pairs:
+            # The next pair starts up on the other CPU while this one measures on its own.
+            nxt = cpus[(pair + 1) % len(cpus)] if pin else None
+            upcoming = _start_pair(base, head, settings, f"{tag}{pair + 1}", nxt)
+        try:
+            if pair == 0:
+                have_a = {it["id"]: it for it in hello[0]["items"]}
+                have_b = {it["id"]: it for it in hello[1]["items"]}
+                if on_collect is not None:
+                    on_collect(list(have_a), list(have_b), hello[0]["errors"], hello[1]["errors"])
+                wanted = [
+                    i for i in (ids if ids is not None else have_a) if i in have_a and i in have_b
+                ]
+                for i in wanted:
+                    results[i] = Measurement(i, **{k: v for k, v in have_b[i].items() if k != "id"})
+            for m in results.values():
+                if m.error or m.skipped:
+                    continue
+                t0 = time.monotonic()
+                pinned = [cpu] if cpu is not None and m.metric == "cpu" else None
+                _measure_one(a, b, m, settings, plans, pinned, scale, memory=pair == 0)
+                _debug(f"{tag}{pair} {m.id}: plan {plans.get(m.id)}, {time.monotonic() - t0:.1f} s")
+        except BaseException:
+            if pair + 1 < settings.pairs:
+                for w in upcoming:
+                    w.close()
+            raise
+        finally:
+            a.close()
+            b.close()
+    return list(results.values())
+
+
+def _measure_one(a: _Worker, b: _Worker, m: Measurement, settings: Settings,
+                 plans: dict[str, tuple[int, int, int]], cpu: list[int] | None, scale: float,
+                 memory: bool) -> None:  # fmt: skip
+    """Start the benchmark in both workers, alternate blocks A B B A ..., then let both tests finish."""
+    t = settings.command_timeout
+    item = {"cmd": "item", "id": m.id, "warmup": 2, "min_warmup_time": settings.warmup_time,
+            "memory": memory, "cpus": cpu}  # fmt: skip
+    if m.id not in plans:
+        ready_a = a.request(t, **item, round_time=settings.round_time)
+        if not _ok(m, ready_a, "base"):
+            return
+        m.iterations = int(ready_a["iterations"])
+        call = max(ready_a["call_time"]["cpu"], ready_a["call_time"]["wall"])
+        blocks, per_block = _plan(settings, call, m.iterations)
+        plans[m.id] = (max(2, round(blocks * scale / 2) * 2), per_block, 1 if call < 0.02 else 0)
+    else:
+        ready_a = a.request(t, **item, iterations=m.iterations)
+        if not _ok(m, ready_a, "base"):
+            return
+    ready_b = b.request(t, **item, iterations=m.iterations)
+    if not _ok(m, ready_b, "head"):
+        _finish(a, m, "base", t)
+        return
+    blocks, per_block, warmup = plans[m.id]
+    got: dict[str, list[list[float]]] = {"base": [], "head": []}
+    for j in range(blocks):
+        order = ((a, "base"), (b, "head")) if j % 2 == 0 else ((b, "head"), (a, "base"))
+        for worker, side in order:
+            reply = worker.request(t, cmd="block", rounds=per_block, warmup=warmup)
+            if not _ok(m, reply, side):
+                _finish(a if side == "head" else b, m, "head" if side == "base" else "base", t)
+                return
+            got[side].append(reply[m.metric])
+    if _finish(a, m, "base", t) & _finish(b, m, "head", t):
+        m.base.append(got["base"])
+        m.head.append(got["head"])
+        if memory:
+            m.base_memory.append(_peak(ready_a))
+            m.head_memory.append(_peak(ready_b))
+
+
+def _finish(worker: _Worker, m: Measurement, side: str, timeout: float) -> bool:
+    """Send ``end`` and read the test's outcome (its assertions run now)."""
+    return _ok(m, worker.request(timeout, cmd="end"), side)
+
+
+def _debug(msg: str) -> None:
+    if os.environ.get("MLPERF_AB_DEBUG"):
+        print(f"[mlperf ab] {msg}", file=sys.stderr, flush=True)
+
+
+def _peak(reply: dict[str, Any]) -> int:
+    return int((reply.get("memory") or {}).get("peak") or 0)
+
+
+def _ok(m: Measurement, reply: dict[str, Any], side: str) -> bool:
+    if reply.get("event") != "done" or reply.get("outcome") == "passed":
+        return True
+    if reply["outcome"] == "skipped":
+        m.skipped = f"skipped in {side}: {reply['detail']}"
+    else:
+        m.error = f"failed in {side}: {reply['detail']}"
+    return False

@@ -1,0 +1,178 @@
+"""The A/B verdict: pure functions of the interleaved samples, no I/O.
+
+Samples arrive in *blocks*: a block is a few consecutive rounds of one side, and
+blocks alternate A/B/B/A within a pair of worker processes, so block ``j`` of A
+and block ``j`` of B ran within a fraction of a second of each other.  The
+confidence interval of the median ratio comes from a bootstrap that resamples
+those pairs of blocks together (within each process pair), so slow swings of the
+machine's load, which hit both sides of a pair alike, do not widen it; the
+Mann-Whitney test is the plain two-sample one of :mod:`mlperf.stats`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+__all__ = ["VERDICTS", "Decision", "decide", "paired_block_bootstrap"]
+
+#: every verdict :func:`decide` can return
+VERDICTS = ("REGRESSION", "IMPROVEMENT", "same", "inconclusive")
+
+Blocks = Sequence[Sequence[Sequence[float]]]  # [process pair][block][round]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the samples of one benchmark say about head against base."""
+
+    verdict: str
+    ratio: float  # median(head) / median(base)
+    ci_low: float
+    ci_high: float
+    p_slower: float  # one-sided Mann-Whitney, head > base
+    p_faster: float
+    n_base: int
+    n_head: int
+    threshold: float
+    base_median: float
+    head_median: float
+
+    @property
+    def noise(self) -> float:
+        """Half-width of the confidence interval, relative: the smallest change this run resolves."""
+        return (self.ci_high - self.ci_low) / 2 / self.ratio if self.ratio > 0 else math.inf
+
+    def text(self) -> str:
+        """``1.08x slower (95% CI 1.05-1.11, p=0.0002): REGRESSION``, pyperf-style."""
+        if abs(self.ratio - 1) < 0.0005:
+            change = "same speed"
+        elif self.ratio > 1:
+            change = f"{self.ratio:.3f}x slower"
+        else:
+            change = f"{1 / self.ratio:.3f}x faster"
+        p = self.p_slower if self.ratio >= 1 else self.p_faster
+        text = f"{change} (95% CI {self.ci_low:.3f}-{self.ci_high:.3f}, p={p:.2g})"
+        if self.verdict == "inconclusive":
+            text += f": inconclusive, noise ±{self.noise:.1%} vs threshold {self.threshold:.0%}"
+        return text
+
+    def as_dict(self) -> dict[str, float | int | str]:
+        return {**asdict(self), "noise": self.noise, "text": self.text()}
+
+
+def _blocks(blocks: Blocks, who: str) -> list[np.ndarray]:
+    out = []
+    for i, pair in enumerate(blocks):
+        arr = np.asarray([list(b) for b in pair], dtype=np.float64)
+        if arr.ndim != 2 or arr.size == 0:
+            raise ValueError(
+                f"{who}: process pair {i} needs equal-length, non-empty blocks; got shape {arr.shape!r}"
+            )
+        if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+            raise ValueError(
+                f"{who}: samples must be finite and >= 0; process pair {i} has {arr.min()!r}"
+            )
+        out.append(arr)
+    if not out:
+        raise ValueError(f"{who}: needs at least one process pair of samples, got none")
+    return out
+
+
+def paired_block_bootstrap(
+    base: Blocks, head: Blocks, *, level: float = 0.95, n_boot: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap CI of ``median(head) / median(base)`` that keeps A/B blocks paired.
+
+    Parameters
+    ----------
+    base, head:
+        ``[process pair][block][round]`` samples; pair *p* of both sides must have
+        the same number of blocks (block *j* of base ran next to block *j* of head).
+    level:
+        Confidence level, in (0, 1).
+    n_boot, seed:
+        Number of resamples and the generator seed (the interval is deterministic).
+
+    Returns
+    -------
+    tuple of float
+        The lower and upper bound of the interval.
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"paired_block_bootstrap: level must be in (0, 1); got {level!r}")
+    a, b = _blocks(base, "paired_block_bootstrap"), _blocks(head, "paired_block_bootstrap")
+    if [x.shape[0] for x in a] != [x.shape[0] for x in b]:
+        raise ValueError(
+            "paired_block_bootstrap: base and head need the same number of blocks per process pair; "
+            f"got {[x.shape[0] for x in a]!r} and {[x.shape[0] for x in b]!r}"
+        )
+    rng = np.random.default_rng(seed)
+    a_parts, b_parts = [], []
+    for xa, xb in zip(a, b, strict=True):
+        idx = rng.integers(0, xa.shape[0], (n_boot, xa.shape[0]))
+        a_parts.append(xa[idx].reshape(n_boot, -1))
+        b_parts.append(xb[idx].reshape(n_boot, -1))
+    ma = np.median(np.concatenate(a_parts, axis=1), axis=1)
+    mb = np.median(np.concatenate(b_parts, axis=1), axis=1)
+    if np.any(ma <= 0):
+        raise ValueError("paired_block_bootstrap: base medians must be positive to form a ratio")
+    lo, hi = np.quantile(mb / ma, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(lo), float(hi)
+
+
+def decide(
+    base: Blocks,
+    head: Blocks,
+    *,
+    threshold: float = 0.03,
+    alpha: float = 0.01,
+    level: float = 0.95,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> Decision:
+    """Verdict of head against base from interleaved block samples.
+
+    ``REGRESSION`` needs both a one-sided Mann-Whitney p < *alpha* and the whole
+    confidence interval of the median ratio above ``1 + threshold``;
+    ``IMPROVEMENT`` is the mirror image (p < *alpha* the other way and the interval
+    below ``1 / (1 + threshold)``).  ``same`` means the interval lies inside the
+    band ``[1 / (1 + threshold), 1 + threshold]``; anything else is
+    ``inconclusive``: the run was too noisy to tell, and :attr:`Decision.noise`
+    says by how much.
+    """
+    from mlperf.stats import mann_whitney
+
+    if not threshold >= 0:
+        raise ValueError(f"decide: threshold must be >= 0 (e.g. 0.03 for 3 %); got {threshold!r}")
+    a = np.concatenate([x.ravel() for x in _blocks(base, "decide")])
+    b = np.concatenate([x.ravel() for x in _blocks(head, "decide")])
+    lo, hi = paired_block_bootstrap(base, head, level=level, n_boot=n_boot, seed=seed)
+    p_slower = mann_whitney(b, a, "greater").p
+    p_faster = mann_whitney(b, a, "less").p
+    up, down = 1 + threshold, 1 / (1 + threshold)
+    if p_slower < alpha and lo > up:
+        verdict = "REGRESSION"
+    elif p_faster < alpha and hi < down:
+        verdict = "IMPROVEMENT"
+    elif lo >= down and hi <= up:
+        verdict = "same"
+    else:
+        verdict = "inconclusive"
+    med_a, med_b = float(np.median(a)), float(np.median(b))
+    return Decision(
+        verdict=verdict,
+        ratio=med_b / med_a if med_a > 0 else math.inf,
+        ci_low=lo,
+        ci_high=hi,
+        p_slower=p_slower,
+        p_faster=p_faster,
+        n_base=int(a.size),
+        n_head=int(b.size),
+        threshold=threshold,
+        base_median=med_a,
+        head_median=med_b,
+    )
