@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +28,9 @@ print("accuracy=0.5;")
 """
 
 
-def seed_frame(n_rows: int, seed: int = 42) -> pd.DataFrame:
-    """The seed tutorial's cloud data: 10 normal features, target = (sum > 0)."""
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n_rows, 10))
-    frame = pd.DataFrame(x, columns=[f"feature_{i}" for i in range(10)])
-    frame["target"] = (x.sum(axis=1) > 0).astype(np.int64)
-    return frame
-
-
 @pytest.fixture(scope="module")
-def frame() -> pd.DataFrame:
-    return seed_frame(1000)
+def frame(make_frame: Callable[..., pd.DataFrame]) -> pd.DataFrame:
+    return make_frame(1000)
 
 
 def _load_script() -> Any:
@@ -57,7 +49,7 @@ def runs(frame: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> dict[
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_the_script_learns_under_every_provider(provider, runs, frame):
+def test_the_script_learns_under_every_provider(make_frame, provider, runs, frame):
     import joblib
 
     result = runs[provider]
@@ -65,7 +57,7 @@ def test_the_script_learns_under_every_provider(provider, runs, frame):
     assert (model.n_estimators, model.max_depth) == (60, 6)
     # the label is a linear rule of the features: far above the 50 % a constant gets
     assert 0.75 < result.metrics["accuracy"] <= 1.0
-    holdout = seed_frame(500, seed=1)
+    holdout = make_frame(500, seed=1)
     hit = (model.predict(holdout.drop(columns="target").to_numpy()) == holdout["target"]).mean()
     assert hit > 0.75
     summary = json.loads(next(result.workdir.rglob("metrics.json")).read_text())
@@ -193,10 +185,10 @@ def test_bad_arguments_fail_before_anything_runs(frame, tmp_path):
         run_local(None, frame, {"max depth": 3}, workdir=tmp_path / "name")
 
 
-def test_the_script_serves_for_sagemaker_and_azure(runs, monkeypatch):
+def test_the_script_serves_for_sagemaker_and_azure(make_frame, runs, monkeypatch):
     result = runs["sagemaker"]
     script = _load_script()
-    rows = seed_frame(5, seed=3).drop(columns="target").to_numpy()
+    rows = make_frame(5, seed=3).drop(columns="target").to_numpy()
     expected = script.model_fn(str(result.model_dir)).predict(rows)  # SageMaker's hook
     monkeypatch.setenv("AZUREML_MODEL_DIR", str(result.workdir))  # Azure mounts it somewhere below
     script.init()
@@ -204,10 +196,10 @@ def test_the_script_serves_for_sagemaker_and_azure(runs, monkeypatch):
 
 
 @pytest.mark.mlperf(metric="wall")  # the work runs in a child process
-def test_run_local_cost_before_the_cloud(benchmark, tmp_path):
+def test_run_local_cost_before_the_cloud(make_frame, benchmark, tmp_path):
     """What a user pays to try the script locally: interpreter, imports, 10k-row fit, model write."""
     data = tmp_path / "train.csv"
-    seed_frame(10_000).to_csv(data, index=False)
+    make_frame(10_000).to_csv(data, index=False)
     runs = iter(range(1_000_000))
     result = benchmark(
         lambda: run_local(
