@@ -1,0 +1,380 @@
+"""Chunked group-by aggregation whose result equals a full ``groupby().agg()``.
+
+The seed tutorial aggregates chunk by chunk and concatenates the per-chunk means
+(400 rows for 100 chunks x 4 groups); averaging those is off by 7e-3.  Here each
+chunk is reduced to sufficient statistics per group -- count ``n``, sum ``s``,
+sum of squared deviations ``m2``, min and max -- and the statistics are merged
+exactly: sums add, and the deviations merge with Chan, Golub and LeVeque's
+parallel formula, generalised to k parts (the parallel-axis theorem)::
+
+    n = sum(n_k)    mean = sum(s_k) / n    m2 = sum(m2_k) + sum(n_k * (mean_k - mean)**2)
+
+which never subtracts two large sums of squares, so it is as stable as Welford.
+Memory stays bounded by one chunk plus the per-group statistics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["AGG_FUNCS", "chunked_agg", "iter_chunks"]
+
+#: the aggregations chunked_agg can combine exactly
+AGG_FUNCS = ("count", "sum", "mean", "min", "max", "var", "std")
+_NEEDS = {
+    "count": (),
+    "sum": ("sum",),
+    "mean": ("sum",),
+    "min": ("min",),
+    "max": ("max",),
+    "var": ("sum", "m2"),
+    "std": ("sum", "m2"),
+}
+_CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zst", ".csv.xz", ".tsv")
+_PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def _source_format(source: str | Path, fmt: str | None) -> str:
+    if fmt is not None:
+        if fmt not in ("csv", "parquet"):
+            raise ValueError(f"chunked_agg: fmt must be 'csv' or 'parquet'; got {fmt!r}")
+        return fmt
+    path = Path(source)
+    name = path.name.lower()
+    if path.is_dir() or name.endswith(_PARQUET_SUFFIXES):
+        return "parquet"
+    if name.endswith(_CSV_SUFFIXES):
+        return "csv"
+    raise ValueError(
+        f"chunked_agg: cannot tell the format of {str(source)!r} from its name; "
+        f"pass fmt='csv' or fmt='parquet'"
+    )
+
+
+def iter_chunks(
+    source: pd.DataFrame | str | Path,
+    chunksize: int,
+    *,
+    columns: Sequence[Hashable] | None = None,
+    fmt: str | None = None,
+) -> Iterator[pd.DataFrame]:
+    """Yield *source* as DataFrames of at most *chunksize* rows.
+
+    Parameters
+    ----------
+    source:
+        A DataFrame (sliced without copying), a CSV file, or a Parquet file or
+        directory of Parquet files (read batch by batch with pyarrow, so memory
+        stays bounded by one row group of the selected columns).
+    chunksize:
+        Rows per chunk.
+    columns:
+        Only these columns (None: all).
+    fmt:
+        ``"csv"`` or ``"parquet"``; default from the file name.
+    """
+    if isinstance(chunksize, bool) or not isinstance(chunksize, int | np.integer) or chunksize < 1:
+        raise ValueError(f"chunked_agg: chunksize must be a positive integer; got {chunksize!r}")
+    if isinstance(source, pd.DataFrame):
+        for start in range(0, len(source), chunksize):
+            chunk = source.iloc[start : start + chunksize]
+            yield chunk if columns is None else chunk[list(columns)]
+        return
+    if not isinstance(source, str | Path):
+        raise TypeError(
+            f"chunked_agg: source must be a DataFrame or a path; got {type(source).__name__!r}"
+        )
+    path = Path(source)
+    if not path.exists():
+        raise FileNotFoundError(f"chunked_agg: {str(path)!r} does not exist")
+    if _source_format(path, fmt) == "csv":
+        usecols = None if columns is None else list(columns)
+        with pd.read_csv(path, usecols=usecols, chunksize=chunksize) as reader:
+            yield from reader
+        return
+    import pyarrow.parquet as pq
+
+    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+    if not files:
+        raise FileNotFoundError(f"chunked_agg: {str(path)!r} holds no *.parquet files")
+    for file in files:
+        with pq.ParquetFile(file) as pf:
+            cols = None if columns is None else [str(c) for c in columns]
+            for batch in pf.iter_batches(batch_size=chunksize, columns=cols):
+                yield batch.to_pandas()
+
+
+def _normalize(aggs: Mapping[Hashable, str | Sequence[str]]) -> tuple[list[tuple[Any, str]], bool]:
+    if not isinstance(aggs, Mapping) or not aggs:
+        raise TypeError(
+            f"chunked_agg: aggs must be a non-empty dict like {{'age': 'mean', 'income': "
+            f"['sum', 'std']}}; got {aggs!r}"
+        )
+    spec, multi = [], False
+    for col, funcs in aggs.items():
+        if isinstance(funcs, str):
+            funcs = [funcs]
+        else:
+            multi = True
+        for func in funcs:
+            if func not in AGG_FUNCS:
+                raise ValueError(
+                    f"chunked_agg: cannot combine {func!r} (column {col!r}) exactly across "
+                    f"chunks; use one of {AGG_FUNCS}"
+                )
+            spec.append((col, func))
+    return spec, multi
+
+
+def _work_dtype(dtype: Any, col: Hashable, funcs: set[str]) -> Any:
+    """Widen to a 64-bit type so per-chunk sums cannot overflow a narrow type."""
+    if isinstance(dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(dtype):
+        numeric = funcs & {"sum", "mean", "var", "std"}
+        if numeric:
+            raise TypeError(
+                f"chunked_agg: column {col!r} has dtype {dtype}; {sorted(numeric)} need a "
+                f"numeric or bool column (count, min and max work on any ordered dtype)"
+            )
+        return dtype
+    masked = isinstance(dtype, pd.api.extensions.ExtensionDtype)
+    kind = dtype.kind
+    if kind == "f":
+        return "Float64" if masked else np.float64
+    if kind == "u":
+        return "UInt64" if masked else np.uint64
+    if kind in "ib":
+        return "Int64" if masked else np.int64
+    raise TypeError(f"chunked_agg: column {col!r} has unsupported dtype {dtype}")
+
+
+def _floats(x: pd.Series) -> np.ndarray:
+    return x.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _partial(
+    chunk: pd.DataFrame, keys: list[Hashable], stats: dict[Any, list[str]]
+) -> pd.DataFrame:
+    """Per-group statistics of one chunk; columns ``(stat, column)``.
+
+    One grouper, one cython reduction per statistic over all columns at once:
+    per-column calls cost ~8 ms a chunk, which dominates at 10k-row chunks.
+    """
+    grouped = chunk.groupby(keys, sort=False, observed=True, dropna=True)
+    n = grouped[list(stats)].count()
+    parts = {"n": n}
+    for stat in ("sum", "min", "max"):
+        cols = [c for c, wanted in stats.items() if stat in wanted]
+        if cols:
+            parts[stat] = getattr(grouped[cols], stat)()
+    cols = [c for c, wanted in stats.items() if "m2" in wanted]
+    if cols:
+        counts = n[cols].to_numpy(dtype=np.float64)
+        var = grouped[cols].var(ddof=1).to_numpy(dtype=np.float64, na_value=np.nan)
+        m2 = np.where(counts > 1, var * (counts - 1), 0.0)
+        parts["m2"] = pd.DataFrame(m2, index=n.index, columns=cols)
+    return pd.concat(parts, axis=1)
+
+
+def _merge(parts: pd.DataFrame, nkeys: int, stats: dict[Any, list[str]]) -> pd.DataFrame:
+    """Merge partial statistics (rows may repeat a group) into one row per group."""
+    levels = list(range(nkeys))
+    grouped = parts.groupby(level=levels, sort=False, observed=True)
+    stat_names = parts.columns.get_level_values(0)
+    additive = [s for s in ("n", "sum", "m2") if s in stat_names]
+    out = {stat: grouped[[c for c in parts.columns if c[0] == stat]].sum() for stat in additive}
+    for stat in ("min", "max"):
+        if stat in stat_names:
+            out[stat] = getattr(grouped[[c for c in parts.columns if c[0] == stat]], stat)()
+    merged = pd.concat(out.values(), axis=1)
+    cols = [c for c, wanted in stats.items() if "m2" in wanted]
+    if cols:
+        counts = parts["n"][cols].to_numpy(dtype=np.float64)
+        sums = parts["sum"][cols].to_numpy(dtype=np.float64, na_value=np.nan)
+        total = merged["sum"][cols].to_numpy(dtype=np.float64, na_value=np.nan)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = pd.DataFrame(
+                total / merged["n"][cols].to_numpy(dtype=np.float64), index=merged.index
+            )
+            gaps = sums / counts - mean.reindex(parts.index).to_numpy()
+        spread = pd.DataFrame(
+            np.where(counts > 0, counts * gaps * gaps, 0.0), index=parts.index, columns=cols
+        )
+        spread = spread.groupby(level=levels, sort=False).sum()
+        for col in cols:
+            merged[("m2", col)] = merged[("m2", col)] + spread[col]
+    return merged
+
+
+def _finish(
+    merged: pd.DataFrame, spec: list[tuple[Any, str]], multi: bool, dtypes: pd.Series
+) -> pd.DataFrame:
+    merged = merged.sort_index()
+    columns = {}
+    for (col, func), dtype in zip(spec, dtypes, strict=True):
+        n = merged[("n", col)]
+        if func == "count":
+            value = n
+        elif func == "sum":
+            value = merged[("sum", col)]
+        elif func == "mean":
+            with np.errstate(invalid="ignore", divide="ignore"):
+                value = pd.Series(_floats(merged[("sum", col)]) / _floats(n), index=n.index)
+        elif func in ("var", "std"):
+            counts = _floats(n)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                var = np.where(counts > 1, _floats(merged[("m2", col)]) / (counts - 1), np.nan)
+            value = pd.Series(np.sqrt(var) if func == "std" else var, index=n.index)
+        else:
+            value = merged[(func, col)]
+        columns[(col, func) if multi else col] = _cast_like_pandas(value, dtype)
+    result = pd.DataFrame(columns, index=merged.index)
+    if multi:
+        result.columns = pd.MultiIndex.from_tuples(list(columns))
+    return result
+
+
+def _cast_like_pandas(value: pd.Series, dtype: Any) -> pd.Series:
+    # pandas returns narrow integer sums in the input's type only when they fit.
+    if pd.api.types.is_integer_dtype(dtype) and pd.api.types.is_integer_dtype(value.dtype):
+        info = np.iinfo(getattr(dtype, "numpy_dtype", dtype))
+        if (
+            len(value)
+            and value.count()
+            and not (info.min <= int(value.min()) and int(value.max()) <= info.max)
+        ):
+            return value
+    if value.dtype == dtype:
+        return value
+    if isinstance(dtype, pd.api.extensions.ExtensionDtype) and not isinstance(
+        dtype, pd.CategoricalDtype | pd.StringDtype
+    ):
+        return value.astype(dtype)
+    return value.astype(dtype) if not pd.api.types.is_bool_dtype(dtype) else value.astype(bool)
+
+
+def chunked_agg(
+    source: pd.DataFrame | str | Path,
+    by: Hashable | list[Hashable],
+    aggs: Mapping[Hashable, str | Sequence[str]],
+    chunksize: int = 100_000,
+    *,
+    fmt: str | None = None,
+) -> pd.DataFrame:
+    """Group-by aggregation over chunks, equal to ``pandas.groupby(by).agg(aggs)``.
+
+    Parameters
+    ----------
+    source:
+        A DataFrame, a CSV file, or a Parquet file / directory of Parquet files.
+        Only the key and aggregated columns are read.
+    by:
+        Key column or list of key columns.  Rows with a missing key are dropped and
+        groups are sorted, as pandas does by default.
+    aggs:
+        ``{column: func or [funcs]}`` with funcs from :data:`AGG_FUNCS`
+        (count, sum, mean, min, max, var, std; var/std with ddof=1).  NaN is
+        skipped like pandas does.  A list makes the result's columns a
+        ``(column, func)`` MultiIndex, as in pandas.
+    chunksize:
+        Rows per chunk: the memory bound.
+    fmt:
+        ``"csv"`` or ``"parquet"`` for a path whose name does not say.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Same index, columns and dtypes as ``source.groupby(by).agg(aggs)`` (for a
+        file: as if it had been read whole); sums of float columns and means agree
+        to ~1e-15 relative (summation order differs), var/std to ~1e-13.
+
+    Raises
+    ------
+    ValueError, TypeError, KeyError
+        Unknown function, non-numeric column for a numeric aggregation, missing
+        column, or a bad *chunksize*.
+
+    Examples
+    --------
+    >>> df = pd.DataFrame({"k": ["a", "b", "a"], "x": [1.0, 2.0, 4.0]})
+    >>> chunked_agg(df, "k", {"x": ["mean", "std"]}, chunksize=2)
+         x
+      mean       std
+    k
+    a  2.5  2.12132
+    b  2.0      NaN
+    """
+    # pandas reads a list as several keys and anything else (a tuple too) as one
+    keys = list(by) if isinstance(by, list) else [by]
+    spec, multi = _normalize(aggs)
+    value_cols = list(dict.fromkeys(col for col, _ in spec))
+    if overlap := set(keys) & set(value_cols):
+        raise ValueError(
+            f"chunked_agg: {sorted(map(str, overlap))} are keys and cannot be aggregated"
+        )
+    funcs: dict[Any, set[str]] = {col: set() for col in value_cols}
+    for col, func in spec:
+        funcs[col].add(func)
+    stats = {col: sorted({s for f in fs for s in _NEEDS[f]}) for col, fs in funcs.items()}
+    wanted = keys + value_cols
+
+    buffer: list[pd.DataFrame] = []
+    buffered, limit = 0, max(chunksize, 1 << 16)
+    head: pd.DataFrame | None = None
+    seen_dtypes: dict[Any, Any] = {}
+    for chunk in iter_chunks(source, chunksize, columns=wanted, fmt=fmt):
+        if missing := [c for c in wanted if c not in chunk.columns]:
+            raise KeyError(f"chunked_agg: columns {missing!r} are not in the source")
+        if head is None:
+            head = chunk.iloc[:0]
+        for col in value_cols:
+            prev = seen_dtypes.get(col)
+            seen_dtypes[col] = chunk[col].dtype if prev is None else _common(prev, chunk[col].dtype)
+        casts = {c: _work_dtype(chunk[c].dtype, c, funcs[c]) for c in value_cols}
+        casts = {c: t for c, t in casts.items() if chunk[c].dtype != t}
+        work = chunk.astype(casts) if casts else chunk
+        part = _partial(work, keys, stats)
+        buffer.append(part)
+        buffered += len(part)
+        if buffered > limit:  # amortised: compact when the buffer doubles
+            buffer = [_merge(pd.concat(buffer), len(keys), stats)]
+            buffered = len(buffer[0])
+            limit = max(limit, 2 * buffered)
+    if head is None:
+        head = _empty_frame(source, wanted, fmt)
+    probe = head.astype(seen_dtypes) if seen_dtypes else head
+    expected = probe.groupby(by).agg(dict(aggs))
+    if not buffer:
+        return expected
+    merged = _merge(pd.concat(buffer), len(keys), stats)
+    result = _finish(merged, spec, multi, expected.dtypes)
+    result.index.names = expected.index.names
+    return result
+
+
+def _common(a: Any, b: Any) -> Any:
+    if a == b:
+        return a
+    return (
+        pd.api.types.pandas_dtype(np.result_type(a, b))
+        if all(isinstance(t, np.dtype) for t in (a, b))
+        else object
+    )
+
+
+def _empty_frame(
+    source: pd.DataFrame | str | Path, columns: list[Hashable], fmt: str | None
+) -> pd.DataFrame:
+    if isinstance(source, pd.DataFrame):
+        return source.iloc[:0][columns]
+    if _source_format(source, fmt) == "csv":
+        return pd.read_csv(source, usecols=columns, nrows=0)
+    import pyarrow.parquet as pq
+
+    path = Path(source)
+    file = min(path.glob("*.parquet")) if path.is_dir() else path
+    return pq.read_schema(file).empty_table().select([str(c) for c in columns]).to_pandas()
