@@ -108,6 +108,10 @@ def test_train_creates_the_job_with_image_script_and_hyperparameters(
     assert create.params["AlgorithmSpecification"]["MetricDefinitions"] == [
         {"Name": "accuracy", "Regex": metric_regex("accuracy")}
     ]
+    # delete takes the staged code, drivers and output, not only the data
+    gone = sm_mod.delete(job, uri, session=aws)
+    assert any(g.endswith("/sourcecode.json") for g in gone)
+    _assert_nothing_left(aws)
 
 
 def test_a_failed_training_job_surfaces_its_failure_reason(aws, bucket, moto_job, train_frame):
@@ -212,20 +216,41 @@ def test_tune_refuses_more_parallel_jobs_than_jobs(aws, calls):
     assert calls == []
 
 
-def test_best_training_job_falls_back_where_listing_is_missing(aws, bucket, calls, train_frame):
-    uri = sm_mod.upload_data(train_frame, bucket, session=aws)
-    job = sm_mod.tune(uri, role=ROLE, session=aws)
+def test_best_training_job_falls_back_where_listing_is_missing(aws, bucket, calls):
+    # made by one plain call: the SDK's tune() is tested in test_tune_creates_the_tuning_job...
+    sm = aws.client("sagemaker")
+    sm.create_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName="mlperf-tune-x",
+        HyperParameterTuningJobConfig={
+            "Strategy": "Bayesian",
+            "HyperParameterTuningJobObjective": {"Type": "Maximize", "MetricName": "accuracy"},
+            "ResourceLimits": {"MaxNumberOfTrainingJobs": 10, "MaxParallelTrainingJobs": 2},
+        },
+        TrainingJobDefinition={
+            "AlgorithmSpecification": {
+                "TrainingImage": sm_mod.image_uri(REGION),
+                "TrainingInputMode": "File",
+            },
+            "RoleArn": ROLE,
+            "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}/output"},
+            "ResourceConfig": {
+                "InstanceType": "ml.m5.large",
+                "InstanceCount": 1,
+                "VolumeSizeInGB": 30,
+            },
+            "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+        },
+    )
+    job = sm_mod.TuningJob("mlperf-tune-x", "Completed", "accuracy", {})
     calls.clear()
     best = sm_mod.best_training_job(job, session=aws)
-    described = aws.client("sagemaker").describe_hyper_parameter_tuning_job(
-        HyperParameterTuningJobName=job.name
-    )["BestTrainingJob"]["TrainingJobName"]
-    assert best == described
+    described = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=job.name)
+    assert best == described["BestTrainingJob"]["TrainingJobName"]
     listing = [c for c in calls if c.operation == "ListTrainingJobsForHyperParameterTuningJob"]
     assert [(c.params["HyperParameterTuningJobName"], c.status) for c in listing] == [
         (job.name, 500)
     ]
-    sm_mod.delete(job, uri, session=aws)
+    sm_mod.delete(job, session=aws)
     _assert_nothing_left(aws)
 
 
@@ -301,15 +326,16 @@ def _local_predictions(frame: pd.DataFrame, rows: pd.DataFrame, tmp_path: Any) -
 
 
 def test_deploy_predict_delete(
-    make_frame, aws, bucket, calls, queue_predictions, train_frame, tmp_path
+    make_frame, aws, finished_job, calls, queue_predictions, train_frame, tmp_path
 ):
-    uri = sm_mod.upload_data(train_frame, bucket, session=aws)
-    job = sm_mod.train(uri, role=ROLE, session=aws)
-    dep = sm_mod.deploy(job, role=ROLE, session=aws)
+    # a job made by one CreateTrainingJob call; train -> deploy runs in test_offline_flow_sagemaker
     sm = aws.client("sagemaker")
+    described = sm.describe_training_job(TrainingJobName=finished_job)
+    dep = sm_mod.deploy(finished_job, role=ROLE, session=aws)
     assert sm.describe_endpoint(EndpointName=dep.endpoint_name)["EndpointStatus"] == "InService"
     container = sm.describe_model(ModelName=dep.model_name)["PrimaryContainer"]
-    assert container["Image"] == job.image_uri and container["ModelDataUrl"] == job.model_data
+    assert container["Image"] == described["AlgorithmSpecification"]["TrainingImage"]
+    assert container["ModelDataUrl"] == described["ModelArtifacts"]["S3ModelArtifacts"]
     assert container["Environment"]["SAGEMAKER_PROGRAM"] == "train_sklearn.py"
     code = _objects(aws)[
         container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"].split(f"{BUCKET}/", 1)[1]
@@ -331,7 +357,7 @@ def test_deploy_predict_delete(
     np.testing.assert_array_equal(sent.to_numpy(), rows.to_numpy())
     assert (invoke.params["ContentType"], invoke.params["Accept"]) == ("text/csv", "text/csv")
 
-    sm_mod.delete(dep, job, uri, session=aws)
+    sm_mod.delete(dep, session=aws)
     _assert_nothing_left(aws)
 
 
