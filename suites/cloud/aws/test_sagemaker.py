@@ -149,6 +149,13 @@ def test_delete_waits_for_a_job_it_cannot_stop(aws, bucket, finished_job, calls,
     assert gone == [f"s3://{bucket}/{output}"] and _objects(aws) == {}
 
 
+def test_train_refuses_a_missing_bucket_the_sdk_would_create(aws, calls):
+    with pytest.raises(CloudError, match="bucket 'no-such-bucket' does not exist"):
+        sm_mod.train("s3://no-such-bucket/train/", role=ROLE, session=aws)
+    assert aws.client("s3").list_buckets()["Buckets"] == []
+    assert "CreateTrainingJob" not in _ops(calls) and "CreateBucket" not in _ops(calls)
+
+
 def test_train_without_a_role_says_how_to_give_one(aws, bucket, train_frame):
     with pytest.raises(ValueError, match="MLPERF_SAGEMAKER_ROLE"):
         sm_mod.train(f"s3://{bucket}/x/", session=aws)
