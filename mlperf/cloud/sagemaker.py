@@ -131,7 +131,11 @@ def _trainer(
     base_job_name: str,
     session: Any,
     func: str,
+    target: str,
 ) -> tuple[Any, Any]:
+    bad = [k for k in hps if not (isinstance(k, str) and k.isidentifier())]
+    if bad:
+        raise ValueError(f"{func}: hyper-parameter names must be identifiers; got {bad!r}")
     bucket, _ = _split_s3(train_uri, func)
     boto = _boto(session)
     _check_bucket(boto.client("s3"), bucket, func)
@@ -145,7 +149,7 @@ def _trainer(
         training_image=image_uri(_region(boto), instance_type=instance_type),
         source_code=configs.SourceCode(source_dir=str(script.parent), entry_script=script.name),
         compute=configs.Compute(instance_type=instance_type, instance_count=1),
-        hyperparameters={"target": "target", **dict(hps)},
+        hyperparameters={"target": target, **dict(hps)},
         base_job_name=base_job_name,
     )
     channel = configs.InputData(channel_name="train", data_source=train_uri)
@@ -159,6 +163,7 @@ def train(
     hyperparameters: Mapping[str, Any] | None = None,
     instance_type: str = DEFAULT_INSTANCE_TYPE,
     base_job_name: str = "mlperf-sklearn",
+    target: str = "target",
     wait: bool = True,
     timeout: float | None = 3600,
     session: Any = None,
@@ -173,6 +178,8 @@ def train(
         Execution role ARN (default: ``$MLPERF_SAGEMAKER_ROLE``).
     hyperparameters:
         e.g. ``{"n_estimators": 100, "max_depth": 10}``; the job passes them as flags.
+    target:
+        The label column (as given to :func:`upload_data`).
     wait, timeout:
         Wait for the job to end (see :func:`wait_for_training_job`).
 
@@ -182,7 +189,14 @@ def train(
         The bucket is missing, or the job failed (the message carries its FailureReason).
     """
     trainer, channel = _trainer(
-        train_uri, role, hyperparameters or {}, instance_type, base_job_name, session, "train"
+        train_uri,
+        role,
+        hyperparameters or {},
+        instance_type,
+        base_job_name,
+        session,
+        "train",
+        target,
     )
     mt = require("sagemaker.core.shapes", "SageMaker training")
     trainer.with_metric_definitions(
@@ -257,6 +271,7 @@ def tune(
     hyperparameters: Mapping[str, Any] | None = None,
     instance_type: str = DEFAULT_INSTANCE_TYPE,
     base_job_name: str = "mlperf-tune",
+    target: str = "target",
     wait: bool = True,
     session: Any = None,
 ) -> TuningJob:
@@ -284,7 +299,14 @@ def tune(
             f"{max_jobs!r}"
         )
     trainer, channel = _trainer(
-        train_uri, role, hyperparameters or {}, instance_type, "mlperf-sklearn", session, "tune"
+        train_uri,
+        role,
+        hyperparameters or {},
+        instance_type,
+        "mlperf-sklearn",
+        session,
+        "tune",
+        target,
     )
     tuner_mod = require("sagemaker.train.tuner", "SageMaker tuning")
     param = require("sagemaker.core.parameter", "SageMaker tuning")
