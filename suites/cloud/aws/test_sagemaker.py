@@ -42,13 +42,13 @@ def _ops(calls: list[Any]) -> list[str]:
     return [c.operation for c in calls]
 
 
-def _assert_nothing_left(aws: Any) -> None:
+def _assert_nothing_left(aws: Any, keep: set[str] | frozenset[str] = frozenset()) -> None:
     sm = aws.client("sagemaker")
     assert sm.list_endpoints()["Endpoints"] == []
     assert sm.list_endpoint_configs()["EndpointConfigs"] == []
     assert sm.list_models()["Models"] == []
     assert sm.list_hyper_parameter_tuning_jobs()["HyperParameterTuningJobSummaries"] == []
-    assert _objects(aws) == {}
+    assert set(_objects(aws)) == set(keep)
 
 
 # ------------------------------------------------------------------ upload
@@ -409,6 +409,23 @@ def test_a_partial_deployment_is_cleaned_up(aws, finished_job):
     sm = aws.client("sagemaker")
     assert sm.list_models()["Models"] == [] and sm.list_endpoint_configs()["EndpointConfigs"] == []
     assert set(_objects(aws)) == before  # the serving code it uploaded is gone too
+
+
+def test_an_endpoint_that_fails_is_deleted_with_its_model_and_config(aws, finished_job):
+    from moto.sagemaker.models import sagemaker_backends
+
+    reason = "CapacityError: Unable to provision requested ML compute capacity"
+
+    def fail(params: dict[str, Any], **_: Any) -> None:  # moto's endpoints are InService at once
+        record = sagemaker_backends["123456789012"][REGION].endpoints.get(params["EndpointName"])
+        if record is not None:
+            record.endpoint_status, record.failure_reason = "Failed", reason
+
+    aws.events.register("provide-client-params.sagemaker.DescribeEndpoint", fail)
+    before = set(_objects(aws))
+    with pytest.raises(CloudError, match=rf"is Failed: {reason}.*endpoint mlperf-sklearn"):
+        sm_mod.deploy(finished_job, role=ROLE, poll=0.01, session=aws)
+    _assert_nothing_left(aws, keep=before)
 
 
 def test_predict_on_a_missing_endpoint(aws):
