@@ -319,12 +319,15 @@ def test_read_bound_is_a_positive_time(order: str) -> None:
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32])
 def test_cuda_on_device_arrays_in_any_layout(dtype: Any) -> None:
     cp = pytest.importorskip("cupy")
-    host = np.random.default_rng(3).standard_normal((301, 67)) * 10
+    host = np.random.default_rng(3).standard_normal((301, 68)) * 10
     host[0, :] = 1e200 if dtype == np.float64 else 1.0
     host[1, :] = 1e-200 if dtype == np.float64 else 0.0
+    host[2, :] = 1e-45  # a float32 subnormal (CuPy compiles with -ftz=true)
     host = host.astype(dtype)
-    for label, view in {
+    for label, view in {  # 68 columns: rows start on 16-byte boundaries (16-byte loads)
         "C": lambda a: a,
+        "aligned with a tail": lambda a: a[:, :67],
+        "unaligned": lambda a: a[:, 1:],
         "F": lambda a: a.copy(order="F"),
         "strided": lambda a: a[::2, ::3],
         "reversed": lambda a: a[::-1, ::-1],
@@ -346,3 +349,22 @@ def test_cuda_edge_shapes_and_refusals() -> None:
         row_norms(cp.ones((2, 2), dtype=bool), "cuda")
     with pytest.raises(ValueError, match=re.escape("got shape (3,)")):
         row_norms(cp.ones(3), "cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("lanes", [0, *_cuda._LANES_PER_ROW])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_cuda_kernel_variant_rescales_and_propagates(lanes: int, dtype: Any) -> None:
+    cp = pytest.importorskip("cupy")
+    host = np.random.default_rng(5).standard_normal((203, 36)).astype(dtype)
+    big, small = (1e200, 1e-200) if dtype == np.float64 else (3e38, 1e-45)
+    host[3], host[7, 5], host[8, :9] = big, small, small  # rows to rescale, in mid-warp
+    host[11, 2], host[12, 4], host[13, [1, 30]] = np.nan, np.inf, (np.inf, np.nan)
+    host[100:104] = 0.0
+    device = cp.asarray(host)
+    for x in (device, device[:, :35]):  # rows of whole 16-byte vectors, then with a tail
+        out = cp.empty(x.shape[0])
+        _cuda.launch(x, out, lanes)
+        want = row_norms(x.get(), "safe_numpy")
+        np.testing.assert_array_equal(np.isnan(out.get()), np.isnan(want))
+        np.testing.assert_allclose(out.get(), want, rtol=1e-12, atol=2.0**-1070)

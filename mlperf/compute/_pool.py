@@ -35,9 +35,11 @@ class _Pool:
         self.pid = os.getpid()
         affinity = getattr(os, "sched_getaffinity", None)
         self.workers = len(affinity(0)) if affinity else (os.cpu_count() or 1)
-        self.executor: ProcessPoolExecutor = ProcessPoolExecutor(
-            self.workers, mp_context=multiprocessing.get_context("forkserver")
-        )
+        context = multiprocessing.get_context("forkserver")
+        # the forkserver imports these once; a worker forked from it starts with them
+        # (no effect if some other code already started this process's forkserver)
+        context.set_forkserver_preload(["mlperf.compute._worker"])
+        self.executor: ProcessPoolExecutor = ProcessPoolExecutor(self.workers, mp_context=context)
         self.blocks: dict[str, SharedMemory] = {}
 
     def block(self, role: str, nbytes: int) -> SharedMemory:
@@ -68,7 +70,7 @@ _POOL_LOCK = threading.Lock()
 def shutdown_pool() -> None:
     """Stop the ``parallel`` method's worker processes and free their shared memory.
 
-    Registered with :mod:`atexit` when the pool starts; call it to reclaim the
+    Registered with :mod:`atexit`; call it to reclaim the
     workers sooner.  The next ``parallel`` call starts a new pool (and pays for it).
     """
     global _POOL
@@ -84,22 +86,22 @@ def parallel(x: np.ndarray) -> np.ndarray:
     global _POOL
     with _POOL_LOCK:
         if _POOL is None or _POOL.pid != os.getpid():  # a forked child must not use it
-            if _POOL is None:
-                atexit.register(shutdown_pool)
             _POOL = _Pool()
         pool, n = _POOL, x.shape[0]
         src, dst = pool.block("in", x.nbytes), pool.block("out", n * 8)
         np.copyto(np.ndarray(x.shape, x.dtype, buffer=src.buf), x)
         cuts = np.linspace(0, n, min(pool.workers, n) + 1).astype(int).tolist()
         method = _cpu.serial_safe()
-        futures = [
-            pool.executor.submit(_chunk, src.name, dst.name, x.shape, x.dtype.str, lo, hi, method)
-            for lo, hi in itertools.pairwise(cuts)
-        ]
         try:
+            futures = [
+                pool.executor.submit(
+                    _chunk, src.name, dst.name, x.shape, x.dtype.str, lo, hi, method
+                )
+                for lo, hi in itertools.pairwise(cuts)
+            ]
             for future in futures:
                 future.result()
-        except BrokenProcessPool as exc:
+        except BrokenProcessPool as exc:  # raised by submit() or result(), whichever sees it
             pool.close()
             _POOL = None
             raise RuntimeError(
@@ -107,8 +109,10 @@ def parallel(x: np.ndarray) -> np.ndarray:
                 'script, put its top level under `if __name__ == "__main__":` (workers '
                 "start by re-running the main script)"
             ) from exc
-        out = np.ndarray((n,), np.float64, buffer=dst.buf).copy()
-        return out
+        return np.ndarray((n,), np.float64, buffer=dst.buf).copy()
+
+
+atexit.register(shutdown_pool)  # a no-op unless a pool was started
 
 
 _ATTACHED: dict[str, SharedMemory] = {}  # in a worker: role -> the block it last attached
