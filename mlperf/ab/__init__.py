@@ -97,7 +97,7 @@ def run_ab(
         for v in flagged:
             if v.id in again:
                 redo = judge(again[v.id], threshold)
-                redo.first = v.decision
+                redo.first, redo.first_measurement = v.decision, v.measurement
                 verdicts[verdicts.index(v)] = redo
     return AbResult(
         base=base.label, head=head.label, threshold=threshold, benchmarks=verdicts,

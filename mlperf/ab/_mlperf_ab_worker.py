@@ -57,6 +57,16 @@ def _metric(item: pytest.Item) -> dict[str, Any]:
     }
 
 
+def _why(report: pytest.TestReport) -> str:
+    """One line saying why a test failed or skipped (the exception message, or the skip reason)."""
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:  # a skip: (path, line, reason)
+        return str(longrepr[2])[:500]
+    crash = getattr(getattr(longrepr, "reprcrash", None), "message", None)
+    text = crash or (report.longreprtext.strip().splitlines() or [""])[-1]
+    return text.strip().splitlines()[0][:500] if text.strip() else "?"
+
+
 class _KeepParents:
     """Stand-in for ``nextitem``: tears down the item's own fixtures, keeps every wider scope."""
 
@@ -228,7 +238,7 @@ class _Worker:
         for rep in reports:
             if rep.failed or rep.skipped:
                 outcome = "failed" if rep.failed else "skipped"
-                detail = (rep.longreprtext.strip().splitlines() or [""])[-1][:500]
+                detail = _why(rep)
                 break
         if outcome == "passed" and not self._measured:
             outcome, detail = "failed", "the test never called its benchmark fixture"
@@ -244,18 +254,24 @@ class _Worker:
         while done < warmup or time.perf_counter() - start < min_warm:
             _, _, result = step(1)
             done += 1
-        cpu1, wall1, result = step(1)  # one timed call: the coordinator plans the rounds from it
+        # Three timed calls (median: one preempted call must not skew the plan); "step" also
+        # counts the untimed setup/teardown a pedantic round pays, so plans budget for it.
+        probes = []
+        for _ in range(3):
+            c0 = time.process_time()
+            cpu1, wall1, result = step(1)
+            probes.append((cpu1, wall1, time.process_time() - c0))
+        cpu1, wall1, step_cpu = (sorted(p[k] for p in probes)[1] for k in range(3))
         iterations = 1 if fixed else int(req.get("iterations") or 0)
         if not iterations:
-            took = max(cpu1, wall1, 1e-9)
-            iterations = max(
-                1, min(_MAX_ITERATIONS, math.ceil(float(req.get("round_time", 1e-3)) / took))
-            )
+            clock = wall1 if req.get("metric") == "wall" else cpu1
+            wanted = float(req.get("round_time", 1e-3))
+            iterations = max(1, min(_MAX_ITERATIONS, math.ceil(wanted / max(clock, 1e-9))))
         memory = _peak_memory(lambda: step(1)) if req.get("memory") else None
         self._send(
             event="ready",
             iterations=iterations,
-            call_time={"cpu": cpu1, "wall": wall1},
+            call_time={"cpu": cpu1, "wall": wall1, "step_cpu": step_cpu},
             memory=memory,
         )
         while True:

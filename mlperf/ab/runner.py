@@ -46,6 +46,7 @@ class Settings:
     rounds: int | None = None  # per side; None: as many as fit in max_time
     max_time: float = 1.0  # measured seconds per side and benchmark when rounds is None
     min_rounds: int = 20
+    max_rounds: int = 5000
     pairs: int = 2
     round_time: float = 1e-3
     block_time: float = 0.05
@@ -95,8 +96,10 @@ class _Worker:
             MLPERF_AB_FDS=f"{cmd_r},{res_w}",
             MLPERF_AB_OPTIONS=json.dumps(options),
         )
+        # Hypothesis' and anyio's plugins only serve property and async tests, not benchmarks;
+        # leaving them out halves a worker's start-up (hypothesis alone imports in ~1 s).
         args = [side.python, "-m", "pytest", *settings.paths, "-p", "_mlperf_ab_worker", "-p", "no:cacheprovider",
-                "-q", "--benchmark-disable", "--no-header"]  # fmt: skip
+                "-p", "no:hypothesispytest", "-p", "no:anyio", "-q", "--benchmark-disable", "--no-header"]  # fmt: skip
         if settings.only:
             args += ["-k", settings.only]
         self.side, self.log = side, log
@@ -167,7 +170,9 @@ def _start_pair(
 def _plan(settings: Settings, call_time: float, iterations: int) -> tuple[int, int]:
     """(blocks per process pair, rounds per block) for one benchmark."""
     round_time = max(call_time * iterations, 1e-9)
-    rounds = settings.rounds or max(settings.min_rounds, math.ceil(settings.max_time / round_time))
+    rounds = settings.rounds or min(
+        settings.max_rounds, max(settings.min_rounds, math.ceil(settings.max_time / round_time))
+    )
     per_block = max(
         1, min(rounds // (2 * settings.pairs) or 1, round(settings.block_time / round_time) or 1)
     )
@@ -238,14 +243,18 @@ def _measure_one(a: _Worker, b: _Worker, m: Measurement, settings: Settings,
                  memory: bool) -> None:  # fmt: skip
     """Start the benchmark in both workers, alternate blocks A B B A ..., then let both tests finish."""
     t = settings.command_timeout
-    item = {"cmd": "item", "id": m.id, "warmup": 2, "min_warmup_time": settings.warmup_time,
+    item = {"cmd": "item", "id": m.id, "warmup": 2, "min_warmup_time": settings.warmup_time, "metric": m.metric,
             "memory": memory, "cpus": cpu}  # fmt: skip
     if m.id not in plans:
         ready_a = a.request(t, **item, round_time=settings.round_time)
         if not _ok(m, ready_a, "base"):
             return
         m.iterations = int(ready_a["iterations"])
-        call = max(ready_a["call_time"]["cpu"], ready_a["call_time"]["wall"])
+        probe = ready_a["call_time"]
+        # Plan in the benchmark's own clock: under load the wall clock of one call says little.
+        call = (
+            probe["wall"] if m.metric == "wall" else max(probe["cpu"], probe.get("step_cpu", 0.0))
+        )
         blocks, per_block = _plan(settings, call, m.iterations)
         plans[m.id] = (max(2, round(blocks * scale / 2) * 2), per_block, 1 if call < 0.02 else 0)
     else:

@@ -17,7 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AbError", "Side", "checkout", "prepare_sides", "python_for", "repo_root", "resolve"]
+__all__ = [
+    "AbError",
+    "Side",
+    "checkout",
+    "needs_own_env",
+    "prepare_sides",
+    "python_for",
+    "repo_root",
+    "resolve",
+]
 
 
 class AbError(RuntimeError):
@@ -98,6 +107,14 @@ def checkout(repo: Path, sha: str, cache: Path) -> Path:
     return path
 
 
+def needs_own_env(tree: Path, reference: Path) -> bool:
+    """True when *tree*'s pyproject.toml differs from *reference*'s (its dependencies may differ)."""
+    mine, theirs = reference / "pyproject.toml", tree / "pyproject.toml"
+    if not theirs.is_file():
+        return False
+    return not (mine.is_file() and mine.read_bytes() == theirs.read_bytes())
+
+
 def python_for(tree: Path, reference: Path, cache: Path, extras: str = "all") -> str:
     """Interpreter for *tree*: this one when pyproject.toml matches *reference*'s, else a venv.
 
@@ -105,9 +122,9 @@ def python_for(tree: Path, reference: Path, cache: Path, extras: str = "all") ->
     the checkout still wins on ``PYTHONPATH``, so one venv serves every revision
     with those dependencies.
     """
-    mine, theirs = reference / "pyproject.toml", tree / "pyproject.toml"
-    if not theirs.is_file() or (mine.is_file() and mine.read_bytes() == theirs.read_bytes()):
+    if not needs_own_env(tree, reference):
         return sys.executable
+    mine, theirs = reference / "pyproject.toml", tree / "pyproject.toml"
     digest = hashlib.sha256(theirs.read_bytes()).hexdigest()[:12]
     venv = cache / "venvs" / digest
     python = venv / "bin" / "python"

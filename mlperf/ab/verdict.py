@@ -46,6 +46,11 @@ class Decision:
         """Half-width of the confidence interval, relative: the smallest change this run resolves."""
         return (self.ci_high - self.ci_low) / 2 / self.ratio if self.ratio > 0 else math.inf
 
+    def rounds_to_resolve(self) -> int:
+        """Rounds per side that would shrink the interval to half the threshold (noise ~ 1/sqrt(n))."""
+        scale = (self.noise / (self.threshold / 2)) ** 2 if self.threshold > 0 else math.inf
+        return int(min(1e9, math.ceil(self.n_base * max(1.0, scale))))
+
     def text(self) -> str:
         """``1.08x slower (95% CI 1.05-1.11, p=0.0002): REGRESSION``, pyperf-style."""
         if abs(self.ratio - 1) < 0.0005:
@@ -58,6 +63,8 @@ class Decision:
         text = f"{change} (95% CI {self.ci_low:.3f}-{self.ci_high:.3f}, p={p:.2g})"
         if self.verdict == "inconclusive":
             text += f": inconclusive, noise ±{self.noise:.1%} vs threshold {self.threshold:.0%}"
+            if self.threshold > 0:
+                text += f" (about --rounds {self.rounds_to_resolve()} would resolve it)"
         return text
 
     def as_dict(self) -> dict[str, float | int | str]:

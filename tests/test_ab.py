@@ -1,0 +1,349 @@
+"""Tests of ``mlperf ab``: the verdict rule, the worker protocol, worktrees and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from mlperf.ab import AbError, Settings, Side, decide, paired_block_bootstrap, run_ab
+from mlperf.ab.result import AbResult, BenchmarkVerdict, memory_verdict
+from mlperf.ab.runner import Measurement
+from mlperf.ab.trees import needs_own_env, resolve
+from mlperf.stats import bootstrap_ratio_ci
+
+# --------------------------------------------------------------- the verdict rule
+
+
+def _blocks(rng: np.random.Generator, scale: float, pairs: int = 2, blocks: int = 20, per: int = 5,
+            noise: float = 0.02, load: np.ndarray | None = None) -> list[list[list[float]]]:  # fmt: skip
+    out = []
+    for p in range(pairs):
+        lf = load[p] if load is not None else np.ones(blocks)
+        out.append(
+            [list(scale * lf[j] * np.exp(noise * rng.standard_normal(per))) for j in range(blocks)]
+        )
+    return out
+
+
+@pytest.mark.parametrize(
+    ("scale", "expected"),
+    [(1.0, "same"), (1.20, "REGRESSION"), (1 / 1.20, "IMPROVEMENT"), (1.02, "same")],
+)
+def test_decide_on_quiet_samples(scale: float, expected: str) -> None:
+    rng = np.random.default_rng(1)
+    d = decide(_blocks(rng, 1e-3), _blocks(rng, 1e-3 * scale), threshold=0.03)
+    assert d.verdict == expected
+    assert d.ci_low <= d.ratio <= d.ci_high
+    assert d.ratio == pytest.approx(scale, rel=0.01)
+
+
+def test_a_significant_change_inside_the_threshold_is_not_a_regression() -> None:
+    rng = np.random.default_rng(2)
+    d = decide(_blocks(rng, 1.0, noise=0.005), _blocks(rng, 1.02, noise=0.005), threshold=0.03)
+    assert d.p_slower < 1e-6  # clearly slower ...
+    assert d.verdict == "same"  # ... but by less than the 3 % that counts
+
+
+def test_noise_too_high_to_decide_is_inconclusive_and_says_how_noisy() -> None:
+    rng = np.random.default_rng(3)
+    d = decide(
+        _blocks(rng, 1.0, noise=0.4, blocks=4, per=1),
+        _blocks(rng, 1.05, noise=0.4, blocks=4, per=1),
+    )
+    assert d.verdict == "inconclusive"
+    assert d.noise > 0.03
+    assert "inconclusive, noise ±" in d.text()
+    assert d.rounds_to_resolve() > d.n_base
+
+
+def test_a_regression_needs_the_rank_test_too() -> None:
+    # Two rounds per side: the interval can sit above 1.03, but no rank test can reach p < 0.01.
+    d = decide([[[1.0], [1.0]]], [[[2.0], [2.0]]], threshold=0.03)
+    assert d.ci_low > 1.03
+    assert d.p_slower >= 0.01
+    assert d.verdict != "REGRESSION"
+
+
+def test_paired_bootstrap_cancels_load_that_hits_both_sides() -> None:
+    rng = np.random.default_rng(4)
+    load = np.exp(rng.normal(0, 0.3, (2, 20)))  # the machine's load swings by +-30 % between blocks
+    base = _blocks(rng, 1.0, load=load, noise=0.01)
+    head = _blocks(rng, 1.06, load=load, noise=0.01)
+    lo, hi = paired_block_bootstrap(base, head)
+    flat = lambda b: [x for pair in b for block in pair for x in block]
+    ulo, uhi = bootstrap_ratio_ci(flat(base), flat(head))
+    assert hi - lo < (uhi - ulo) / 2
+    assert lo > 1.03  # resolved: a 6 % slowdown, though the load swings by 30 %
+
+
+def test_bootstrap_is_deterministic_for_a_seed() -> None:
+    rng = np.random.default_rng(5)
+    a, b = _blocks(rng, 1.0), _blocks(rng, 1.1)
+    assert paired_block_bootstrap(a, b, seed=7) == paired_block_bootstrap(a, b, seed=7)
+
+
+def test_bad_samples_are_refused_with_the_offending_value() -> None:
+    with pytest.raises(ValueError, match=r"same number of blocks.*\[2\].*\[1\]"):
+        paired_block_bootstrap([[[1.0], [1.0]]], [[[1.0]]])
+    with pytest.raises(ValueError, match="threshold must be >= 0.*-0.1"):
+        decide([[[1.0]]], [[[1.0]]], threshold=-0.1)
+    with pytest.raises(ValueError, match="finite"):
+        decide([[[float("nan")]]], [[[1.0]]])
+    with pytest.raises(ValueError, match="at least one process pair"):
+        decide([], [])
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    samples=arrays(np.float64, (2, 6, 3), elements=st.floats(1e-4, 1e-2)),
+    factor=st.floats(0.1, 10),
+)
+def test_scaling_head_scales_the_ratio_and_its_interval(samples: np.ndarray, factor: float) -> None:
+    base = samples.tolist()
+    head = (samples * factor).tolist()
+    d = decide(base, head)
+    assert d.ratio == pytest.approx(factor, rel=1e-9)
+    assert d.ci_low == pytest.approx(factor, rel=1e-9)
+    assert d.ci_high == pytest.approx(factor, rel=1e-9)
+
+
+@settings(max_examples=30, deadline=None)
+@given(arrays(np.float64, (2, 8, 2), elements=st.floats(1e-4, 1.0)), st.floats(1e-3, 1e3))
+def test_units_do_not_change_the_verdict(samples: np.ndarray, unit: float) -> None:
+    rng = np.random.default_rng(0)
+    head = samples * rng.uniform(0.8, 1.3, samples.shape)
+    a = decide(samples.tolist(), head.tolist())
+    b = decide((samples * unit).tolist(), (head * unit).tolist())
+    assert a.verdict == b.verdict
+    assert a.ratio == pytest.approx(b.ratio, rel=1e-9)
+
+
+def test_memory_uses_the_stored_gate_rule() -> None:
+    mib = 2**20
+    assert memory_verdict([10 * mib], [20 * mib], 0.10)["verdict"] == "REGRESSION"
+    assert memory_verdict([10 * mib], [10 * mib + 500_000], 0.10)["verdict"] == "same"
+    assert memory_verdict([1000], [1500], 0.10)["verdict"] == "same"  # below the 2 MiB floor
+    assert memory_verdict([], [1], 0.1)["verdict"] == "unknown"
+
+
+def test_result_renders_for_a_pull_request() -> None:
+    rng = np.random.default_rng(6)
+    m = Measurement(
+        "suites/x/test_a.py::test_slow", base=_blocks(rng, 1e-3), head=_blocks(rng, 1.3e-3)
+    )
+    slow = BenchmarkVerdict(m, decision=decide(m.base, m.head), first=decide(m.base, m.head))
+    broken = BenchmarkVerdict(
+        Measurement("suites/x/test_a.py::test_broken", error="failed in head: boom")
+    )
+    result = AbResult(
+        "origin/main (abc)",
+        "working tree (def)",
+        0.03,
+        [slow, broken],
+        only_head=["suites/x/test_a.py::test_new"],
+    )
+    md = result.markdown()
+    assert "| `suites/x/test_a.py::test_slow` |" in md
+    assert "**REGRESSION (confirmed)**" in md
+    assert "failed in head: boom" in md
+    assert "only in head (new, not compared): suites/x/test_a.py::test_new" in md
+    assert result.regressions == ["suites/x/test_a.py::test_slow"]
+    data = json.loads(json.dumps(result.as_dict()))
+    assert data["kind"] == "mlperf-ab" and data["schema_version"] == 1
+    assert data["benchmarks"][0]["samples"]["head"] == m.head
+
+
+# ------------------------------------------------------- workers on a toy project
+
+TOY = """
+import os
+import time
+import pytest
+
+def work(n):
+    total = 0
+    for i in range(n):
+        total += i * i
+    return total
+
+N = int(20_000 * float(os.environ.get("TOY_SLOWDOWN", "1")))
+
+def test_loop(benchmark):
+    assert benchmark(work, N) == sum(i * i for i in range(N))
+
+def test_pedantic(benchmark):
+    seen = []
+    def setup():
+        seen.append(1)
+        return (list(range(2000)),), {}
+    result = benchmark.pedantic(sorted, setup=setup, rounds=3)
+    assert result == list(range(2000)) and seen
+
+@pytest.mark.mlperf(metric="wall")
+def test_wall(benchmark):
+    benchmark(time.sleep, 0.001)
+
+def test_fragile(benchmark):
+    result = benchmark(work, 10)
+    assert os.environ.get("TOY_BREAK") is None, "broken on purpose"
+
+def test_not_a_benchmark():
+    pass
+"""
+
+QUICK = {"max_time": 0.05, "min_rounds": 6, "pairs": 2, "warmup_time": 0.0}
+
+
+@pytest.fixture
+def toy(tmp_path: Path) -> Path:
+    (tmp_path / "test_toy.py").write_text(TOY)
+    return tmp_path
+
+
+def _settings(root: Path, **kw: object) -> Settings:
+    return Settings(paths=["test_toy.py"], work_dir=root / ".cache" / "ab", **{**QUICK, **kw})  # type: ignore[arg-type]
+
+
+def test_run_ab_measures_every_benchmark_in_interleaved_pairs(toy: Path) -> None:
+    result = run_ab(Side("base", toy), Side("head", toy), _settings(toy, only="not fragile"))
+    by_id = {b.id.split("::")[1]: b for b in result.benchmarks}
+    assert set(by_id) == {"test_loop", "test_pedantic", "test_wall"}  # only benchmark tests
+    loop = by_id["test_loop"].measurement
+    assert len(loop.base) == len(loop.head) == 2  # two process pairs
+    assert [len(p) for p in loop.base] == [len(p) for p in loop.head]  # paired blocks
+    assert loop.base_memory and loop.head_memory
+    assert by_id["test_wall"].measurement.metric == "wall"
+    assert min(x for p in by_id["test_wall"].measurement.base for b in p for x in b) >= 0.001
+    assert all(b.decision is not None and b.measurement.error is None for b in result.benchmarks)
+
+
+def test_a_benchmark_failing_in_one_side_is_reported_not_compared(toy: Path) -> None:
+    head = Side("head", toy, env={"TOY_BREAK": "1"})
+    result = run_ab(Side("base", toy), head, _settings(toy, only="fragile or loop", pairs=1))
+    by_id = {b.id.split("::")[1]: b for b in result.benchmarks}
+    assert by_id["test_fragile"].label == "error"
+    assert "failed in head" in (by_id["test_fragile"].measurement.error or "")
+    assert "broken on purpose" in (by_id["test_fragile"].measurement.error or "")
+    assert by_id["test_loop"].decision is not None  # the other benchmark is still compared
+
+
+def test_ids_only_one_side_has_are_listed(
+    toy: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    other = tmp_path_factory.mktemp("other")
+    (other / "test_toy.py").write_text(TOY.replace("def test_wall", "def test_wall_renamed"))
+    result = run_ab(Side("base", toy), Side("head", other), _settings(toy, only="wall", pairs=1))
+    assert result.only_base == ["test_toy.py::test_wall"]
+    assert result.only_head == ["test_toy.py::test_wall_renamed"]
+    assert result.benchmarks == []
+
+
+def test_a_worker_that_cannot_start_is_reported_with_its_log(toy: Path) -> None:
+    (toy / "conftest.py").write_text("raise RuntimeError('conftest exploded')\n")
+    with pytest.raises(AbError, match="stopped answering(.|\n)*conftest exploded"):
+        run_ab(Side("base", toy), Side("head", toy), _settings(toy, pairs=1))
+
+
+@pytest.mark.timing
+def test_a_threefold_slowdown_is_a_confirmed_regression(toy: Path) -> None:
+    head = Side("head", toy, env={"TOY_SLOWDOWN": "3"})
+    result = run_ab(Side("base", toy), head, _settings(toy, only="test_loop"))
+    (loop,) = result.benchmarks
+    assert loop.label == "REGRESSION"
+    assert loop.first is not None and loop.first.verdict == "REGRESSION"  # re-measured, confirmed
+    assert (
+        loop.decision is not None and loop.decision.n_base > loop.first.n_base
+    )  # with more rounds
+    assert result.regressions == [loop.id]
+
+
+# ------------------------------------------------------------- git and the CLI
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A git repository with two commits: the toy, then the toy 3x slower."""
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed: apt-get install git")
+    root = tmp_path / "repo"
+    root.mkdir()
+    _git(root, "init", "-q", "-b", "main")
+    _git(root, "config", "user.email", "t@example.com")
+    _git(root, "config", "user.name", "t")
+    (root / ".gitignore").write_text(".cache/\n")
+    (root / "test_toy.py").write_text(TOY)
+    _git(root, "add", ".")
+    _git(root, "commit", "-qm", "toy")
+    (root / "test_toy.py").write_text(TOY.replace("20_000 *", "60_000 *"))
+    _git(root, "commit", "-qam", "slower")
+    return root
+
+
+def _cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    return subprocess.run([sys.executable, "-m", "mlperf.cli", "ab", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, check=False, timeout=600)  # fmt: skip
+
+
+@pytest.mark.timing
+def test_cli_ab_head_1_from_a_fresh_clone(repo: Path, tmp_path: Path) -> None:
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
+    out = tmp_path / "ab.json"
+    proc = _cli(clone, "HEAD~1", "--path", "test_toy.py", "--only", "test_loop", "--max-time", "0.05",
+                "--json", str(out), "--markdown", str(tmp_path / "ab.md"))  # fmt: skip
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    data = json.loads(out.read_text())
+    assert data["regressions"] == ["test_toy.py::test_loop"]
+    assert data["base"].startswith("HEAD~1 (")
+    assert "REGRESSION" in (tmp_path / "ab.md").read_text()
+    trees = list((clone / ".cache" / "mlperf" / "ab" / "trees").iterdir())
+    assert len(trees) == 1 and _git(trees[0], "rev-parse", "HEAD") == _git(
+        clone, "rev-parse", "HEAD~1"
+    )
+
+
+def test_cli_refuses_an_unknown_revision(repo: Path) -> None:
+    proc = _cli(repo, "no-such-branch")
+    assert proc.returncode == 2
+    assert "cannot resolve revision 'no-such-branch'" in proc.stderr
+
+
+def test_shallow_clone_is_told_to_fetch_history(repo: Path, tmp_path: Path) -> None:
+    clone = tmp_path / "shallow"
+    subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{repo}", str(clone)], check=True)
+    with pytest.raises(AbError, match="shallow.*git fetch --unshallow"):
+        resolve(clone, "HEAD~1")
+
+
+def test_cli_refuses_paths_missing_in_a_revision(repo: Path) -> None:
+    proc = _cli(repo, "HEAD~1", "--path", "suites")
+    assert proc.returncode == 2
+    assert "has no 'suites'" in proc.stderr
+
+
+def test_same_pyproject_shares_the_environment(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "pyproject.toml").write_text("[project]\nname='x'\n")
+    (b / "pyproject.toml").write_text("[project]\nname='x'\n")
+    assert not needs_own_env(b, a)
+    (b / "pyproject.toml").write_text("[project]\nname='x'\ndependencies=['numpy<2']\n")
+    assert needs_own_env(b, a)
