@@ -17,34 +17,34 @@ Azurite as well as Azure.  SDK telemetry is off.
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
-import re
-import shutil
-import sys
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlperf._optional import require
-from mlperf.cloud import training_script
+from mlperf.cloud._azure_base import (
+    BASE_IMAGE,
+    _azure_call,
+    _client,
+    _staged,
+    conda_spec,
+    connect,
+    environment,
+)
+from mlperf.cloud._azure_serving import DEFAULT_INSTANCE_TYPE, delete, deploy, predict
 from mlperf.cloud._common import (
-    AZURE_CLIENT_KWARGS,
     DEFAULT_MAX_JOBS,
     DEFAULT_MAX_PARALLEL_JOBS,
     DEFAULT_OBJECTIVE,
     CloudError,
     check_ranges,
     check_training_frame,
-    disable_telemetry,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Mapping
 
-    import numpy as np
     import pandas as pd
 
 __all__ = [
@@ -64,64 +64,9 @@ __all__ = [
     "upload_data",
 ]
 
-BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
 DEFAULT_COMPUTE = "cpu-cluster"
-DEFAULT_INSTANCE_TYPE = "Standard_DS3_v2"
 DEFAULT_HYPERPARAMETERS: dict[str, int] = {"n_estimators": 100, "max_depth": 10}
-_ENDPOINT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,30}[A-Za-z0-9]$")
 _FAILED = {"Failed", "Canceled", "NotResponding"}
-
-
-def connect(config_path: str | os.PathLike[str] | None = None, *, credential: Any = None) -> Any:
-    """An ``MLClient`` from the workspace's ``config.json``, with telemetry off.
-
-    Parameters
-    ----------
-    config_path:
-        The ``config.json`` (or a directory to search upwards from); None searches from
-        the working directory, as ``MLClient.from_config`` does.
-    credential:
-        An ``azure.core`` token credential; None uses ``DefaultAzureCredential``
-        (environment, managed identity, ``az login``).
-
-    Raises
-    ------
-    CloudError
-        No config file was found or it is malformed.
-    """
-    disable_telemetry()
-    ml = require("azure.ai.ml", "Azure ML")
-    if credential is None:
-        credential = require("azure.identity", "Azure ML").DefaultAzureCredential()
-    try:
-        return ml.MLClient.from_config(
-            credential=credential, path=config_path, **AZURE_CLIENT_KWARGS
-        )
-    except Exception as exc:  # the SDK raises its own ValidationException for a missing file
-        raise CloudError(
-            f"connect: no Azure ML workspace config at {str(config_path or os.getcwd())!r} ({exc}); "
-            "download config.json from the workspace's overview page in the Azure portal, "
-            "or pass ml_client=MLClient(credential, subscription_id, resource_group, workspace)"
-        ) from exc
-
-
-def _client(ml_client: Any) -> Any:
-    return ml_client if ml_client is not None else connect()
-
-
-def _azure_call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run an SDK call, turning Azure transport and service errors into a CloudError."""
-    errors = require("azure.core.exceptions", "Azure ML")
-    try:
-        return fn(*args, **kwargs)
-    except errors.ServiceRequestError as exc:
-        raise CloudError(
-            f"{what}: Azure is unreachable ({exc}); check the network and the endpoint"
-        ) from exc
-    except errors.ResourceNotFoundError as exc:
-        raise CloudError(f"{what}: not found ({exc.message})") from exc
-    except errors.HttpResponseError as exc:
-        raise CloudError(f"{what}: Azure refused the request ({exc.message})") from exc
 
 
 # ------------------------------------------------------------------ data
@@ -217,52 +162,6 @@ def _data_input(data: Any) -> Any:
     else:
         path = data.path
     return ml.Input(type=ml.constants.AssetTypes.URI_FILE, path=path)
-
-
-# ------------------------------------------------------------------ environment
-
-
-def conda_spec(packages: tuple[str, ...] = ("scikit-learn", "pandas", "joblib")) -> dict[str, Any]:
-    """The conda spec of the training/serving environment, pinned to the versions installed here.
-
-    The job then runs the code that :func:`mlperf.cloud.run_local` tested locally.
-    ``mlflow`` and ``azureml-mlflow`` are added (unpinned when not installed here):
-    the script logs ``accuracy`` through them, which is where a sweep reads its metric.
-    """
-    pins = []
-    for name in (*packages, "mlflow", "azureml-mlflow"):
-        try:
-            pins.append(f"{name}=={importlib.metadata.version(name)}")
-        except importlib.metadata.PackageNotFoundError:
-            pins.append(name)
-    python = f"{sys.version_info.major}.{sys.version_info.minor}"
-    return {
-        "name": "mlperf-sklearn",
-        "channels": ["conda-forge"],
-        "dependencies": [f"python={python}", "pip", {"pip": pins}],
-    }
-
-
-def environment(spec: Mapping[str, Any] | None = None, image: str = BASE_IMAGE) -> Any:
-    """An Azure ML ``Environment``: *image* plus the conda spec (default :func:`conda_spec`)."""
-    ml = require("azure.ai.ml", "Azure ML")
-    return ml.entities.Environment(
-        name="mlperf-sklearn", image=image, conda_file=dict(spec or conda_spec())
-    )
-
-
-@contextmanager
-def _staged(script: str | os.PathLike[str] | None) -> Iterator[Path]:
-    """A directory holding only the script: Azure uploads the whole code directory."""
-    src = Path(script) if script is not None else training_script()
-    if not src.is_file():
-        raise FileNotFoundError(f"training script {str(src)!r} does not exist")
-    tmp = Path(tempfile.mkdtemp(prefix="mlperf-azure-code-"))
-    try:
-        shutil.copyfile(src, tmp / src.name)
-        yield tmp / src.name
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # ------------------------------------------------------------------ training
@@ -366,10 +265,10 @@ def train(
     CloudError
         The job failed (its error is included) or Azure refused it.
     """
-    ml_client = _client(ml_client)
     hps = _check_hyperparameters(
         DEFAULT_HYPERPARAMETERS if hyperparameters is None else hyperparameters
     )
+    ml_client = _client(ml_client)
     with _staged(script) as code:
         job = _command(data, hps, code, env, compute, "mlperf-train")
         return _submit("train", ml_client, job, wait)
@@ -403,7 +302,6 @@ def tune(
     CloudError
         The sweep failed or Azure refused it.
     """
-    sweep = require("azure.ai.ml.sweep", "Azure ML")
     space = check_ranges(ranges, func="tune")
     if goal not in ("maximize", "minimize"):
         raise ValueError(f"tune: goal must be 'maximize' or 'minimize'; got {goal!r}")
@@ -412,6 +310,7 @@ def tune(
             "tune: need 1 <= max_concurrent_trials <= max_total_trials; got "
             f"max_concurrent_trials={max_concurrent_trials!r}, max_total_trials={max_total_trials!r}"
         )
+    sweep = require("azure.ai.ml.sweep", "Azure ML")
     ml_client = _client(ml_client)
     search = {
         name: sweep.Choice(values=list(range(lo, hi + 1)))
@@ -459,7 +358,6 @@ def register_model(
 ) -> Any:
     """Register the ``model`` output of a finished training job (or trial) as a custom model."""
     ml = require("azure.ai.ml", "Azure ML")
-    ml_client = _client(ml_client)
     job_name = job if isinstance(job, str) else job.name
     status = getattr(job, "status", "Completed")
     if status != "Completed":
@@ -472,138 +370,4 @@ def register_model(
         type=ml.constants.AssetTypes.CUSTOM_MODEL,
         description=f"random forest trained by job {job_name}",
     )
-    return _azure_call("register_model", ml_client.models.create_or_update, model)
-
-
-# ------------------------------------------------------------------ serving
-
-
-def deploy(
-    model: Any,
-    endpoint_name: str,
-    *,
-    deployment_name: str = "blue",
-    instance_type: str = DEFAULT_INSTANCE_TYPE,
-    instance_count: int = 1,
-    auth_mode: str = "key",
-    env: Any = None,
-    script: str | os.PathLike[str] | None = None,
-    ml_client: Any = None,
-) -> Any:
-    """Create a managed online endpoint serving *model* through the script's ``init``/``run``.
-
-    The deployment takes all traffic.  If creating it fails, the endpoint (and any
-    partial deployment) is deleted before the error is raised.
-
-    Raises
-    ------
-    ValueError
-        An invalid endpoint name, instance count or auth mode.
-    CloudError
-        Azure refused; the message says what was cleaned up.
-    """
-    if not isinstance(endpoint_name, str) or not _ENDPOINT_NAME.match(endpoint_name):
-        raise ValueError(
-            "deploy: endpoint_name must be 3-32 letters, digits and '-', starting with a letter; "
-            f"got {endpoint_name!r}"
-        )
-    if not isinstance(instance_count, int) or instance_count < 1:
-        raise ValueError(f"deploy: instance_count must be an int >= 1; got {instance_count!r}")
-    if auth_mode not in ("key", "aml_token", "aad_token"):
-        raise ValueError(
-            f"deploy: auth_mode must be 'key', 'aml_token' or 'aad_token'; got {auth_mode!r}"
-        )
-    ml = require("azure.ai.ml", "Azure ML")
-    ml_client = _client(ml_client)
-    endpoint = ml.entities.ManagedOnlineEndpoint(name=endpoint_name, auth_mode=auth_mode)
-    _azure_call(
-        "deploy", lambda: ml_client.online_endpoints.begin_create_or_update(endpoint).result()
-    )
-    try:
-        with _staged(script) as code:
-            deployment = ml.entities.ManagedOnlineDeployment(
-                name=deployment_name,
-                endpoint_name=endpoint_name,
-                model=model,
-                environment=env if env is not None else environment(),
-                code_configuration=ml.entities.CodeConfiguration(
-                    code=str(code.parent), scoring_script=code.name
-                ),
-                instance_type=instance_type,
-                instance_count=instance_count,
-            )
-            _azure_call(
-                "deploy",
-                lambda: ml_client.online_deployments.begin_create_or_update(deployment).result(),
-            )
-        endpoint.traffic = {deployment_name: 100}
-        _azure_call(
-            "deploy", lambda: ml_client.online_endpoints.begin_create_or_update(endpoint).result()
-        )
-    except Exception as exc:
-        try:
-            ml_client.online_endpoints.begin_delete(name=endpoint_name).result()
-            cleaned = f"endpoint {endpoint_name!r} and its deployments were deleted"
-        except Exception as cleanup:  # noqa: BLE001 -- report both: the user must delete it by hand
-            cleaned = (
-                f"deleting endpoint {endpoint_name!r} also failed ({cleanup}); delete it by hand"
-            )
-        raise CloudError(
-            f"deploy: deployment {deployment_name!r} failed ({exc}); {cleaned}"
-        ) from exc
-    return endpoint
-
-
-def predict(
-    endpoint_name: str,
-    rows: pd.DataFrame | np.ndarray,
-    *,
-    deployment_name: str | None = None,
-    ml_client: Any = None,
-) -> np.ndarray:
-    """Invoke the endpoint on *rows* (features in training order); one prediction per row.
-
-    Raises
-    ------
-    ValueError
-        *rows* is empty or not two-dimensional.
-    CloudError
-        The endpoint is unreachable, missing, refused, or answered the wrong number of rows.
-    """
-    import numpy as np
-
-    matrix = np.asarray(rows, dtype=float)
-    if matrix.ndim != 2 or matrix.shape[0] == 0:
-        raise ValueError(f"predict: rows must be a non-empty 2-D table; got shape {matrix.shape!r}")
-    ml_client = _client(ml_client)
-    with tempfile.TemporaryDirectory(prefix="mlperf-azure-") as tmp:
-        request = Path(tmp) / "request.json"
-        request.write_text(json.dumps({"data": matrix.tolist()}))
-        reply = _azure_call(
-            f"predict on endpoint {endpoint_name!r}",
-            ml_client.online_endpoints.invoke,
-            endpoint_name=endpoint_name,
-            request_file=str(request),
-            deployment_name=deployment_name,
-        )
-    values = json.loads(reply) if isinstance(reply, str) else reply
-    if isinstance(values, str):  # a scoring script returning json.dumps(...) is encoded twice
-        values = json.loads(values)
-    if not isinstance(values, list) or len(values) != len(matrix):
-        raise CloudError(
-            f"predict: endpoint {endpoint_name!r} answered {str(values)[:200]!r} for {len(matrix)} rows"
-        )
-    return np.asarray(values)
-
-
-def delete(endpoint_name: str, *, ml_client: Any = None) -> bool:
-    """Delete the endpoint and all its deployments; False when it did not exist."""
-    errors = require("azure.core.exceptions", "Azure ML")
-    ml_client = _client(ml_client)
-    try:
-        ml_client.online_endpoints.begin_delete(name=endpoint_name).result()
-    except errors.ResourceNotFoundError:
-        return False
-    except errors.AzureError as exc:
-        raise CloudError(f"delete: deleting endpoint {endpoint_name!r} failed: {exc}") from exc
-    return True
+    return _azure_call("register_model", _client(ml_client).models.create_or_update, model)

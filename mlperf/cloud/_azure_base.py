@@ -1,0 +1,118 @@
+"""Azure ML plumbing shared by :mod:`mlperf.cloud.azure`: client, error mapping, environment, code staging."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import shutil
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlperf._optional import require
+from mlperf.cloud import training_script
+from mlperf.cloud._common import AZURE_CLIENT_KWARGS, CloudError, disable_telemetry
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
+__all__ = ["BASE_IMAGE", "conda_spec", "connect", "environment"]
+
+BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
+
+
+def connect(config_path: str | os.PathLike[str] | None = None, *, credential: Any = None) -> Any:
+    """An ``MLClient`` from the workspace's ``config.json``, with telemetry off.
+
+    Parameters
+    ----------
+    config_path:
+        The ``config.json`` (or a directory to search upwards from); None searches from
+        the working directory, as ``MLClient.from_config`` does.
+    credential:
+        An ``azure.core`` token credential; None uses ``DefaultAzureCredential``
+        (environment, managed identity, ``az login``).
+
+    Raises
+    ------
+    CloudError
+        No config file was found or it is malformed.
+    """
+    disable_telemetry()
+    ml = require("azure.ai.ml", "Azure ML")
+    if credential is None:
+        credential = require("azure.identity", "Azure ML").DefaultAzureCredential()
+    try:
+        return ml.MLClient.from_config(
+            credential=credential, path=config_path, **AZURE_CLIENT_KWARGS
+        )
+    except Exception as exc:  # the SDK raises its own ValidationException for a missing file
+        raise CloudError(
+            f"connect: no Azure ML workspace config at {str(config_path or os.getcwd())!r} ({exc}); "
+            "download config.json from the workspace's overview page in the Azure portal, "
+            "or pass ml_client=MLClient(credential, subscription_id, resource_group, workspace)"
+        ) from exc
+
+
+def _client(ml_client: Any) -> Any:
+    return ml_client if ml_client is not None else connect()
+
+
+def _azure_call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run an SDK call, turning Azure transport and service errors into a CloudError."""
+    errors = require("azure.core.exceptions", "Azure ML")
+    try:
+        return fn(*args, **kwargs)
+    except errors.ServiceRequestError as exc:
+        raise CloudError(
+            f"{what}: Azure is unreachable ({exc}); check the network and the endpoint"
+        ) from exc
+    except errors.ResourceNotFoundError as exc:
+        raise CloudError(f"{what}: not found ({exc.message})") from exc
+    except errors.HttpResponseError as exc:
+        raise CloudError(f"{what}: Azure refused the request ({exc.message})") from exc
+
+
+def conda_spec(packages: tuple[str, ...] = ("scikit-learn", "pandas", "joblib")) -> dict[str, Any]:
+    """The conda spec of the training/serving environment, pinned to the versions installed here.
+
+    The job then runs the code that :func:`mlperf.cloud.run_local` tested locally.
+    ``mlflow`` and ``azureml-mlflow`` are added (unpinned when not installed here):
+    the script logs ``accuracy`` through them, which is where a sweep reads its metric.
+    """
+    pins = []
+    for name in (*packages, "mlflow", "azureml-mlflow"):
+        try:
+            pins.append(f"{name}=={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            pins.append(name)
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    return {
+        "name": "mlperf-sklearn",
+        "channels": ["conda-forge"],
+        "dependencies": [f"python={python}", "pip", {"pip": pins}],
+    }
+
+
+def environment(spec: Mapping[str, Any] | None = None, image: str = BASE_IMAGE) -> Any:
+    """An Azure ML ``Environment``: *image* plus the conda spec (default :func:`conda_spec`)."""
+    ml = require("azure.ai.ml", "Azure ML")
+    return ml.entities.Environment(
+        name="mlperf-sklearn", image=image, conda_file=dict(spec or conda_spec())
+    )
+
+
+@contextmanager
+def _staged(script: str | os.PathLike[str] | None) -> Iterator[Path]:
+    """A directory holding only the script: Azure uploads the whole code directory."""
+    src = Path(script) if script is not None else training_script()
+    if not src.is_file():
+        raise FileNotFoundError(f"training script {str(src)!r} does not exist")
+    tmp = Path(tempfile.mkdtemp(prefix="mlperf-azure-code-"))
+    try:
+        shutil.copyfile(src, tmp / src.name)
+        yield tmp / src.name
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
