@@ -31,7 +31,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -389,25 +388,7 @@ def scoring_server() -> Iterator[ScoringServer]:
 # ------------------------------------------------------------------ data
 
 
-def seed_frame(n_rows: int = 600, seed: int = 42) -> pd.DataFrame:
-    """The seed tutorial's cloud data: 10 normal features, target = (sum > 0)."""
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n_rows, 10))
-    frame = pd.DataFrame(x, columns=[f"feature_{i}" for i in range(10)])
-    frame["target"] = (x.sum(axis=1) > 0).astype(np.int64)
-    return frame
-
-
-@pytest.fixture(scope="session")
-def make_frame() -> Callable[..., pd.DataFrame]:
-    """Factory of the seed tutorial's cloud frames: ``make_frame(n_rows, seed=42)``."""
-    return seed_frame
-
-
-@pytest.fixture(scope="session")
-def train_frame() -> pd.DataFrame:
-    """600 rows of the seed tutorial's cloud data."""
-    return seed_frame()
+# make_frame and train_frame (the seed tutorial's data) come from suites/cloud/conftest.py
 
 
 @dataclass
