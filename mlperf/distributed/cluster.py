@@ -1,0 +1,327 @@
+"""A real Dask, Spark Connect and Ray cluster on 127.0.0.1, for the ``cluster`` tests.
+
+``python -m mlperf.distributed.cluster up --dir DIR`` starts a Dask scheduler with
+one ``dask worker --nworkers 2 --nthreads 1``, a Spark Connect server
+(``$SPARK_HOME/sbin/start-connect-server.sh --wait``, SPARK_HOME found from the
+pyspark package) and a Ray head (``ray start --head --block``, auth disabled), each
+on a free loopback port and in its own process group; waits (bounded) until each
+accepts connections; and writes ``DIR/cluster.env`` (``export`` lines for
+SPARK_REMOTE, DASK_SCHEDULER_ADDRESS, RAY_ADDRESS, RAY_AUTH_MODE) and one PID file
+per service.  ``down --dir DIR`` stops exactly those process groups (never
+``ray stop``, which kills every Ray process on the host).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["down", "main", "up"]
+
+SERVICES = ("dask-scheduler", "dask-worker", "spark-connect", "ray-head")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _spark_home() -> Path:
+    from mlperf._optional import require
+
+    return Path(require("pyspark", "the Spark Connect server").__file__).parent
+
+
+def _open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def _pid_files(directory: Path) -> list[Path]:
+    return [directory / f"{name}.pid" for name in SERVICES if (directory / f"{name}.pid").exists()]
+
+
+def _start(
+    name: str, cmd: list[str], directory: Path, env: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    logs = directory / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    with open(logs / f"{name}.log", "ab") as log:
+        # Own session = own process group: `down` can stop the service and everything
+        # it spawned with one killpg, touching nothing else on the host.
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=env, start_new_session=True)  # fmt: skip
+    (directory / f"{name}.pid").write_text(json.dumps({"pid": proc.pid, "cmd": cmd[:3]}))
+    return proc
+
+
+def _tail(directory: Path, name: str, lines: int = 15) -> str:
+    log = directory / "logs" / f"{name}.log"
+    text = log.read_text(errors="replace").splitlines()[-lines:] if log.exists() else []
+    return "\n".join(f"    {line}" for line in text)
+
+
+def up(directory: str | os.PathLike[str], *, timeout: float = 180.0) -> dict[str, str]:
+    """Start the loopback cluster; return the variables written to ``DIR/cluster.env``.
+
+    Raises
+    ------
+    RuntimeError
+        A service of an earlier ``up`` in *directory* still runs, or a service exited
+        or did not accept connections within *timeout* seconds (everything started is
+        stopped again; the message holds the end of its log).
+    """
+    from mlperf.distributed.ray import _ray_temp
+
+    directory = Path(directory).resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    if any(_alive(f) for f in _pid_files(directory)):
+        raise RuntimeError(
+            f"cluster up: services of an earlier run in {str(directory)!r} still run; "
+            f"stop them with: python -m mlperf.distributed.cluster down --dir {directory}"
+        )
+    tmp = directory / "tmp"
+    for sub in ("dask", "spark"):
+        (tmp / sub).mkdir(parents=True, exist_ok=True)
+    bin_dir = Path(sys.executable).parent
+    ports = {
+        name: _free_port()
+        for name in ("dask", "spark", "ray", "ray_client", "ray_agent", "ray_dash")
+    }
+    spark_home = _spark_home()
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        # Ray replaces 127.0.0.1 by the host's outward address unless it believes it
+        # runs a single-node cluster; this keeps every Ray endpoint on loopback.
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "SPARK_HOME": str(spark_home),
+        "SPARK_LOG_DIR": str(directory / "logs"),
+        "SPARK_PID_DIR": str(directory),
+        "DASK_TEMPORARY_DIRECTORY": str(tmp / "dask"),
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    for var in ("SPARK_REMOTE", "DASK_SCHEDULER_ADDRESS", "RAY_ADDRESS"):
+        env.pop(var, None)
+    dask_addr = f"tcp://127.0.0.1:{ports['dask']}"
+    commands = {
+        "dask-scheduler": [str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1",
+                           "--port", str(ports["dask"]), "--no-dashboard", "--dashboard-address", "127.0.0.1:0"],
+        "dask-worker": [str(bin_dir / "dask"), "worker", dask_addr, "--nworkers", "2", "--nthreads", "1",
+                        "--host", "127.0.0.1", "--no-dashboard", "--dashboard-address", "127.0.0.1:0",
+                        "--local-directory", str(tmp / "dask")],
+        "spark-connect": [str(spark_home / "sbin" / "start-connect-server.sh"), "--wait",
+                          "--master", "local[2]", "--driver-memory", "2g",
+                          "--conf", "spark.connect.grpc.binding.address=127.0.0.1",
+                          "--conf", f"spark.connect.grpc.binding.port={ports['spark']}",
+                          "--conf", f"spark.local.dir={tmp / 'spark'}",
+                          "--conf", f"spark.driver.extraJavaOptions=-Djava.io.tmpdir={tmp / 'spark'}",
+                          "--conf", f"spark.sql.warehouse.dir={tmp / 'spark' / 'warehouse'}",
+                          "--conf", "spark.sql.adaptive.enabled=true",
+                          "--conf", "spark.ui.enabled=false"],
+        "ray-head": [str(bin_dir / "ray"), "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
+                     "--port", str(ports["ray"]), "--num-cpus", "2", "--disable-usage-stats",
+                     "--include-dashboard", "false", "--temp-dir", _ray_temp(tmp),
+                     "--ray-client-server-port", str(ports["ray_client"]),
+                     "--dashboard-agent-listen-port", str(ports["ray_agent"]),
+                     "--dashboard-host", "127.0.0.1", "--dashboard-port", str(ports["ray_dash"])],
+    }  # fmt: skip
+    procs = {}
+    try:
+        procs["dask-scheduler"] = _start(
+            "dask-scheduler", commands["dask-scheduler"], directory, env
+        )
+        procs["spark-connect"] = _start("spark-connect", commands["spark-connect"], directory, env)
+        procs["ray-head"] = _start("ray-head", commands["ray-head"], directory, env)
+        _wait(directory, procs, {"dask-scheduler": ports["dask"]}, timeout)
+        procs["dask-worker"] = _start("dask-worker", commands["dask-worker"], directory, env)
+        _wait(
+            directory, procs, {"spark-connect": ports["spark"], "ray-head": ports["ray"]}, timeout
+        )
+        _wait_workers(directory, dask_addr, procs, timeout)
+        _wait_log(directory, "ray-head", "Ray runtime started", procs, timeout)
+    except BaseException:
+        down(directory)
+        raise
+    variables = {
+        "SPARK_REMOTE": f"sc://127.0.0.1:{ports['spark']}",
+        "DASK_SCHEDULER_ADDRESS": dask_addr,
+        "RAY_ADDRESS": f"127.0.0.1:{ports['ray']}",
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        "SPARK_LOCAL_IP": "127.0.0.1",
+    }
+    lines = [f"export {k}={shlex.quote(v)}" for k, v in variables.items()]
+    (directory / "cluster.env").write_text("\n".join(lines) + "\n")
+    return variables
+
+
+def _check_alive(directory: Path, procs: dict[str, subprocess.Popen[bytes]]) -> None:
+    for name, proc in procs.items():
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"cluster up: {name} exited with status {proc.returncode}; the end of "
+                f"{directory / 'logs' / (name + '.log')}:\n{_tail(directory, name)}"
+            )
+
+
+def _wait(
+    directory: Path,
+    procs: dict[str, subprocess.Popen[bytes]],
+    ports: dict[str, int],
+    timeout: float,
+) -> None:
+    deadline = time.monotonic() + timeout
+    pending = dict(ports)
+    while pending:
+        _check_alive(directory, procs)
+        pending = {n: p for n, p in pending.items() if not _open(p)}
+        if pending and time.monotonic() > deadline:
+            name, port = next(iter(pending.items()))
+            raise RuntimeError(
+                f"cluster up: {name} did not accept connections on 127.0.0.1:{port} within "
+                f"{timeout:.0f} s; the end of its log:\n{_tail(directory, name)}"
+            )
+        if pending:
+            time.sleep(0.25)
+
+
+def _wait_workers(
+    directory: Path, address: str, procs: dict[str, subprocess.Popen[bytes]], timeout: float
+) -> None:
+    from mlperf._optional import require
+
+    distributed = require("distributed", "the Dask cluster")
+    with distributed.Client(address, timeout="30s") as client:
+        deadline = time.monotonic() + timeout
+        while len(client.scheduler_info(n_workers=-1)["workers"]) < 2:
+            _check_alive(directory, procs)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"cluster up: 2 Dask workers did not join {address} within {timeout:.0f} s;"
+                                   f"\n{_tail(directory, 'dask-worker')}")  # fmt: skip
+            time.sleep(0.25)
+
+
+def _wait_log(
+    directory: Path, name: str, text: str, procs: dict[str, subprocess.Popen[bytes]], timeout: float
+) -> None:
+    deadline = time.monotonic() + timeout
+    log = directory / "logs" / f"{name}.log"
+    while text not in log.read_text(errors="replace"):
+        _check_alive(directory, procs)
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"cluster up: {name} did not report {text!r} within {timeout:.0f} s;"
+                               f"\n{_tail(directory, name)}")  # fmt: skip
+        time.sleep(0.25)
+
+
+def _alive(pid_file: Path) -> bool:
+    try:
+        pid = int(json.loads(pid_file.read_text())["pid"])
+        os.killpg(pid, 0)
+    except (OSError, ValueError, KeyError):
+        return False
+    return True
+
+
+def down(directory: str | os.PathLike[str], *, grace: float = 10.0) -> list[str]:
+    """Stop the services that ``up`` started in *directory*; return the names stopped.
+
+    Each service's process group gets SIGTERM, then SIGKILL after *grace* seconds
+    (a Ray head drains for up to 30 s on SIGTERM; a test cluster need not wait).
+    Only the groups recorded in the PID files are signalled.
+    """
+    directory = Path(directory).resolve()
+    stopped = []
+    groups = {}
+    for pid_file in _pid_files(directory):
+        try:
+            groups[pid_file] = int(json.loads(pid_file.read_text())["pid"])
+        except (ValueError, KeyError):
+            pid_file.unlink()
+    for pid_file, pgid in groups.items():
+        try:
+            os.killpg(pgid, signal.SIGTERM)
+            stopped.append(pid_file.stem)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace
+    for pid_file, pgid in groups.items():
+        while _group_alive(pgid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if _group_alive(pgid):
+            os.killpg(pgid, signal.SIGKILL)
+            print(
+                f"cluster down: {pid_file.stem} still ran {grace:.0f} s after SIGTERM; killed",
+                file=sys.stderr,
+            )
+        try:  # reap our direct child when `up` and `down` run in one process (tests)
+            os.waitpid(pgid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        pid_file.unlink(missing_ok=True)
+    (directory / "cluster.env").unlink(missing_ok=True)
+    return stopped
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m mlperf.distributed.cluster", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("action", choices=("up", "down"))
+    parser.add_argument(
+        "--dir",
+        required=True,
+        type=Path,
+        help="folder for cluster.env, PID files, logs, temp files",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=180.0,
+        help="seconds to wait for each service (default 180)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        if args.action == "up":
+            t0 = time.perf_counter()
+            variables = up(args.dir, timeout=args.timeout)
+            print(f"cluster up in {time.perf_counter() - t0:.1f} s: " + ", ".join(f"{k}={v}" for k, v in variables.items()
+                  if k in ("SPARK_REMOTE", "DASK_SCHEDULER_ADDRESS", "RAY_ADDRESS")))  # fmt: skip
+        else:
+            print(
+                "cluster down: stopped " + (", ".join(down(args.dir)) or "nothing (no PID files)")
+            )
+    except RuntimeError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

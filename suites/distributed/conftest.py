@@ -1,0 +1,66 @@
+"""Fixtures of the distributed suite: one engine per session, comparison helpers, the report.
+
+The engine fixtures wrap the library's own context managers, so they run locally
+unless SPARK_REMOTE / DASK_SCHEDULER_ADDRESS / RAY_ADDRESS point at a cluster (the
+``cluster`` run of ``make test``).  Tests that use one carry the engine's marker
+and ``xdist_group`` so that one xdist worker owns each engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dist_helpers import EngineTable
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """The session's SparkSession (local[*], or Spark Connect when SPARK_REMOTE is set)."""
+    from mlperf.distributed.spark import spark_session
+
+    with spark_session(app_name="mlperf-suite") as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
+def dask_client() -> Iterator[Any]:
+    """The session's Dask client (LocalCluster 2x1, or DASK_SCHEDULER_ADDRESS)."""
+    from mlperf.distributed.dask import dask_client as make_client
+
+    with make_client() as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def ray_runtime() -> Iterator[Any]:
+    """The session's Ray (local, or RAY_ADDRESS); yields the ``ray`` module."""
+    from mlperf.distributed.ray import ray_runtime as make_runtime
+
+    with make_runtime() as ray:
+        yield ray
+
+
+@pytest.fixture(scope="session")
+def purchases_parquet(mlperf_cache_dir: Path) -> Any:
+    """Factory: folder of Parquet files with *n_rows* purchases (written once, cached)."""
+    from mlperf.data import write_purchases
+
+    def make(n_rows: int) -> Path:
+        folder = mlperf_cache_dir / f"purchases-parquet-{n_rows}"
+        done = folder / "_COMPLETE"
+        if not done.exists():
+            write_purchases(folder, n_rows)
+            done.touch()
+        return folder
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def engine_table(mlperf_report_dir: Path) -> Iterator[EngineTable]:
+    table = EngineTable()
+    yield table
+    table.write(mlperf_report_dir / "distributed")
