@@ -17,12 +17,14 @@ Azurite as well as Azure.  SDK telemetry is off.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlperf._optional import require
+from mlperf.cloud import training_script
 from mlperf.cloud._azure_base import (
     BASE_IMAGE,
     _azure_call,
@@ -184,6 +186,28 @@ def _command(
     )
 
 
+def _script_flags() -> set[str]:
+    """The options mlperf's own training script accepts (it ignores unknown ones silently)."""
+    spec = importlib.util.spec_from_file_location("_mlperf_train_sklearn", training_script())
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # module level only defines functions
+    return set(vars(module.parse_args([])))
+
+
+def _check_names(names: Any, script: Any, func: str) -> None:
+    """Refuse a hyper-parameter mlperf's script would ignore; a user's own script is trusted."""
+    if script is not None:
+        return
+    known = _script_flags() - {"data", "model_dir", "output_dir"}
+    unknown = sorted(set(names) - known)
+    if unknown:
+        raise ValueError(
+            f"{func}: the training script has no option for {unknown!r} and would ignore it; "
+            f"use {sorted(known)!r} or pass script= with your own"
+        )
+
+
 def _check_hyperparameters(hps: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(hps)
     for key, value in out.items():
@@ -268,10 +292,30 @@ def train(
     hps = _check_hyperparameters(
         DEFAULT_HYPERPARAMETERS if hyperparameters is None else hyperparameters
     )
+    _check_names(hps, script, "train")
     ml_client = _client(ml_client)
     with _staged(script) as code:
         job = _command(data, hps, code, env, compute, "mlperf-train")
         return _submit("train", ml_client, job, wait)
+
+
+_MAX_CHOICES = 10_000
+
+
+def _search_space(space: Mapping[str, tuple[int, int] | tuple[float, float]]) -> dict[str, Any]:
+    sweep = require("azure.ai.ml.sweep", "Azure ML")
+    out: dict[str, Any] = {}
+    for name, (lo, hi) in space.items():
+        if isinstance(lo, int) and isinstance(hi, int):
+            if hi - lo >= _MAX_CHOICES:
+                raise ValueError(
+                    f"tune: integer range for {name!r} spans {hi - lo + 1} values; at most "
+                    f"{_MAX_CHOICES} fit a Choice; narrow it or pass floats for a Uniform range"
+                )
+            out[name] = sweep.Choice(values=list(range(lo, hi + 1)))
+        else:
+            out[name] = sweep.Uniform(min_value=float(lo), max_value=float(hi))
+    return out
 
 
 def tune(
@@ -303,6 +347,7 @@ def tune(
         The sweep failed or Azure refused it.
     """
     space = check_ranges(ranges, func="tune")
+    _check_names(space, script, "tune")
     if goal not in ("maximize", "minimize"):
         raise ValueError(f"tune: goal must be 'maximize' or 'minimize'; got {goal!r}")
     if not 1 <= max_concurrent_trials <= max_total_trials:
@@ -310,14 +355,8 @@ def tune(
             "tune: need 1 <= max_concurrent_trials <= max_total_trials; got "
             f"max_concurrent_trials={max_concurrent_trials!r}, max_total_trials={max_total_trials!r}"
         )
-    sweep = require("azure.ai.ml.sweep", "Azure ML")
+    search = _search_space(space)
     ml_client = _client(ml_client)
-    search = {
-        name: sweep.Choice(values=list(range(lo, hi + 1)))
-        if isinstance(lo, int)
-        else sweep.Uniform(min_value=lo, max_value=hi)
-        for name, (lo, hi) in space.items()
-    }
     defaults = {name: lo for name, (lo, _hi) in space.items()}
     with _staged(script) as code:
         base = _command(data, defaults, code, env, compute, "mlperf-sweep")

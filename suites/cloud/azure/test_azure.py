@@ -168,6 +168,7 @@ def test_a_failed_job_surfaces_its_error(azure_ml):
         ({"n_estimators": 10.5}, "got 10.5"),
         ({"max-depth": 3}, "must be an identifier; got 'max-depth'"),
         ({"max_depth": [3]}, r"must be a number or string; got \[3\]"),
+        ({"learning_rate": 0.1}, r"no option for \['learning_rate'\] and would ignore it"),
     ],
 )
 def test_train_refuses_malformed_hyperparameters_before_submitting(
@@ -209,12 +210,25 @@ def test_tune_submits_the_sweep_the_tutorial_meant(azure_ml):
             "max_concurrent_trials <= max_total_trials",
         ),
         ({"goal": "max"}, "goal must be 'maximize' or 'minimize'; got 'max'"),
+        ({"ranges": {"n_estimators": (1, 20_000)}}, "spans 20000 values; at most 10000"),
+        ({"ranges": {"max_features": (0.1, 1.0)}}, r"no option for \['max_features'\]"),
     ],
 )
 def test_tune_refuses_a_malformed_search_before_submitting(azure_ml, kwargs, message):
     with pytest.raises(ValueError, match=message):
         tune("azureml:mlperf-train:1", **kwargs, ml_client=azure_ml.client)
     assert azure_ml.calls == []
+
+
+def test_tune_searches_a_float_range_uniformly(azure_ml):
+    ranges = {"test_size": (0.1, 0.3), "max_depth": (5, 6)}
+    tune("azureml:d:1", ranges=ranges, ml_client=azure_ml.client)
+    (call,) = azure_ml.of("jobs.create_or_update")
+    assert call.spec["search_space"] == {
+        "test_size": {"type": "uniform", "min_value": 0.1, "max_value": 0.3},
+        "max_depth": {"type": "choice", "values": [5, 6]},
+    }
+    assert "--test_size ${{inputs.test_size}}" in call.spec["trial"]["command"]
 
 
 def test_register_model_points_at_the_jobs_model_output(azure_ml):
