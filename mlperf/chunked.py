@@ -81,9 +81,10 @@ def iter_chunks(
     if isinstance(chunksize, bool) or not isinstance(chunksize, int | np.integer) or chunksize < 1:
         raise ValueError(f"chunked_agg: chunksize must be a positive integer; got {chunksize!r}")
     if isinstance(source, pd.DataFrame):
-        for start in range(0, len(source), chunksize):
-            chunk = source.iloc[start : start + chunksize]
-            yield chunk if columns is None else chunk[list(columns)]
+        # one selection up front: copy-on-write makes it free, per chunk it costs ~1 ms
+        frame = source if columns is None else source[list(columns)]
+        for start in range(0, len(frame), chunksize):
+            yield frame.iloc[start : start + chunksize]
         return
     if not isinstance(source, str | Path):
         raise TypeError(
@@ -178,6 +179,82 @@ def _partial(
         m2 = np.where(counts > 1, var * (counts - 1), 0.0)
         parts["m2"] = pd.DataFrame(m2, index=n.index, columns=cols)
     return pd.concat(parts, axis=1)
+
+
+def _group_codes(chunk: pd.DataFrame, keys: list[Hashable]) -> tuple[np.ndarray, pd.Index]:
+    """Group number of each row (-1: a key is missing) and the key of each group."""
+    if len(keys) == 1:
+        codes, uniques = pd.factorize(chunk[keys[0]], use_na_sentinel=True)
+        return codes, pd.Index(uniques, name=keys[0])
+    combined = np.zeros(len(chunk), dtype=np.int64)
+    levels = []
+    for key in keys:
+        codes, uniques = pd.factorize(chunk[key], use_na_sentinel=True)
+        combined = np.where((combined < 0) | (codes < 0), -1, combined * len(uniques) + codes)
+        levels.append((codes, uniques))
+    codes = np.full(len(chunk), -1, dtype=np.intp)
+    valid = combined >= 0
+    codes[valid] = pd.factorize(combined[valid])[0]
+    _, first = np.unique(codes, return_index=True)
+    first = first[codes[first] >= 0]
+    arrays = [pd.Index(u).take(c[first]) for c, u in levels]
+    return codes, pd.MultiIndex.from_arrays(arrays, names=keys)
+
+
+def _partial_numpy(
+    chunk: pd.DataFrame, keys: list[Hashable], stats: dict[Any, list[str]], columns: pd.MultiIndex
+) -> pd.DataFrame | None:
+    """:func:`_partial` for numpy numeric columns: sort once, reduce with ``reduceat``.
+
+    pandas' groupby costs ~7 ms of fixed overhead per chunk; this costs ~0.3 ms, so
+    10k-row chunks run at nearly the speed of 100k-row ones.  None: use pandas.
+    """
+    arrays = {c: chunk[c].to_numpy() for c in stats}
+    if not all(isinstance(v.dtype, np.dtype) and v.dtype.kind in "biuf" for v in arrays.values()):
+        return None
+    codes, index = _group_codes(chunk, keys)
+    order = np.argsort(codes, kind="stable")
+    order = order[codes[order] >= 0]
+    if not len(order):
+        return pd.DataFrame(columns=columns)
+    sorted_codes = codes[order]
+    starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
+    sizes = np.diff(np.r_[starts, len(order)])
+    parts: dict[tuple[str, Any], np.ndarray] = {}
+    for col, values in arrays.items():
+        wanted = stats[col]
+        kind = values.dtype.kind
+        x = values[order].astype(
+            np.uint64 if kind == "u" else np.int64 if kind in "ib" else np.float64
+        )
+        valid = ~np.isnan(x) if kind == "f" else None
+        n = np.add.reduceat(valid.astype(np.int64), starts) if valid is not None else sizes
+        parts[("n", col)] = n
+        filled = x if valid is None else np.where(valid, x, 0.0)
+        if "sum" in wanted:
+            parts[("sum", col)] = total = np.add.reduceat(filled, starts)
+        if "min" in wanted:
+            parts[("min", col)] = (np.fmin if kind == "f" else np.minimum).reduceat(x, starts)
+        if "max" in wanted:
+            parts[("max", col)] = (np.fmax if kind == "f" else np.maximum).reduceat(x, starts)
+        if "m2" in wanted:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                gaps = x - np.repeat(total / n, sizes)  # two-pass: as exact as Welford
+            squares = gaps * gaps if valid is None else np.where(valid, gaps * gaps, 0.0)
+            parts[("m2", col)] = np.add.reduceat(squares, starts)
+    # Building the (stat, column) MultiIndex per chunk costs more than the sums.
+    out = pd.DataFrame(
+        {i: parts[c] for i, c in enumerate(columns)}, index=index.take(sorted_codes[starts])
+    )
+    out.columns = columns
+    return out
+
+
+def _partial_order(stats: dict[Any, list[str]]) -> list[tuple[str, Any]]:
+    order = [("n", c) for c in stats]
+    for stat in ("sum", "min", "max", "m2"):
+        order += [(stat, c) for c, wanted in stats.items() if stat in wanted]
+    return order
 
 
 def _merge(parts: pd.DataFrame, nkeys: int, stats: dict[Any, list[str]]) -> pd.DataFrame:
@@ -322,30 +399,30 @@ def chunked_agg(
     stats = {col: sorted({s for f in fs for s in _NEEDS[f]}) for col, fs in funcs.items()}
     wanted = keys + value_cols
 
+    layout = pd.MultiIndex.from_tuples(_partial_order(stats))
     buffer: list[pd.DataFrame] = []
     buffered, limit = 0, max(chunksize, 1 << 16)
-    head: pd.DataFrame | None = None
+    head = _empty_frame(source, wanted, fmt)
     seen_dtypes: dict[Any, Any] = {}
     for chunk in iter_chunks(source, chunksize, columns=wanted, fmt=fmt):
-        if missing := [c for c in wanted if c not in chunk.columns]:
-            raise KeyError(f"chunked_agg: columns {missing!r} are not in the source")
-        if head is None:
-            head = chunk.iloc[:0]
+        if not len(chunk):  # a header-only CSV still yields one empty chunk
+            continue
         for col in value_cols:
             prev = seen_dtypes.get(col)
             seen_dtypes[col] = chunk[col].dtype if prev is None else _common(prev, chunk[col].dtype)
-        casts = {c: _work_dtype(chunk[c].dtype, c, funcs[c]) for c in value_cols}
-        casts = {c: t for c, t in casts.items() if chunk[c].dtype != t}
-        work = chunk.astype(casts) if casts else chunk
-        part = _partial(work, keys, stats)
+        part = _partial_numpy(chunk, keys, stats, layout)
+        if part is None:
+            casts = {c: _work_dtype(chunk[c].dtype, c, funcs[c]) for c in value_cols}
+            casts = {c: t for c, t in casts.items() if chunk[c].dtype != t}
+            part = _partial(chunk.astype(casts) if casts else chunk, keys, stats)
+        if not len(part):  # every key of the chunk is missing
+            continue
         buffer.append(part)
         buffered += len(part)
         if buffered > limit:  # amortised: compact when the buffer doubles
             buffer = [_merge(pd.concat(buffer), len(keys), stats)]
             buffered = len(buffer[0])
             limit = max(limit, 2 * buffered)
-    if head is None:
-        head = _empty_frame(source, wanted, fmt)
     probe = head.astype(seen_dtypes) if seen_dtypes else head
     expected = probe.groupby(by).agg(dict(aggs))
     if not buffer:
@@ -369,12 +446,28 @@ def _common(a: Any, b: Any) -> Any:
 def _empty_frame(
     source: pd.DataFrame | str | Path, columns: list[Hashable], fmt: str | None
 ) -> pd.DataFrame:
+    """The source's columns with no rows (raises KeyError naming any missing column)."""
     if isinstance(source, pd.DataFrame):
-        return source.iloc[:0][columns]
-    if _source_format(source, fmt) == "csv":
-        return pd.read_csv(source, usecols=columns, nrows=0)
-    import pyarrow.parquet as pq
+        head = source.iloc[:0]
+    elif not isinstance(source, str | Path):
+        raise TypeError(
+            f"chunked_agg: source must be a DataFrame or a path; got {type(source).__name__!r}"
+        )
+    elif not Path(source).exists():
+        raise FileNotFoundError(f"chunked_agg: {str(source)!r} does not exist")
+    elif _source_format(source, fmt) == "csv":
+        head = pd.read_csv(source, nrows=0)
+    else:
+        import pyarrow.parquet as pq
 
-    path = Path(source)
-    file = min(path.glob("*.parquet")) if path.is_dir() else path
-    return pq.read_schema(file).empty_table().select([str(c) for c in columns]).to_pandas()
+        path = Path(source)
+        files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+        if not files:
+            raise FileNotFoundError(f"chunked_agg: {str(path)!r} holds no *.parquet files")
+        head = pq.read_schema(files[0]).empty_table().to_pandas()
+    if missing := [c for c in columns if c not in head.columns]:
+        raise KeyError(
+            f"chunked_agg: columns {missing!r} are not in the source, which has "
+            f"{list(head.columns)!r}"
+        )
+    return head[columns]

@@ -354,6 +354,8 @@ def load(path: str | Path, fmt: str) -> pd.DataFrame:
 
 def frames_equal(left: pd.DataFrame, right: pd.DataFrame) -> bool:
     """Exactly equal: values, missing markers, dtypes, index and column names."""
+    if left.shape != right.shape or not left.dtypes.equals(right.dtypes):
+        return False  # cheap: assert_frame_equal spends seconds describing a big mismatch
     try:
         pd.testing.assert_frame_equal(left, right, check_exact=True, check_index_type=True)
     except AssertionError:

@@ -228,6 +228,8 @@ def _float32_values(values: np.ndarray, mask: np.ndarray | None, mode: FloatMode
 def _shrink_float(s: pd.Series, mode: FloatMode) -> _Change:
     if s.dtype.kind == "f" and s.dtype.itemsize <= 4:  # type: ignore[union-attr]
         return _Change(note="already float32 or narrower")
+    if not len(s):
+        return _Change(note="empty; kept")
     nullable = isinstance(s.dtype, pd.api.extensions.ExtensionDtype)
     if nullable:
         arr = s.array

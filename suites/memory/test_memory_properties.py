@@ -148,7 +148,7 @@ _AGGS = {
 _VALUES = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(
     df=data_frames(
         [
@@ -157,9 +157,9 @@ _VALUES = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
             column("x", elements=st.one_of(_VALUES, st.just(np.nan)), dtype=float),
             column("n", elements=st.integers(-(2**40), 2**40), dtype=np.int64),
         ],
-        index=range_indexes(max_size=60),
+        index=range_indexes(max_size=40),
     ),
-    chunksize=st.integers(1, 70),
+    chunksize=st.integers(1, 50),
     multi=st.booleans(),
 )
 def test_chunked_agg_equals_groupby_for_any_chunk_size(
