@@ -196,6 +196,13 @@ def test_cuda_kernel_uses_the_same_rescaling_thresholds_as_the_cpu() -> None:
 
 
 @NEEDS_NUMBA
+def test_numba_adds_in_the_python_loops_order_bit_for_bit() -> None:
+    x = np.random.default_rng(11).standard_normal((300, 57)) * np.logspace(-3, 3, 57)
+    for view in (x, np.asfortranarray(x), x[::3, ::2], x.astype(np.float32)):
+        np.testing.assert_array_equal(row_norms(view, "numba"), row_norms(view, "python"))
+
+
+@NEEDS_NUMBA
 def test_numba_kernels_never_assume_finite_math() -> None:
     kernels = _cpu.kernels()
     for name in ("rows_fast", "cols_fast", "read_sum"):
@@ -305,11 +312,14 @@ def test_a_script_exits_cleanly_without_calling_shutdown() -> None:
     assert "leaked" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
 
+@pytest.mark.parametrize("clock", ["wall", "cpu"])
 @pytest.mark.parametrize("order", ["C", "F", "view"])
-def test_read_bound_is_a_positive_time(order: str) -> None:
+def test_read_bound_is_a_positive_time(order: str, clock: str) -> None:
     x = np.ones((300, 40), order="F" if order == "F" else "C")
-    seconds = read_bound(x[::2] if order == "view" else x, repeat=5)
-    assert 0 < seconds < 1
+    seconds = read_bound(x[::2] if order == "view" else x, repeat=5, clock=clock)
+    assert 0 <= seconds < 1
+    with pytest.raises(ValueError, match="clock must be 'wall' or 'cpu'; got 'gpu'"):
+        read_bound(x, clock="gpu")
 
 
 # --------------------------------------------------------------------------- GPU

@@ -83,16 +83,6 @@ def _cols_sumsq(xt: np.ndarray, out: np.ndarray) -> None:
             out[j] += v * v
 
 
-def _tutorial_rows(x: np.ndarray, out: np.ndarray) -> None:
-    n, m = x.shape
-    for i in range(n):
-        s = 0.0
-        for j in range(m):
-            v = np.float64(x[i, j])
-            s += v * v
-        out[i] = np.sqrt(s)
-
-
 def _finish_safe(x: np.ndarray, out: np.ndarray) -> None:
     # out holds sums of squares; rows outside [TINY_SQ, HUGE_SQ] (NaN too) are redone
     n, m = x.shape
@@ -104,7 +94,7 @@ def _finish_safe(x: np.ndarray, out: np.ndarray) -> None:
         amax = 0.0
         nan = False
         for j in range(m):
-            v = abs(np.float64(x[i, j]))
+            v = abs(float(x[i, j]))
             if math.isnan(v):
                 nan = True
             elif v > amax:
@@ -151,7 +141,8 @@ def kernels() -> types.SimpleNamespace:
     return types.SimpleNamespace(
         rows_fast=jit(_rows_sumsq, "_k_rows_fast", fastmath=_FAST),
         cols_fast=jit(_cols_sumsq, "_k_cols_fast", fastmath=_FAST),
-        tutorial=jit(_tutorial_rows, "_k_tutorial"),
+        # the tutorial's loop: the same sums, strictly in order (no SIMD)
+        tutorial=jit(_rows_sumsq, "_k_rows_strict"),
         finish_safe=jit(_finish_safe, "_k_finish_safe"),
         read_sum=jit(_read_sum, "_k_read_sum", fastmath=_FAST),
     )
@@ -182,33 +173,40 @@ def python_loop(x: np.ndarray) -> np.ndarray:
     return np.array(result, dtype=np.float64)
 
 
+def _root(sums: np.ndarray) -> np.ndarray:
+    np.sqrt(sums, out=sums)
+    return sums
+
+
 def numba_tutorial(x: np.ndarray) -> np.ndarray:
     out = np.empty(x.shape[0])
     kernels().tutorial(x, out)
-    return out
+    return _root(out)
 
 
 def numba_fastmath(x: np.ndarray) -> np.ndarray:
-    return np.sqrt(numba_sumsq(x))
+    return _root(numba_sumsq(x))
 
 
 def vectorized(x: np.ndarray) -> np.ndarray:
     # the tutorial's np.sqrt(np.sum(d**2, 1)), but float32 is squared in float64
-    return np.sqrt(np.sum(np.square(x, dtype=np.float64), axis=1))
+    out: np.ndarray = np.sqrt(np.sum(np.square(x, dtype=np.float64), axis=1))
+    return out
 
 
 def einsum_sumsq(x: np.ndarray) -> np.ndarray:
-    return np.einsum("ij,ij->i", x, x, dtype=np.float64)
+    out: np.ndarray = np.einsum("ij,ij->i", x, x, dtype=np.float64)
+    return out
 
 
 def einsum(x: np.ndarray) -> np.ndarray:
-    return np.sqrt(einsum_sumsq(x))
+    return _root(einsum_sumsq(x))
 
 
 def vecdot(x: np.ndarray) -> np.ndarray:
     # vecdot's own float32->float64 casting is 40x slower than one astype copy
     x64 = x.astype(np.float64, copy=False)
-    return np.sqrt(np.vecdot(x64, x64, axis=1))
+    return _root(np.vecdot(x64, x64, axis=1))  # type: ignore[call-overload]  # stub: no axis
 
 
 def safe(x: np.ndarray) -> np.ndarray:
@@ -222,13 +220,15 @@ def scaled_numpy(rows: np.ndarray) -> np.ndarray:
         amax = np.max(np.abs(rows), axis=1)
     exp = np.frexp(amax)[1]  # 0 for 0, inf and NaN, which then pass through unscaled
     scaled = np.ldexp(rows.astype(np.float64), -exp[:, None])
-    return np.ldexp(np.sqrt(einsum_sumsq(scaled)), exp)
+    out: np.ndarray = np.ldexp(np.sqrt(einsum_sumsq(scaled)), exp)
+    return out
 
 
 def safe_numpy(x: np.ndarray) -> np.ndarray:
+    out: np.ndarray
     with np.errstate(over="ignore", under="ignore"):  # the rows it hits are redone below
         if x.dtype == np.float64 and x.flags.c_contiguous:
-            out = np.vecdot(x, x, axis=1)
+            out = np.vecdot(x, x, axis=1)  # type: ignore[call-overload]  # stub lacks axis
         else:
             out = einsum_sumsq(x)
     redo = ~((out >= TINY_SQ) & (out <= HUGE_SQ))
