@@ -49,7 +49,7 @@ class Settings:
     max_rounds: int = 5000
     pairs: int = 2
     round_time: float = 1e-3
-    block_time: float = 0.05
+    block_time: float = 0.02
     warmup_time: float = 0.1
     pin: bool = True
     options: dict[str, Any] = field(default_factory=dict)  # worker config.option overrides
@@ -168,16 +168,19 @@ def _start_pair(
 
 
 def _plan(settings: Settings, call_time: float, iterations: int) -> tuple[int, int]:
-    """(blocks per process pair, rounds per block) for one benchmark."""
+    """(blocks per process pair, rounds per block) for one benchmark.
+
+    Blocks are short (``block_time``) so that the two blocks of a pair share the
+    machine's state; at least 4 per process pair, an even number (A B B A cycles).
+    """
     round_time = max(call_time * iterations, 1e-9)
     rounds = settings.rounds or min(
         settings.max_rounds, max(settings.min_rounds, math.ceil(settings.max_time / round_time))
     )
-    per_block = max(
-        1, min(rounds // (2 * settings.pairs) or 1, round(settings.block_time / round_time) or 1)
-    )
-    blocks = max(2, math.ceil(rounds / (settings.pairs * per_block)))
-    return blocks + blocks % 2, per_block  # even: every pair of blocks is one A-B-B-A cycle
+    per_pair = math.ceil(rounds / settings.pairs)
+    per_block = max(1, min(per_pair // 4, round(settings.block_time / round_time)))
+    blocks = max(4, math.ceil(per_pair / per_block))
+    return blocks + blocks % 2, per_block
 
 
 def measure(
@@ -256,7 +259,7 @@ def _measure_one(a: _Worker, b: _Worker, m: Measurement, settings: Settings,
             probe["wall"] if m.metric == "wall" else max(probe["cpu"], probe.get("step_cpu", 0.0))
         )
         blocks, per_block = _plan(settings, call, m.iterations)
-        plans[m.id] = (max(2, round(blocks * scale / 2) * 2), per_block, 1 if call < 0.02 else 0)
+        plans[m.id] = (max(2, round(blocks * scale / 2) * 2), per_block, 1 if call < 0.005 else 0)
     else:
         ready_a = a.request(t, **item, iterations=m.iterations)
         if not _ok(m, ready_a, "base"):

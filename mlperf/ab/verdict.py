@@ -2,11 +2,16 @@
 
 Samples arrive in *blocks*: a block is a few consecutive rounds of one side, and
 blocks alternate A/B/B/A within a pair of worker processes, so block ``j`` of A
-and block ``j`` of B ran within a fraction of a second of each other.  The
-confidence interval of the median ratio comes from a bootstrap that resamples
-those pairs of blocks together (within each process pair), so slow swings of the
-machine's load, which hit both sides of a pair alike, do not widen it; the
-Mann-Whitney test is the plain two-sample one of :mod:`mlperf.stats`.
+and block ``j`` of B ran within a few tens of milliseconds of each other.  On a
+shared machine the CPU time of the same code jumps between states (we saw 3.3 ms
+and 5.5 ms for one loop, switching every few hundred milliseconds), so a ratio of
+the two sides' pooled medians swings with the mix of states each side happened
+to get.  The *median ratio* here is therefore the median, over block pairs, of
+``median(B_j) / median(A_j)``: each block is compared only with its neighbour in
+time, and a pair split by a change of state is one outlier among dozens.  Its
+confidence interval comes from a bootstrap over block pairs (stratified by
+process pair); the Mann-Whitney test is the plain two-sample one of
+:mod:`mlperf.stats`.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["VERDICTS", "Decision", "decide", "paired_block_bootstrap"]
+__all__ = ["VERDICTS", "Decision", "block_log_ratios", "decide", "paired_block_bootstrap"]
 
 #: every verdict :func:`decide` can return
 VERDICTS = ("REGRESSION", "IMPROVEMENT", "same", "inconclusive")
@@ -30,7 +35,7 @@ class Decision:
     """What the samples of one benchmark say about head against base."""
 
     verdict: str
-    ratio: float  # median(head) / median(base)
+    ratio: float  # median over block pairs of median(head block) / median(base block)
     ci_low: float
     ci_high: float
     p_slower: float  # one-sided Mann-Whitney, head > base
@@ -89,10 +94,27 @@ def _blocks(blocks: Blocks, who: str) -> list[np.ndarray]:
     return out
 
 
+def block_log_ratios(base: Blocks, head: Blocks) -> list[np.ndarray]:
+    """Per process pair, ``log(median(B_j) / median(A_j))`` for every block pair *j*."""
+    a, b = _blocks(base, "block_log_ratios"), _blocks(head, "block_log_ratios")
+    if [x.shape[0] for x in a] != [x.shape[0] for x in b]:
+        raise ValueError(
+            "block_log_ratios: base and head need the same number of blocks per process pair; "
+            f"got {[x.shape[0] for x in a]!r} and {[x.shape[0] for x in b]!r}"
+        )
+    out = []
+    for xa, xb in zip(a, b, strict=True):
+        ma, mb = np.median(xa, axis=1), np.median(xb, axis=1)
+        if np.any(ma <= 0) or np.any(mb <= 0):
+            raise ValueError("block_log_ratios: block medians must be positive to form a ratio")
+        out.append(np.log(mb / ma))
+    return out
+
+
 def paired_block_bootstrap(
     base: Blocks, head: Blocks, *, level: float = 0.95, n_boot: int = 2000, seed: int = 0
-) -> tuple[float, float]:
-    """Percentile bootstrap CI of ``median(head) / median(base)`` that keeps A/B blocks paired.
+) -> tuple[float, float, float]:
+    """The median ratio of head to base over paired blocks, with a percentile bootstrap interval.
 
     Parameters
     ----------
@@ -107,28 +129,17 @@ def paired_block_bootstrap(
     Returns
     -------
     tuple of float
-        The lower and upper bound of the interval.
+        The estimate, the lower and the upper bound of the interval.  Block pairs
+        are resampled within each process pair, so every resample keeps the design.
     """
     if not 0 < level < 1:
         raise ValueError(f"paired_block_bootstrap: level must be in (0, 1); got {level!r}")
-    a, b = _blocks(base, "paired_block_bootstrap"), _blocks(head, "paired_block_bootstrap")
-    if [x.shape[0] for x in a] != [x.shape[0] for x in b]:
-        raise ValueError(
-            "paired_block_bootstrap: base and head need the same number of blocks per process pair; "
-            f"got {[x.shape[0] for x in a]!r} and {[x.shape[0] for x in b]!r}"
-        )
+    ratios = block_log_ratios(base, head)
     rng = np.random.default_rng(seed)
-    a_parts, b_parts = [], []
-    for xa, xb in zip(a, b, strict=True):
-        idx = rng.integers(0, xa.shape[0], (n_boot, xa.shape[0]))
-        a_parts.append(xa[idx].reshape(n_boot, -1))
-        b_parts.append(xb[idx].reshape(n_boot, -1))
-    ma = np.median(np.concatenate(a_parts, axis=1), axis=1)
-    mb = np.median(np.concatenate(b_parts, axis=1), axis=1)
-    if np.any(ma <= 0):
-        raise ValueError("paired_block_bootstrap: base medians must be positive to form a ratio")
-    lo, hi = np.quantile(mb / ma, [(1 - level) / 2, 1 - (1 - level) / 2])
-    return float(lo), float(hi)
+    parts = [r[rng.integers(0, r.size, (n_boot, r.size))] for r in ratios]
+    est = np.median(np.concatenate(parts, axis=1), axis=1)
+    lo, hi = np.quantile(est, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(np.exp(np.median(np.concatenate(ratios)))), float(np.exp(lo)), float(np.exp(hi))
 
 
 def decide(
@@ -157,7 +168,7 @@ def decide(
         raise ValueError(f"decide: threshold must be >= 0 (e.g. 0.03 for 3 %); got {threshold!r}")
     a = np.concatenate([x.ravel() for x in _blocks(base, "decide")])
     b = np.concatenate([x.ravel() for x in _blocks(head, "decide")])
-    lo, hi = paired_block_bootstrap(base, head, level=level, n_boot=n_boot, seed=seed)
+    ratio, lo, hi = paired_block_bootstrap(base, head, level=level, n_boot=n_boot, seed=seed)
     p_slower = mann_whitney(b, a, "greater").p
     p_faster = mann_whitney(b, a, "less").p
     up, down = 1 + threshold, 1 / (1 + threshold)
@@ -172,7 +183,7 @@ def decide(
     med_a, med_b = float(np.median(a)), float(np.median(b))
     return Decision(
         verdict=verdict,
-        ratio=med_b / med_a if med_a > 0 else math.inf,
+        ratio=ratio,
         ci_low=lo,
         ci_high=hi,
         p_slower=p_slower,
