@@ -53,7 +53,7 @@ B = "suites/io/test_formats.py::test_save[parquet]"
 
 
 def _png(path: Path, title: str) -> None:
-    from mlperf.report import _pyplot
+    from mlperf.report.charts import pyplot as _pyplot
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(3, 2))

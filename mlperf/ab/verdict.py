@@ -169,8 +169,8 @@ def decide(
     a = np.concatenate([x.ravel() for x in _blocks(base, "decide")])
     b = np.concatenate([x.ravel() for x in _blocks(head, "decide")])
     ratio, lo, hi = paired_block_bootstrap(base, head, level=level, n_boot=n_boot, seed=seed)
-    p_slower = mann_whitney(b, a, "greater").p
-    p_faster = mann_whitney(b, a, "less").p
+    p_slower = mann_whitney(b.tolist(), a.tolist(), "greater").p
+    p_faster = mann_whitney(b.tolist(), a.tolist(), "less").p
     up, down = 1 + threshold, 1 / (1 + threshold)
     if p_slower < alpha and lo > up:
         verdict = "REGRESSION"

@@ -275,7 +275,7 @@ def write(outcome: dict[str, Any], out: Path) -> Path:
 
 
 def _plot(table: dict[tuple[str, float], tuple[int, int]], path: Path) -> None:
-    from mlperf.report import _pyplot
+    from mlperf.report.charts import pyplot as _pyplot
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.6))
