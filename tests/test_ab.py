@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -17,7 +18,7 @@ from hypothesis.extra.numpy import arrays
 
 from mlperf.ab import AbError, Settings, Side, decide, paired_block_bootstrap, run_ab
 from mlperf.ab.result import AbResult, BenchmarkVerdict, memory_verdict
-from mlperf.ab.runner import Measurement
+from mlperf.ab.runner import Measurement, _plan
 from mlperf.ab.trees import needs_own_env, resolve
 from mlperf.stats import bootstrap_ratio_ci
 
@@ -33,6 +34,10 @@ def _blocks(rng: np.random.Generator, scale: float, pairs: int = 2, blocks: int 
             [list(scale * lf[j] * np.exp(noise * rng.standard_normal(per))) for j in range(blocks)]
         )
     return out
+
+
+def _flat(blocks: list[list[list[float]]]) -> np.ndarray:
+    return np.concatenate([np.ravel(pair) for pair in blocks])
 
 
 @pytest.mark.parametrize(
@@ -80,8 +85,7 @@ def test_paired_bootstrap_cancels_load_that_hits_both_sides() -> None:
     base = _blocks(rng, 1.0, load=load, noise=0.01)
     head = _blocks(rng, 1.06, load=load, noise=0.01)
     ratio, lo, hi = paired_block_bootstrap(base, head)
-    flat = lambda b: [x for pair in b for block in pair for x in block]
-    ulo, uhi = bootstrap_ratio_ci(flat(base), flat(head))
+    ulo, uhi = bootstrap_ratio_ci(_flat(base).tolist(), _flat(head).tolist())
     assert hi - lo < (uhi - ulo) / 2
     assert lo > 1.03  # resolved: a 6 % slowdown, though the load swings by 30 %
     assert ratio == pytest.approx(1.06, rel=0.01)
@@ -96,10 +100,10 @@ def test_a_change_of_machine_state_between_blocks_does_not_move_the_ratio() -> N
     head_state = state.copy()
     head_state[[5, 15]] = 1.65  # two block pairs straddle a change of state
     head = [[[3.3e-3 * 1.04 * s] * 3 for s in head_state]]
-    flat = lambda b: np.concatenate([np.ravel(p) for p in b])  # noqa: E731
-    assert np.median(flat(head)) / np.median(flat(base)) > 1.3
-    ratio, lo, hi = paired_block_bootstrap(base, head)
+    assert np.median(_flat(head)) / np.median(_flat(base)) > 1.3
+    ratio, lo, _hi = paired_block_bootstrap(base, head)
     assert ratio == pytest.approx(1.04)
+    assert lo > 1.03
     assert decide(base, head).verdict == "REGRESSION"
 
 
@@ -178,6 +182,34 @@ def test_result_renders_for_a_pull_request() -> None:
     data = json.loads(json.dumps(result.as_dict()))
     assert data["kind"] == "mlperf-ab" and data["schema_version"] == 1
     assert data["benchmarks"][0]["samples"]["head"] == m.head
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    call=st.floats(1e-7, 30.0),
+    iterations=st.integers(1, 10_000),
+    pairs=st.integers(1, 6),
+    rounds=st.one_of(st.none(), st.integers(2, 5000)),
+)
+def test_plan_covers_the_rounds_in_even_numbers_of_blocks(
+    call: float, iterations: int, pairs: int, rounds: int | None
+) -> None:
+    cfg = Settings(pairs=pairs, rounds=rounds)
+    blocks, per_block = _plan(cfg, call, iterations)
+    assert blocks >= 4 and blocks % 2 == 0 and per_block >= 1
+    wanted = rounds or min(
+        cfg.max_rounds, max(cfg.min_rounds, math.ceil(cfg.max_time / (call * iterations)))
+    )
+    assert pairs * blocks * per_block >= wanted  # never fewer rounds than asked for
+    assert pairs * (blocks - 2) * per_block < max(wanted, 4 * pairs) + 2 * pairs * per_block
+
+
+def test_cli_checks_its_numbers(capsys: pytest.CaptureFixture[str]) -> None:
+    from mlperf.cli import main
+
+    assert main(["ab", "HEAD", "--rounds", "1"]) == 2
+    assert "--rounds must be at least 2; got 1" in capsys.readouterr().err
+    assert main(["ab", "HEAD", "--pairs", "0"]) == 2
 
 
 # ------------------------------------------------------- workers on a toy project
