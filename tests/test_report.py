@@ -89,6 +89,9 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         "## Formats, 1M rows\n\n| format | save ms | load ms |\n|---|---:|---:|\n| parquet | 111 | 20 |\n"
         "| `<script>alert(1)</script>` | 1 | 2 |\n\n- exact round trip: **parquet**\n"
     )
+    (reports / "io" / "formats.csv").write_text(
+        "format,save_ms\nparquet,111\n"
+    )  # raw twin of formats.md
     (reports / "compute").mkdir()
     (reports / "compute" / "methods.csv").write_text(
         "method,median_ms,multiple_of_bound\nnumba,0.28,3.7\nvecdot,0.145,1.9\n"
@@ -135,6 +138,9 @@ def test_page_has_every_family_and_our_charts(pristine: tuple[Path, Path], built
     assert "<td class=''>parquet</td>" in page  # the suite's markdown table
     assert "&lt;script&gt;" in page and "<script>alert" not in page  # cells are escaped
     assert "<td class=''>vecdot</td>" in page  # the CSV
+    assert (
+        "raw data: <a href='io/formats.csv'>formats.csv</a>" in page
+    )  # a CSV with a markdown twin is a link
     assert "<td class='bad'>REGRESSION</td>" in page  # the verdict table marks the regression
     assert "FAILED: 1 regression(s)" in page
     assert "1 unreadable line(s)" in page

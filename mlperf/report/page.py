@@ -74,38 +74,55 @@ def img(path: Path, page_dir: Path, embed: bool, caption: str) -> str:
 
 
 def family_section(family: Path, page_dir: Path, embed: bool) -> str:
-    parts = [
-        f"<section class='family'><h2 id='family-{html.escape(family.name)}'>{html.escape(family.name)}</h2>"
-    ]
+    """One family's heading, then its markdown, its charts, and the CSVs no markdown already shows.
+
+    A ``X.csv`` next to a ``X.md`` is the same table in raw form: it becomes a link,
+    so wide raw cells do not drown the formatted table.
+    """
+    name = html.escape(family.name)
     files = sorted(p for p in family.rglob("*") if p.is_file())
-    for path in files:
-        rel = path.relative_to(family).as_posix()
-        if path.suffix.lower() == ".png":
-            parts.append(img(path, page_dir, embed, rel))
-        elif path.suffix.lower() == ".md":
+    md = [p for p in files if p.suffix.lower() == ".md"]
+    pngs = [p for p in files if p.suffix.lower() == ".png"]
+    csvs = [p for p in files if p.suffix.lower() == ".csv"]
+    parts = []
+    for path in md:
+        text = markdown_to_html(path.read_text(encoding="utf-8"))
+        parts.append(f"<div class='md'><p class='src'>{_rel(path, family)}</p>{text}</div>")
+    parts += [img(path, page_dir, embed, path.relative_to(family).as_posix()) for path in pngs]
+    for path in csvs:
+        if path.with_suffix(".md") in md:
+            href = Path(os.path.relpath(path, page_dir)).as_posix()
             parts.append(
-                f"<div class='md'><p class='src'>{html.escape(rel)}</p>{markdown_to_html(path.read_text(encoding='utf-8'))}</div>"
+                f"<p class='src'>raw data: <a href='{html.escape(href)}'>{_rel(path, family)}</a></p>"
             )
-        elif path.suffix.lower() == ".csv":
-            with open(path, newline="", encoding="utf-8") as fh:
-                rows = list(csv.reader(fh))
-            if rows:
-                more = len(rows) - 1 - _MAX_CSV_ROWS
-                note = (
-                    f"<p class='src'>{html.escape(rel)}"
-                    + (f" (first {_MAX_CSV_ROWS} of {len(rows) - 1} rows)" if more > 0 else "")
-                    + "</p>"
-                )
-                parts.append(note + table(rows[0], rows[1 : _MAX_CSV_ROWS + 1]))
-    if len(parts) == 1:
+            continue
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+        if rows:
+            more = len(rows) - 1 - _MAX_CSV_ROWS
+            shown = f" (first {_MAX_CSV_ROWS} of {len(rows) - 1} rows)" if more > 0 else ""
+            parts.append(
+                f"<p class='src'>{_rel(path, family)}{shown}</p>"
+                + table(rows[0], rows[1 : _MAX_CSV_ROWS + 1])
+            )
+    if not parts:
         return ""
-    return "\n".join(parts) + "</section>"
+    return (
+        f"<section class='family'><h2 id='family-{name}'>{name}</h2>"
+        + "\n".join(parts)
+        + "</section>"
+    )
+
+
+def _rel(path: Path, family: Path) -> str:
+    return html.escape(path.relative_to(family).as_posix())
 
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
-table{border-collapse:collapse;margin:.6em 0;font-size:13px}
-th,td{border:1px solid #ccc;padding:3px 7px;text-align:left}th{background:#f0f0f0}
+table{border-collapse:collapse;margin:.6em 0;font-size:13px;display:block;overflow-x:auto}
+th,td{border:1px solid #ccc;padding:3px 7px;text-align:left;max-width:36em;overflow-wrap:anywhere}
+th{background:#f0f0f0}
 td.bad{background:#ffebee;color:#b71c1c;font-weight:bold}
 figure{display:inline-block;margin:.5em;vertical-align:top}figcaption{font-size:12px;color:#555}
 img{max-width:100%;border:1px solid #ddd}.src{font-size:12px;color:#777;margin:.2em 0}
