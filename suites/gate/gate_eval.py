@@ -320,11 +320,22 @@ def main(argv: list[str] | None = None) -> int:
         help="output folder (default: reports/gate)",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--max-time", type=float, default=None, help="mlperf ab --max-time (default: its default)"
+    )
+    parser.add_argument(
+        "--pairs", type=int, default=None, help="mlperf ab --pairs (default: its default)"
+    )
     args = parser.parse_args(argv)
     counts = args.trials or (FULL if args.full else SMALL)
     raw = args.out / "trials.jsonl"
     raw.unlink(missing_ok=True)
-    outcome = evaluate(counts, seed=args.seed, log=lambda m: print(m, flush=True), raw=raw)
+    tuning = {
+        k: v for k, v in (("max_time", args.max_time), ("pairs", args.pairs)) if v is not None
+    }
+    outcome = evaluate(
+        counts, seed=args.seed, log=lambda m: print(m, flush=True), raw=raw, **tuning
+    )
     path = write(outcome, args.out)
     print(path.read_text(encoding="utf-8"))
     return 0
