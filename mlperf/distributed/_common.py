@@ -127,23 +127,46 @@ def parse_address(address: str, default_port: int, *, func: str) -> tuple[str, i
 
 
 def ensure_reachable(
-    address: str, default_port: int, *, func: str, what: str, fix: str, timeout: float | None = None
+    address: str,
+    default_port: int,
+    *,
+    func: str,
+    what: str,
+    fix: str,
+    timeout: float | None = None,
+    greeting: bool = False,
 ) -> None:
     """Raise :class:`ConnectionError` unless a TCP connection to *address* opens in time.
 
     Engine clients retry for minutes against a dead address; this probe makes a
     wrong address fail in ``timeout`` seconds (default ``$MLPERF_CONNECT_TIMEOUT``
-    or 5) with a message that names it.
+    or 5) with a message that names it.  With ``greeting=True`` the server must also
+    send a first byte within the timeout (for protocols where the server speaks first).
     """
     host, port = parse_address(address, default_port, func=func)
     if timeout is None:
         timeout = float(os.environ.get("MLPERF_CONNECT_TIMEOUT", "5"))
     try:
-        socket.create_connection((host, port), timeout=timeout).close()
+        sock = socket.create_connection((host, port), timeout=timeout)
     except OSError as exc:
         raise ConnectionError(
             f"{func}: cannot reach the {what} at {address!r} ({host}:{port}: {exc or 'timed out'}); {fix}"
         ) from exc
+    with sock:
+        if not greeting:
+            return
+        # A server that speaks first (Dask's scheduler sends its handshake at once):
+        # a port that accepts and stays silent would hang the client forever.
+        try:
+            sock.settimeout(timeout)
+            answered = bool(sock.recv(1))
+        except OSError:
+            answered = False
+        if not answered:
+            raise ConnectionError(
+                f"{func}: {address!r} accepts connections but sent no {what} handshake within "
+                f"{timeout:g} s: is it really a {what}? {fix}"
+            )
 
 
 # ------------------------------------------------------------------- input checks

@@ -262,7 +262,7 @@ def down(directory: str | os.PathLike[str], *, grace: float = 10.0) -> list[str]
             pass
     deadline = time.monotonic() + grace
     for pid_file, pgid in groups.items():
-        while _group_alive(pgid) and time.monotonic() < deadline:
+        while _reap(pgid) and _group_alive(pgid) and time.monotonic() < deadline:
             time.sleep(0.2)
         if _group_alive(pgid):
             os.killpg(pgid, signal.SIGKILL)
@@ -270,13 +270,20 @@ def down(directory: str | os.PathLike[str], *, grace: float = 10.0) -> list[str]
                 f"cluster down: {pid_file.stem} still ran {grace:.0f} s after SIGTERM; killed",
                 file=sys.stderr,
             )
-        try:  # reap our direct child when `up` and `down` run in one process (tests)
-            os.waitpid(pgid, os.WNOHANG)
-        except ChildProcessError:
-            pass
+            _reap(pgid)
         pid_file.unlink(missing_ok=True)
     (directory / "cluster.env").unlink(missing_ok=True)
     return stopped
+
+
+def _reap(pid: int) -> bool:
+    """Collect *pid* if it is our exited child (``up`` and ``down`` in one process), so
+    that it does not linger as a zombie that still counts as alive; always True."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    return True
 
 
 def _group_alive(pgid: int) -> bool:

@@ -86,7 +86,8 @@ def dask_client(
     with dask.config.set({"temporary-directory": str(local)}):
         if address:
             ensure_reachable(address, 8786, func=func, what="Dask scheduler", fix=(
-                "start it (python -m mlperf.distributed.cluster up) or unset DASK_SCHEDULER_ADDRESS"))  # fmt: skip
+                "start it (python -m mlperf.distributed.cluster up) or unset DASK_SCHEDULER_ADDRESS"),
+                greeting=address.startswith("tcp://") or "://" not in address)  # fmt: skip
             client = distributed.Client(address, timeout=f"{timeout}s")
         else:
             cluster = distributed.LocalCluster(

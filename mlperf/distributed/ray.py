@@ -97,10 +97,6 @@ def ray_runtime(
     """
     func = "ray_runtime"
     ray = require("ray", "Ray")
-    if ray.is_initialized():
-        raise RuntimeError(
-            f"{func}: Ray is already initialised in this process; call ray.shutdown() first"
-        )
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no network here, and no need
     address = address or os.environ.get("RAY_ADDRESS") or None
     quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
@@ -108,6 +104,11 @@ def ray_runtime(
         default_port = 10001 if address.startswith("ray://") else 6379
         ensure_reachable(address, default_port, func=func, what="Ray head", fix=(
             "start it (python -m mlperf.distributed.cluster up) or unset RAY_ADDRESS"))  # fmt: skip
+    if ray.is_initialized():
+        raise RuntimeError(
+            f"{func}: Ray is already initialised in this process; call ray.shutdown() first"
+        )
+    if address and address not in ("local", "auto"):
         ray.init(address=address, **quiet)
     elif address == "auto":
         ray.init(address="auto", **quiet)

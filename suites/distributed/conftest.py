@@ -16,6 +16,12 @@ import pytest
 from dist_helpers import EngineTable
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # `make bench` and `make test-cluster` run with -p no:xdist, which then leaves
+    # xdist_group unregistered and --strict-markers fails collection.
+    config.addinivalue_line("markers", "xdist_group(name): run in the xdist worker owning name")
+
+
 @pytest.fixture(scope="session")
 def spark() -> Iterator[Any]:
     """The session's SparkSession (local[*], or Spark Connect when SPARK_REMOTE is set)."""

@@ -102,7 +102,9 @@ class EngineTable:
         df = pd.DataFrame([r.__dict__ for r in self.rows])
         if df.empty:
             return df
-        base = df[df["engine"] == "pandas"].set_index(["operation", "source", "rows"])["median_s"]
+        base = df[df["engine"].isin(["pandas", "scikit-learn"])].set_index(
+            ["operation", "source", "rows"]
+        )["median_s"]
         key = list(zip(df["operation"], df["source"], df["rows"], strict=True))
         df["x_pandas"] = [m / base.get(k, np.nan) for m, k in zip(df["median_s"], key, strict=True)]
         return df.sort_values(["operation", "source", "rows", "median_s"]).reset_index(drop=True)
