@@ -251,6 +251,13 @@ def test_importing_the_cloud_modules_imports_no_sdk():
     assert json.loads(out.stdout.replace("'", '"')) == []
 
 
+def test_the_script_options_are_its_hyperparameters():
+    from mlperf.cloud import training_script_options
+
+    expected = {"target", "n_estimators", "max_depth", "test_size", "random_state"}
+    assert training_script_options() == expected
+
+
 def test_the_training_script_runs_on_old_pythons():
     # the stock sklearn 1.2-1 image runs Python 3.9: no match statements, no 3.10+ syntax
     import ast

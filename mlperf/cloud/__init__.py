@@ -27,7 +27,14 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
-__all__ = ["PROVIDERS", "CloudError", "LocalRunResult", "run_local", "training_script"]
+__all__ = [
+    "PROVIDERS",
+    "CloudError",
+    "LocalRunResult",
+    "run_local",
+    "training_script",
+    "training_script_options",
+]
 
 Provider = Literal["sagemaker", "azure", "vertex"]
 PROVIDERS: tuple[str, ...] = ("sagemaker", "azure", "vertex")
@@ -36,6 +43,21 @@ PROVIDERS: tuple[str, ...] = ("sagemaker", "azure", "vertex")
 def training_script() -> Path:
     """Path of the scikit-learn training script that ships with mlperf (all three providers use it)."""
     return Path(__file__).parent / "scripts" / "train_sklearn.py"
+
+
+def training_script_options() -> frozenset[str]:
+    """The hyper-parameters :func:`training_script` accepts (paths excluded).
+
+    Cloud verbs check names against it before a job starts: the script refuses
+    any other flag, but only inside the job, after it has been paid for.
+    """
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_mlperf_train_sklearn", training_script())
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # the module level defines functions only
+    return frozenset(vars(module.parse_args([]))) - {"data", "model_dir", "output_dir"}
 
 
 @dataclass(frozen=True)

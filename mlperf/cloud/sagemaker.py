@@ -21,7 +21,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from mlperf._optional import require
-from mlperf.cloud import training_script
+from mlperf.cloud import training_script, training_script_options
 from mlperf.cloud._common import (
     DEFAULT_MAX_JOBS,
     DEFAULT_MAX_PARALLEL_JOBS,
@@ -133,9 +133,13 @@ def _trainer(
     func: str,
     target: str,
 ) -> tuple[Any, Any]:
-    bad = [k for k in hps if not (isinstance(k, str) and k.isidentifier())]
+    known = training_script_options()
+    bad = sorted(str(k) for k in hps if k not in known)
     if bad:
-        raise ValueError(f"{func}: hyper-parameter names must be identifiers; got {bad!r}")
+        raise ValueError(
+            f"{func}: mlperf's training script has no hyper-parameter {bad!r}; it takes "
+            f"{sorted(known)!r}"
+        )
     bucket, _ = _split_s3(train_uri, func)
     boto = _boto(session)
     _check_bucket(boto.client("s3"), bucket, func)
@@ -293,6 +297,12 @@ def tune(
         A malformed range, or max_parallel_jobs outside 1..max_jobs -- before any request.
     """
     space = check_ranges(ranges, func="tune")
+    unknown = sorted(set(space) - training_script_options())
+    if unknown:
+        raise ValueError(
+            f"tune: mlperf's training script has no hyper-parameter {unknown!r} to search; "
+            f"it takes {sorted(training_script_options())!r}"
+        )
     if not 1 <= max_parallel_jobs <= max_jobs:
         raise ValueError(
             f"tune: need 1 <= max_parallel_jobs <= max_jobs; got {max_parallel_jobs!r} and "

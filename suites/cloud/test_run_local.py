@@ -172,6 +172,22 @@ def test_the_script_refuses_a_frame_without_the_label(frame, tmp_path):
         run_local(None, frame.drop(columns="target"), HPS, workdir=tmp_path)
 
 
+def test_a_misspelt_hyperparameter_is_refused_not_ignored(frame, tmp_path):
+    with pytest.raises(CloudError, match=r"unknown arguments \['--n_estimator', '500'\]"):
+        run_local(None, frame, {"n_estimator": 500}, workdir=tmp_path)
+
+
+def test_sagemakers_own_settings_pass_through():
+    # the legacy training toolkit may add sagemaker_* flags; they are not hyper-parameters
+    script = _load_script()
+    args = script.parse_args(
+        ["--sagemaker_program", "train_sklearn.py", "--data", "x.csv", "--sagemaker_region=x"]
+    )
+    assert args.data == "x.csv"
+    with pytest.raises(SystemExit):  # but only those
+        script.parse_args(["--sagemaker_program", "a.py", "b.py"])
+
+
 def test_bad_arguments_fail_before_anything_runs(frame, tmp_path):
     with pytest.raises(ValueError, match="provider must be one of"):
         run_local(None, frame, HPS, provider="gcp")  # type: ignore[arg-type]

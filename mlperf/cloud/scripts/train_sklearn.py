@@ -43,18 +43,35 @@ def _none_or_int(text: str) -> int | None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # no abbreviations: a misspelt --n_estimator must not quietly set --n_estimators
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     p.add_argument("--data", default=None, help="CSV file, directory of CSVs or glob")
     p.add_argument("--target", default="target", help="label column (default: target)")
     p.add_argument("--n_estimators", type=int, default=100)
-    p.add_argument("--max_depth", type=_none_or_int, default=None, help="int; none = unlimited")
+    p.add_argument("--max_depth", type=_none_or_int, default=None, help="int; none/0 = unlimited")
     p.add_argument("--test_size", type=float, default=0.2)
     p.add_argument("--random_state", type=int, default=42)
     p.add_argument("--model_dir", default=None)
     p.add_argument("--output_dir", default=None)
-    # the sagemaker-training toolkit and Vertex may pass flags this script does not know
-    args, _unknown = p.parse_known_args(argv)
+    args, unknown = p.parse_known_args(argv)
+    # SageMaker's legacy toolkit may hand over its own sagemaker_* settings; anything else is a
+    # hyper-parameter the user meant to set, and ignoring it would train a different model
+    unknown = _without_sagemaker_settings(unknown)
+    if unknown:
+        p.error(f"unknown arguments {unknown!r}; this script takes {sorted(vars(args))!r}")
     return args
+
+
+def _without_sagemaker_settings(args: list[str]) -> list[str]:
+    kept, skip_value = [], False
+    for arg in args:
+        if skip_value and not arg.startswith("--"):
+            skip_value = False
+            continue
+        skip_value = arg.startswith("--sagemaker_") and "=" not in arg
+        if not arg.startswith("--sagemaker_"):
+            kept.append(arg)
+    return kept
 
 
 def _local(path: str | None) -> str | None:

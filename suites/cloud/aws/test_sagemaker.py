@@ -156,6 +156,18 @@ def test_train_refuses_a_missing_bucket_the_sdk_would_create(aws, calls):
     assert "CreateTrainingJob" not in _ops(calls) and "CreateBucket" not in _ops(calls)
 
 
+def test_train_and_tune_refuse_a_hyperparameter_the_script_lacks(aws, calls):
+    with pytest.raises(ValueError, match=r"no hyper-parameter \['learning_rate'\]; it takes"):
+        sm_mod.train(
+            f"s3://{BUCKET}/x/", role=ROLE, hyperparameters={"learning_rate": 0.1}, session=aws
+        )
+    with pytest.raises(ValueError, match=r"no hyper-parameter \['learning_rate'\] to search"):
+        sm_mod.tune(
+            f"s3://{BUCKET}/x/", role=ROLE, ranges={"learning_rate": (0.01, 0.1)}, session=aws
+        )
+    assert calls == []
+
+
 def test_train_without_a_role_says_how_to_give_one(aws, bucket, train_frame):
     with pytest.raises(ValueError, match="MLPERF_SAGEMAKER_ROLE"):
         sm_mod.train(f"s3://{bucket}/x/", session=aws)
