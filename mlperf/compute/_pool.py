@@ -16,15 +16,22 @@ if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing.shared_memory import SharedMemory
 
-# One pool per process, created by the first "parallel" call and then reused: a new
-# pool costs 35-59 ms (fork) to ~1 s (forkserver: each worker imports numpy and numba
-# and loads the cached kernels), which only that first call pays.  forkserver, not
-# fork: forking a process that runs threads (pyarrow, xdist) can deadlock, and it is
-# Python 3.14's default anyway.  Like any spawn/forkserver pool, its workers re-run
-# the main script's top level, so scripts need an `if __name__ == "__main__":` guard.
-# Rows go through shared memory, not pickles: one copy in, n_rows floats out.  The
-# blocks stay for the next call (a fresh 400 MB block costs ~0.4 s of page faults in
-# every process) until a larger array needs more or shutdown_pool() frees them.
+# One pool per process, created by the first "parallel" call and reused after that.
+# forkserver, not fork: forking a process that runs threads (pyarrow, xdist) can
+# deadlock, and it is Python 3.14's default anyway.  The forkserver imports numpy and
+# numba and loads the kernels once (mlperf.compute._worker), so the first call costs
+# ~1-3 s (measured on the busy 2-core machine) and a pool started after
+# shutdown_pool() ~0.05-0.2 s; a warm call costs ~1 ms of inter-process traffic.
+# Like any spawn/forkserver pool, its workers re-run the main script's top level:
+# scripts need an `if __name__ == "__main__":` guard.  Rows go through shared memory,
+# not pickles: one copy in, n_rows floats out.  The blocks stay for the next call (a
+# fresh 400 MB block costs ~0.4 s of page faults in every process) until a larger
+# array needs more or shutdown_pool() frees them.
+#
+# On 2 cores this gains nothing: the copy, the traffic and the second worker's fight
+# for a core cost more than the core saves (10000x100: ~14-70x the read bound, against
+# ~1.5x for "safe" alone; 400 MB: ~4.5x against ~1.1x).  It is here to measure that,
+# and for machines with many cores and arrays already in shared memory.
 
 
 class _Pool:
