@@ -11,7 +11,7 @@ PYTEST := $(BIN)/python -m pytest
 # Correctness mode: benchmark bodies run once, untimed; engines grouped on one xdist worker each.
 TEST_FLAGS := -n 2 --dist loadgroup --benchmark-disable -m "not cluster and not timing"
 
-.PHONY: setup test test-fast test-cluster test-gate bench bench-full baseline report gate-eval chromium clean
+.PHONY: setup test test-fast test-cluster test-gate bench bench-full baseline report gate-eval gpu-check chromium clean
 
 setup: $(STAMP) $(AZURITE)
 
@@ -65,6 +65,10 @@ baseline: setup
 
 report: setup
 	$(BIN)/mlperf report
+
+# On a machine with an NVIDIA GPU and CuPy: the `gpu` tests and the CUDA row-norm benchmark.
+gpu-check:
+	bash suites/compute/gpu_check.sh
 
 clean:
 	rm -rf .cache .benchmarks .hypothesis reports .pytest_cache

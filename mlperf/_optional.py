@@ -52,7 +52,7 @@ def install_hint(name: str) -> str:
     """Return the ``pip install`` line that provides module *name*."""
     extra = _extra(name)
     if extra == "gpu":
-        return "pip install cupy-cuda12x (needs an NVIDIA GPU and CUDA)"
+        return "pip install cupy-cuda12x or cupy-cuda13x (matching your CUDA; needs an NVIDIA GPU)"
     return f'pip install "mlperf[{extra}]"'
 
 

@@ -152,7 +152,7 @@ def _skip_reason(item: pytest.Item, config: pytest.Config) -> str | None:
             if item.get_closest_marker(engine) and not os.environ.get(var):
                 return f"cluster test for {engine}: set {var} to the cluster's address"
     if item.get_closest_marker("gpu") and not _cuda_present():
-        return "gpu test: no CUDA device found (needs an NVIDIA GPU and CuPy: pip install cupy-cuda12x)"
+        return "gpu test: no CUDA device found (needs an NVIDIA GPU and CuPy: pip install cupy-cuda12x or cupy-cuda13x)"
     return None
 
 
