@@ -192,31 +192,42 @@ def _shrink_int(s: pd.Series) -> _Change:
     return _Change(new=s.astype(target), note=f"range {lo}..{hi}")
 
 
-def _float32_values(values: np.ndarray, mask: np.ndarray | None, mode: FloatMode) -> _Change:
-    """Decide float64 -> float32 block by block so temporaries stay ~1 MiB."""
+def _float32_values(
+    values: np.ndarray, mask: np.ndarray | None, mode: FloatMode, measure: bool
+) -> _Change:
+    """Decide float64 -> float32 block by block so temporaries stay ~1 MiB.
+
+    ``keep`` checks every value round-trips (stopping at the first that does not);
+    ``float32`` only checks the range, and measures the error when *measure*.
+    """
     out = np.empty(values.shape, dtype=np.float32)
     lossy, worst, outside = False, 0.0, 0
     for start in range(0, len(values), _BLOCK):
         x = values[start : start + _BLOCK]
+        f = out[start : start + _BLOCK]
         with np.errstate(over="ignore", under="ignore"):
-            f = x.astype(np.float32)
-        back = f.astype(np.float64)
-        exact = (back == x) | np.isnan(x)
-        if mask is not None:
-            exact |= mask[start : start + _BLOCK]
-        if not exact.all():
-            if mode == "keep":
-                return _Change(
-                    note="float32 would change values; kept (floats='float32' accepts that)"
-                )
-            lossy = True
-            bad = ~exact
-            ax = np.abs(x[bad])
-            # Outside the normal float32 range the error is no longer bounded by 2**-24.
-            outside += int(np.count_nonzero((ax > _F32.max) | (ax < _F32.smallest_normal)))
-            if not outside:
-                worst = max(worst, float(np.max(np.abs(back[bad] - x[bad]) / ax)))
-        out[start : start + _BLOCK] = f
+            f[...] = x
+        if mode == "keep" or measure:
+            back = f.astype(np.float64)
+            exact = (back == x) | np.isnan(x)
+            if mask is not None:
+                exact |= mask[start : start + _BLOCK]
+            if not exact.all():
+                if mode == "keep":
+                    return _Change(
+                        note="float32 would change values; kept (floats='float32' accepts that)"
+                    )
+                lossy = True
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    rel = np.abs(back - x) / np.abs(x)
+                worst = max(worst, float(np.max(rel, where=~exact & np.isfinite(rel), initial=0.0)))
+        # Outside the normal float32 range the error is no longer bounded by 2**-24.
+        big = np.isinf(f)
+        if big.any():
+            outside += int(np.count_nonzero(np.isfinite(x[big])))
+        small = np.abs(f) < _F32.smallest_normal
+        if small.any():
+            outside += int(np.count_nonzero(x[small] != f[small]))
     if outside:
         return _Change(
             note=f"{outside} values outside the float32 range "
@@ -225,7 +236,7 @@ def _float32_values(values: np.ndarray, mask: np.ndarray | None, mode: FloatMode
     return _Change(new=out, lossy=lossy, max_rel_error=worst)  # type: ignore[arg-type]
 
 
-def _shrink_float(s: pd.Series, mode: FloatMode) -> _Change:
+def _shrink_float(s: pd.Series, mode: FloatMode, measure: bool) -> _Change:
     if s.dtype.kind == "f" and s.dtype.itemsize <= 4:  # type: ignore[union-attr]
         return _Change(note="already float32 or narrower")
     if not len(s):
@@ -237,7 +248,7 @@ def _shrink_float(s: pd.Series, mode: FloatMode) -> _Change:
         values = arr.to_numpy(dtype=np.float64, na_value=0.0)
     else:
         mask, values = None, s.to_numpy()
-    change = _float32_values(values, mask, mode)
+    change = _float32_values(values, mask, mode, measure)
     if change.new is not None:
         data = change.new
         new = pd.arrays.FloatingArray(data, mask.copy()) if mask is not None else data  # type: ignore[arg-type]
@@ -302,14 +313,14 @@ def _to_category(s: pd.Series, categories: float) -> _Change:
     return _Change(new=new, note=note)
 
 
-def _plan(s: pd.Series, floats: FloatMode, categories: float) -> _Change:
+def _plan(s: pd.Series, floats: FloatMode, categories: float, measure: bool) -> _Change:
     dtype = s.dtype
     if isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(dtype):
         return _Change(note="already compact")
     if isinstance(dtype, np.dtype) and dtype.kind in "iu" or isinstance(dtype, _NULLABLE_INTS):
         return _shrink_int(s)
     if isinstance(dtype, np.dtype) and dtype.kind == "f" or isinstance(dtype, _NULLABLE_FLOATS):
-        return _shrink_float(s, floats)
+        return _shrink_float(s, floats, measure)
     if categories > 0 and _is_text(s):
         return _to_category(s, categories)
     return _Change(note=f"{dtype} is left as it is")
@@ -419,7 +430,7 @@ def optimize_dtypes(
     for i in range(out.shape[1]):
         col = out.iloc[:, i]
         before, old_dtype = footprint(col) - col.index.memory_usage(deep=True), str(col.dtype)
-        change = _plan(col, floats, categories)
+        change = _plan(col, floats, categories, return_report)
         after, new_dtype = before, col.dtype
         if change.new is not None:
             out.isetitem(i, change.new)

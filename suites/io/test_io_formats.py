@@ -38,8 +38,14 @@ def _rounds(fmt: str) -> int:
     return 3 if fmt in _SLOW else 7
 
 
+def _params(no_memory_round: set[str]) -> list:
+    # the memory round runs under tracemalloc, which triples the time of these formats
+    quiet = pytest.mark.mlperf(metric="wall", memory=False)
+    return [pytest.param(f, marks=quiet) if f in no_memory_round else f for f in FORMATS]
+
+
 @pytest.mark.mlperf(metric="wall")  # I/O waits on the disk and pyarrow's threads
-@pytest.mark.parametrize("fmt", list(FORMATS))
+@pytest.mark.parametrize("fmt", _params({"csv", "json"}))
 def test_save(benchmark, frame: pd.DataFrame, fmt: str, tmp_path: Path) -> None:
     path = tmp_path / f"data{FORMATS[fmt].suffix}"
     benchmark.pedantic(save, args=(frame, path, fmt), rounds=_rounds(fmt))
@@ -48,7 +54,7 @@ def test_save(benchmark, frame: pd.DataFrame, fmt: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.mlperf(metric="wall")
-@pytest.mark.parametrize("fmt", list(FORMATS))
+@pytest.mark.parametrize("fmt", _params({"json"}))
 def test_load(benchmark, frame: pd.DataFrame, saved: dict[str, Path], fmt: str) -> None:
     out = benchmark.pedantic(load, args=(saved[fmt], fmt), rounds=_rounds(fmt))
     assert_frame_equal(out, FORMATS[fmt].expected(frame), check_exact=True)
@@ -68,8 +74,10 @@ def test_tutorial_format_loop(benchmark, frame: pd.DataFrame, tmp_path: Path) ->
 
 @pytest.mark.mlperf(metric="wall", memory=False)
 def test_format_table(benchmark, frame: pd.DataFrame, mlperf_report_dir: Path) -> None:
-    repeat = 3 if benchmark.enabled else 1
-    table = benchmark.pedantic(compare_formats, args=(frame,), kwargs={"repeat": repeat}, rounds=1)
+    # the targets are for one run at 1M rows (the per-format benchmarks above repeat);
+    # correctness mode only checks the table is right: 20k rows are enough for that
+    rows = frame if benchmark.enabled else frame.iloc[:20_000]
+    table = benchmark.pedantic(compare_formats, args=(rows,), kwargs={"repeat": 1}, rounds=1)
     assert set(table.index) == set(FORMATS)
     assert table["as_declared"].all(), table[~table["as_declared"]]
     assert table.loc[["parquet-snappy", "feather", "pickle", "h5py"], "exact"].all()
@@ -79,13 +87,13 @@ def test_format_table(benchmark, frame: pd.DataFrame, mlperf_report_dir: Path) -
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "formats.csv")
     shown = table.drop(columns="changes").sort_values("load_s")
-    header = f"{len(frame):,} customer rows, median of {repeat} run(s), wall seconds\n\n"
+    header = f"{len(rows):,} customer rows, one run each, wall seconds\n\n"
     (out / "formats.md").write_text(header + _markdown(shown))
     png = plot_formats(table, out / "formats.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     benchmark.extra_info.update(
         {
-            "rows": len(frame),
+            "rows": len(rows),
             "parquet_load_speedup_vs_csv": float(table.at["parquet-snappy", "load_speedup_vs_csv"]),
             "feather_load_speedup_vs_csv": float(table.at["feather", "load_speedup_vs_csv"]),
             "load_order": ",".join(table.sort_values("load_s").index),

@@ -13,7 +13,7 @@ from pandas.testing import assert_frame_equal
 from mlperf.io import FORMATS, load, save
 
 _SETTINGS = settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 
 

@@ -84,7 +84,7 @@ def assert_same_values(before: pd.DataFrame, after: pd.DataFrame) -> None:
             )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(df=frames())
 def test_lossless_mode_keeps_every_value(df: pd.DataFrame) -> None:
     snapshot = df.copy()
@@ -115,7 +115,7 @@ def test_inplace_gives_the_same_frame(df: pd.DataFrame) -> None:
 _F32 = np.finfo(np.float32)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(
     data_frames(
         [column("x", dtype=float), column("y", elements=st.floats(-1e30, 1e30), dtype=float)],
@@ -124,6 +124,9 @@ _F32 = np.finfo(np.float32)
 )
 def test_float32_mode_is_bounded_or_kept(df: pd.DataFrame) -> None:
     out, report = optimize_dtypes(df, floats="float32", return_report=True)
+    if not len(df):  # nothing to gain: kept
+        assert_frame_equal(out, df)
+        return
     for i, name in enumerate(df.columns):
         x, y = df[name].to_numpy(), out[name].to_numpy().astype(np.float64)
         finite = np.isfinite(x) & (x != 0)
@@ -148,7 +151,7 @@ _AGGS = {
 _VALUES = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(
     df=data_frames(
         [
