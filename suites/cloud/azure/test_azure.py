@@ -384,7 +384,7 @@ def test_offline_flow_time(
         azure_ml.calls.clear()
         return (), {}
 
-    out = benchmark.pedantic(flow, setup=reset, rounds=3)
+    out = benchmark.pedantic(flow, setup=reset, rounds=5, warmup_rounds=1)
     np.testing.assert_array_equal(out, joblib.load(job_run.model_path).predict(rows.to_numpy()))
     assert azure_ml.endpoints == {}
     ops = [c.operation for c in azure_ml.calls]

@@ -159,7 +159,7 @@ def test_offline_flow_time(benchmark, gcp, vertex, bucket, train_frame, rule_pre
         vertex.predictor = rule_predictor
         return (gcp, train_frame, rows), {}
 
-    _, predictions, gone = benchmark.pedantic(run_flow, setup=reset, rounds=3)
+    _, predictions, gone = benchmark.pedantic(run_flow, setup=reset, rounds=5, warmup_rounds=1)
     assert (predictions["label"] == train_frame["target"].iloc[:100].astype(str)).all()
     assert len(gone) == 3 and vertex.live("endpoints") == []
 
