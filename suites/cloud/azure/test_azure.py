@@ -19,7 +19,6 @@ import re
 import sys
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
@@ -27,6 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.pandas import column, data_frames, range_indexes
 
+from mlperf._optional import available, install_hint
 from mlperf.cloud import training_script
 from mlperf.cloud._common import CloudError
 from mlperf.cloud.azure import (
@@ -44,11 +44,25 @@ from mlperf.cloud.azure import (
 
 pytestmark = [
     pytest.mark.xdist_group("cloud-azure"),
+    pytest.mark.skipif(
+        not (available("azure.ai.ml") and available("azure.storage.blob")),
+        reason=f"Azure tests need azure-ai-ml and azure-storage-blob: {install_hint('azure')}",
+    ),
+    pytest.mark.skipif(
+        not available("sklearn"),
+        reason=f"the training script needs scikit-learn: {install_hint('sklearn')}",
+    ),
     # azure-ai-ml's schemas trip marshmallow's own deprecation warnings on import
     pytest.mark.filterwarnings("ignore::DeprecationWarning:(marshmallow|azure)"),
 ]
 FEATURES = [f"feature_{i}" for i in range(10)]
 ACCOUNT_KEY_PREFIX = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1"
+
+
+def load_model(path):
+    import joblib  # scikit-learn's, checked above
+
+    return joblib.load(path)
 
 
 def read_blob(blob_service, container: str, name: str) -> pd.DataFrame:
@@ -149,7 +163,7 @@ def test_the_jobs_command_line_really_trains(job_run):
     assert job_run.returncode == 0, job_run.stderr
     assert job_run.argv[1] == "train_sklearn.py"
     assert re.search(r"accuracy=0\.\d+;", job_run.stdout)
-    model = joblib.load(job_run.model_path)
+    model = load_model(job_run.model_path)
     assert (model.n_estimators, model.max_depth) == (50, 5)
 
 
@@ -261,7 +275,7 @@ def test_deploy_predict_delete(
     serve(azure_ml, scoring_server, job_run, tmp_path, monkeypatch)
     rows = make_frame(30, seed=3)[FEATURES]
     out = predict("mlperf-ep", rows, ml_client=azure_ml.client)
-    expected = joblib.load(job_run.model_path).predict(rows.to_numpy())
+    expected = load_model(job_run.model_path).predict(rows.to_numpy())
     np.testing.assert_array_equal(out, expected)
     (sent,) = scoring_server.requests
     np.testing.assert_array_equal(np.asarray(sent["data"]), rows.to_numpy())  # exact floats
@@ -295,7 +309,7 @@ def test_predict_sends_the_rows_exactly_and_answers_each_in_order(
     out = predict("mlperf-ep", frame, ml_client=azure_ml.client)
     (sent,) = scoring_server.requests
     np.testing.assert_array_equal(np.asarray(sent["data"]), frame.to_numpy())
-    np.testing.assert_array_equal(out, joblib.load(job_run.model_path).predict(frame.to_numpy()))
+    np.testing.assert_array_equal(out, load_model(job_run.model_path).predict(frame.to_numpy()))
 
 
 def test_a_partial_deployment_is_cleaned_up(azure_ml):
@@ -385,7 +399,7 @@ def test_offline_flow_time(
         return (), {}
 
     out = benchmark.pedantic(flow, setup=reset, rounds=5, warmup_rounds=1)
-    np.testing.assert_array_equal(out, joblib.load(job_run.model_path).predict(rows.to_numpy()))
+    np.testing.assert_array_equal(out, load_model(job_run.model_path).predict(rows.to_numpy()))
     assert azure_ml.endpoints == {}
     ops = [c.operation for c in azure_ml.calls]
     assert ops.count("jobs.create_or_update") == 2 and ops[-1] == "online_endpoints.begin_delete"

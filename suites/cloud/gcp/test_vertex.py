@@ -20,10 +20,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.pandas import column, data_frames, range_indexes
 
+from mlperf._optional import available, install_hint
 from mlperf.cloud._common import CloudError
 from mlperf.cloud.vertex import connect, create_dataset, delete, deploy, predict, train, upload_data
 
-pytestmark = [pytest.mark.xdist_group("cloud-gcp")]
+pytestmark = [
+    pytest.mark.xdist_group("cloud-gcp"),
+    pytest.mark.skipif(
+        not (available("google.cloud.aiplatform") and available("gcp_storage_emulator")),
+        reason=f"GCP tests need the Vertex SDK and the storage emulator: {install_hint('google')}",
+    ),
+]
 BUCKET = "mlperf-test"  # the `bucket` fixture's name
 FEATURES = [f"feature_{i}" for i in range(10)]
 
