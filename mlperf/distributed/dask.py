@@ -7,6 +7,7 @@ functions run unchanged on either.  Workers must be able to import ``mlperf``.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
@@ -123,15 +124,21 @@ def _current(session: Any, func: str) -> Any:
 def to_dask(data: Any, columns: tuple[str, ...], client: Any, func: str = "to_dask") -> Any:
     """*data* (pandas frame, Parquet path or Dask DataFrame) as a Dask DataFrame of *columns*.
 
-    A pandas frame is cut into max(worker threads, rows / 1e6) partitions.
+    A pandas frame is cut into max(worker threads, rows / 1e6) partitions, scattered
+    to the workers.
     """
     dd = require("dask.dataframe", "Dask jobs")
     if isinstance(data, (str, os.PathLike)):
         return dd.read_parquet(str(parquet_path(data, func)), columns=list(columns))
     if isinstance(data, pd.DataFrame):
+        frame = data.loc[:, list(columns)]
         threads = sum(client.nthreads().values()) or 1
-        parts = max(threads, math.ceil(len(data) / ROWS_PER_PARTITION), 1)
-        return dd.from_pandas(data.loc[:, list(columns)], npartitions=min(parts, max(len(data), 1)))
+        n_parts = min(max(threads, math.ceil(len(frame) / ROWS_PER_PARTITION)), max(len(frame), 1))
+        bounds = np.linspace(0, len(frame), n_parts + 1).astype(int)
+        # Scattered, not embedded in the graph: dd.from_pandas ships the rows inside the
+        # task graph through the scheduler (and warns about the large graph).
+        futures = client.scatter([frame.iloc[a:b] for a, b in itertools.pairwise(bounds)])
+        return dd.from_delayed(futures, meta=frame.iloc[:0], verify_meta=False)
     missing = [c for c in columns if c not in data.columns]
     if missing:
         raise KeyError(f"{func}: the Dask DataFrame has no column(s) {missing!r}")

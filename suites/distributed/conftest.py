@@ -8,6 +8,8 @@ and ``xdist_group`` so that one xdist worker owns each engine.
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -56,10 +58,15 @@ def purchases_parquet(mlperf_cache_dir: Path) -> Any:
 
     def make(n_rows: int) -> Path:
         folder = mlperf_cache_dir / f"purchases-parquet-{n_rows}"
-        done = folder / "_COMPLETE"
-        if not done.exists():
-            write_purchases(folder, n_rows)
-            done.touch()
+        if not folder.exists():
+            # Written aside and renamed whole: another xdist worker may read it meanwhile.
+            tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
+            shutil.rmtree(tmp, ignore_errors=True)
+            write_purchases(tmp, n_rows)
+            try:
+                tmp.rename(folder)
+            except OSError:  # another worker renamed its copy first
+                shutil.rmtree(tmp, ignore_errors=True)
         return folder
 
     return make
