@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import os
 import shutil
 import sys
@@ -116,3 +117,25 @@ def _staged(script: str | os.PathLike[str] | None) -> Iterator[Path]:
         yield tmp / src.name
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _script_flags() -> set[str]:
+    """The options mlperf's own training script accepts (it ignores unknown ones silently)."""
+    spec = importlib.util.spec_from_file_location("_mlperf_train_sklearn", training_script())
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # module level only defines functions
+    return set(vars(module.parse_args([])))
+
+
+def _check_names(names: Any, script: Any, func: str) -> None:
+    """Refuse a hyper-parameter mlperf's script would ignore; a user's own script is trusted."""
+    if script is not None:
+        return
+    known = _script_flags() - {"data", "model_dir", "output_dir"}
+    unknown = sorted(set(names) - known)
+    if unknown:
+        raise ValueError(
+            f"{func}: the training script has no option for {unknown!r} and would ignore it; "
+            f"use {sorted(known)!r} or pass script= with your own"
+        )

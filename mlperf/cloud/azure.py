@@ -17,17 +17,16 @@ Azurite as well as Azure.  SDK telemetry is off.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlperf._optional import require
-from mlperf.cloud import training_script
 from mlperf.cloud._azure_base import (
     BASE_IMAGE,
     _azure_call,
+    _check_names,
     _client,
     _staged,
     conda_spec,
@@ -184,28 +183,6 @@ def _command(
         experiment_name="mlperf",
         display_name=name,
     )
-
-
-def _script_flags() -> set[str]:
-    """The options mlperf's own training script accepts (it ignores unknown ones silently)."""
-    spec = importlib.util.spec_from_file_location("_mlperf_train_sklearn", training_script())
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # module level only defines functions
-    return set(vars(module.parse_args([])))
-
-
-def _check_names(names: Any, script: Any, func: str) -> None:
-    """Refuse a hyper-parameter mlperf's script would ignore; a user's own script is trusted."""
-    if script is not None:
-        return
-    known = _script_flags() - {"data", "model_dir", "output_dir"}
-    unknown = sorted(set(names) - known)
-    if unknown:
-        raise ValueError(
-            f"{func}: the training script has no option for {unknown!r} and would ignore it; "
-            f"use {sorted(known)!r} or pass script= with your own"
-        )
 
 
 def _check_hyperparameters(hps: Mapping[str, Any]) -> dict[str, Any]:
