@@ -154,7 +154,7 @@ def _work_dtype(dtype: Any, col: Hashable, funcs: set[str]) -> Any:
 
 
 def _floats(x: pd.Series) -> np.ndarray:
-    return x.to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.asarray(x.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
 
 
 def _partial(

@@ -116,10 +116,9 @@ FloatMode = Literal["keep", "float32"]
 _BLOCK = 1 << 16
 _F32 = np.finfo(np.float32)
 # Smallest first; on equal size the signed type wins (safer under subtraction).
-_INT_LADDER = tuple(
-    np.dtype(t)
-    for t in (np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64)
-)
+_INT_LADDER: tuple[type[np.integer[Any]], ...] = (
+    np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64,
+)  # fmt: skip
 _NULLABLE_NAME = {"i": "Int", "u": "UInt"}
 _NULLABLE_INTS = (
     pd.Int8Dtype, pd.Int16Dtype, pd.Int32Dtype, pd.Int64Dtype,
@@ -162,16 +161,17 @@ def footprint(df: pd.DataFrame | pd.Series) -> int:
 
 @dataclass
 class _Change:
-    new: pd.Series | None = None  # None: column left as it is
+    new: pd.Series | np.ndarray | None = None  # None: column left as it is
     lossy: bool = False
     max_rel_error: float = 0.0
     note: str = ""
 
 
 def _smallest_int(lo: int, hi: int, itemsize: int) -> np.dtype[Any] | None:
-    for dt in _INT_LADDER:
-        info = np.iinfo(dt)
+    for kind in _INT_LADDER:
+        info = np.iinfo(kind)
         if info.min <= lo and hi <= info.max:
+            dt = np.dtype(kind)
             return dt if dt.itemsize < itemsize else None
     return None
 
@@ -233,11 +233,11 @@ def _float32_values(
             note=f"{outside} values outside the float32 range "
             f"({_F32.smallest_normal:.3g} <= |x| <= {_F32.max:.3g}); kept"
         )
-    return _Change(new=out, lossy=lossy, max_rel_error=worst)  # type: ignore[arg-type]
+    return _Change(new=out, lossy=lossy, max_rel_error=worst)
 
 
 def _shrink_float(s: pd.Series, mode: FloatMode, measure: bool) -> _Change:
-    if s.dtype.kind == "f" and s.dtype.itemsize <= 4:  # type: ignore[union-attr]
+    if s.dtype.kind == "f" and s.dtype.itemsize <= 4:
         return _Change(note="already float32 or narrower")
     if not len(s):
         return _Change(note="empty; kept")
@@ -251,7 +251,7 @@ def _shrink_float(s: pd.Series, mode: FloatMode, measure: bool) -> _Change:
     change = _float32_values(values, mask, mode, measure)
     if change.new is not None:
         data = change.new
-        new = pd.arrays.FloatingArray(data, mask.copy()) if mask is not None else data  # type: ignore[arg-type]
+        new = pd.arrays.FloatingArray(data, mask.copy()) if mask is not None else data
         change.new = pd.Series(new, index=s.index, name=s.name, copy=False)
     return change
 

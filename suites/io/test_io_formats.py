@@ -96,6 +96,12 @@ def test_format_table(benchmark, frame: pd.DataFrame, mlperf_report_dir: Path) -
             "rows": len(rows),
             "parquet_load_speedup_vs_csv": float(table.at["parquet-snappy", "load_speedup_vs_csv"]),
             "feather_load_speedup_vs_csv": float(table.at["feather", "load_speedup_vs_csv"]),
+            "parquet_load_cpu_speedup_vs_csv": float(
+                table.at["parquet-snappy", "load_cpu_speedup_vs_csv"]
+            ),
+            "feather_load_cpu_speedup_vs_csv": float(
+                table.at["feather", "load_cpu_speedup_vs_csv"]
+            ),
             "load_order": ",".join(table.sort_values("load_s").index),
         }
     )
