@@ -228,7 +228,7 @@ def check_forest_args(
         raise ValueError(
             f"{func}: features must be a non-empty sequence of column names; got {features!r}"
         )
-    feats = tuple(features)  # type: ignore[arg-type]
+    feats: tuple[str, ...] = tuple(features)  # type: ignore[arg-type]
     if len(set(feats)) != len(feats) or not all(isinstance(f, str) for f in feats):
         raise ValueError(f"{func}: features must be distinct column names; got {feats!r}")
     for name, value in (("n_trees", n_trees), ("max_depth", max_depth)):

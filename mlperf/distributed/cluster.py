@@ -38,7 +38,7 @@ def _free_port() -> int:
 def _spark_home() -> Path:
     from mlperf._optional import require
 
-    return Path(require("pyspark", "the Spark Connect server").__file__).parent
+    return Path(str(require("pyspark", "the Spark Connect server").__file__)).parent
 
 
 def _open(port: int) -> bool:

@@ -137,7 +137,8 @@ def to_dask(data: Any, columns: tuple[str, ...], client: Any, func: str = "to_da
         bounds = np.linspace(0, len(frame), n_parts + 1).astype(int)
         # Scattered, not embedded in the graph: dd.from_pandas ships the rows inside the
         # task graph through the scheduler (and warns about the large graph).
-        futures = client.scatter([frame.iloc[a:b] for a, b in itertools.pairwise(bounds)])
+        parts = [frame.iloc[a:b] for a, b in itertools.pairwise(bounds)]
+        futures = client.scatter(parts, hash=False)  # same rows twice: still new keys
         return dd.from_delayed(futures, meta=frame.iloc[:0], verify_meta=False)
     missing = [c for c in columns if c not in data.columns]
     if missing:

@@ -45,7 +45,19 @@ __all__ = ["quiet_pandas3", "region_summary", "spark_session", "to_spark", "trai
 #: from this many rows on, a pandas frame reaches a local session through a Parquet file
 STAGE_ROWS = 50_000
 
-_OPEN: list[Any] = []  # sessions opened by spark_session(), innermost last
+_OPEN: list[Any] = []
+
+# The JVM logs WARN lines (native Hadoop library, spark.local.dir) before any
+# setLogLevel call can run: start it at ERROR instead.
+_LOG4J2 = """\
+rootLogger.level = error
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{yy/MM/dd HH:mm:ss} %p %c{1}: %m%n%ex
+"""  # sessions opened by spark_session(), innermost last
 
 
 @contextmanager
@@ -120,6 +132,8 @@ def spark_session(
             )
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         local = tmp_root("spark", tmp)
+        log_conf = local / "log4j2.properties"
+        log_conf.write_text(_LOG4J2)
         settings = {
             "spark.master": master or "local[*]",
             "spark.sql.adaptive.enabled": "true",
@@ -128,7 +142,9 @@ def spark_session(
             "spark.sql.execution.arrow.pyspark.enabled": "true",
             "spark.local.dir": str(local),
             "spark.sql.warehouse.dir": str(local / "warehouse"),
-            "spark.driver.extraJavaOptions": f"-Djava.io.tmpdir={local}",
+            "spark.driver.extraJavaOptions": (
+                f"-Djava.io.tmpdir={local} -Dlog4j2.configurationFile=file:{log_conf}"
+            ),
             "spark.driver.memory": "2g",
             "spark.ui.enabled": "false",
             "spark.ui.showConsoleProgress": "false",
@@ -296,7 +312,7 @@ def train_forest(
     columns = tuple(dict.fromkeys((*feats, LABEL_SOURCE)))
     t0 = time.perf_counter()
     with to_spark(data, columns, session=session, func=func) as sdf:
-        threshold = sdf.agg(F.avg(LABEL_SOURCE)).first()[0]
+        threshold = sdf.agg(F.avg(LABEL_SOURCE)).collect()[0][0]
         labelled = sdf.withColumn("label", (F.col(LABEL_SOURCE) > F.lit(threshold)).cast("int"))
         train, test = labelled.randomSplit([1.0 - test_size, test_size], seed=seed)
         t1 = time.perf_counter()

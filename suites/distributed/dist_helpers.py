@@ -32,8 +32,9 @@ def assert_summary_equal(got: pd.DataFrame, expected: pd.DataFrame, scale: float
 
 class TreeRss:
     """Peak resident memory of this process and all its descendants (engine JVMs,
-    Dask workers, Ray's raylet and workers), sampled every 20 ms while the block runs.
-    Shared pages count once per process: an upper bound."""
+    Dask workers, Ray's raylet and workers), sampled every 20 ms while the block runs;
+    the table reports ``peak - baseline`` (what the operation added).  Shared pages
+    count once per process: an upper bound."""
 
     def __init__(self, interval: float = 0.02) -> None:
         self.interval = interval
@@ -90,9 +91,9 @@ class EngineTable:
     def record(self, benchmark: Any, operation: str, source: str, rows: int, engine: str,
                tree: TreeRss | None = None) -> None:  # fmt: skip
         stats = getattr(getattr(benchmark, "stats", None), "stats", None)
-        peak = (tree.peak / 2**20) if tree else float("nan")
+        peak = ((tree.peak - tree.baseline) / 2**20) if tree else float("nan")
         if tree:
-            benchmark.extra_info["tree_peak_rss_mb"] = round(peak, 1)
+            benchmark.extra_info["tree_extra_peak_rss_mb"] = round(peak, 1)
         if stats is None or not getattr(stats, "data", None):
             return  # correctness mode: nothing was timed
         self.rows.append(Row(operation, source, rows, engine, float(stats.median), float(stats.min),
@@ -128,7 +129,7 @@ class EngineTable:
         folder.mkdir(parents=True, exist_ok=True)
         df.to_csv(folder / "engines.csv", index=False, quoting=csv.QUOTE_MINIMAL)
         lines = ["# Engines on this machine (wall time, median; noisy shared 2-core machine)", "",
-                 "| operation | source | rows | engine | median s | min s | x pandas | tree peak MB | rounds |",
+                 "| operation | source | rows | engine | median s | min s | x pandas | extra tree MB | rounds |",
                  "|---|---|---:|---|---:|---:|---:|---:|---:|"]  # fmt: skip
         for r in df.itertuples():
             lines.append(f"| {r.operation} | {r.source} | {r.rows:,} | {r.engine} | {r.median_s:.4f} | "
