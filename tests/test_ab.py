@@ -107,6 +107,20 @@ def test_a_change_of_machine_state_between_blocks_does_not_move_the_ratio() -> N
     assert decide(base, head).verdict == "REGRESSION"
 
 
+def test_process_pairs_that_disagree_widen_the_interval() -> None:
+    # Each pair alone is quiet and sure of itself, but one says +0 % and the other +8 %:
+    # that is the luck of two memory layouts, not knowledge, so the verdict must not be sure.
+    rng = np.random.default_rng(8)
+    base = _blocks(rng, 1.0, pairs=4, noise=0.005)
+    head = [
+        [[x * f for x in block] for block in pair]
+        for pair, f in zip(_blocks(rng, 1.0, pairs=4, noise=0.005), (1.0, 1.08, 1.0, 1.08))
+    ]
+    _ratio, lo, hi = paired_block_bootstrap(base, head)
+    assert lo < 1.01 and hi > 1.07
+    assert decide(base, head).verdict == "inconclusive"
+
+
 def test_bootstrap_is_deterministic_for_a_seed() -> None:
     rng = np.random.default_rng(5)
     a, b = _blocks(rng, 1.0), _blocks(rng, 1.1)
@@ -274,6 +288,8 @@ def test_run_ab_measures_every_benchmark_in_interleaved_pairs(toy: Path) -> None
     assert by_id["test_wall"].measurement.metric == "wall"
     assert min(x for p in by_id["test_wall"].measurement.base for b in p for x in b) >= 0.001
     assert all(b.decision is not None and b.measurement.error is None for b in result.benchmarks)
+    if sys.platform == "linux":  # both workers of a pair share one memory layout
+        assert all(b.measurement.same_layout for b in result.benchmarks)
 
 
 def test_a_benchmark_failing_in_one_side_is_reported_not_compared(toy: Path) -> None:

@@ -57,6 +57,15 @@ def _metric(item: pytest.Item) -> dict[str, Any]:
     }
 
 
+def _aslr() -> bool | None:
+    """Whether this process's addresses are randomised (None where /proc says nothing)."""
+    try:
+        with open("/proc/self/personality", encoding="ascii") as fh:
+            return not int(fh.read().strip(), 16) & 0x0040000
+    except (OSError, ValueError):
+        return None
+
+
 def _why(report: pytest.TestReport) -> str:
     """One line saying why a test failed or skipped (the exception message, or the skip reason)."""
     longrepr = report.longrepr
@@ -213,7 +222,7 @@ class _Worker:
             if "benchmark" in getattr(it, "fixturenames", ()) and not it.get_closest_marker("skip")
         }
         described = [_metric(it) for it in items.values()]
-        self._send(event="hello", items=described, errors=self._collect_errors)
+        self._send(event="hello", items=described, errors=self._collect_errors, aslr=_aslr())
         while True:
             command = self._receive()
             if command.get("cmd") != "item":

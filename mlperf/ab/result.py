@@ -68,7 +68,7 @@ class BenchmarkVerdict:
             "id": m.id, "metric": m.metric, "verdict": self.label, "iterations": m.iterations,
             "decision": self.decision.as_dict() if self.decision else None,
             "first": self.first.as_dict() if self.first else None,
-            "memory": self.memory, "error": m.error, "skipped": m.skipped,
+            "memory": self.memory, "error": m.error, "skipped": m.skipped, "same_layout": m.same_layout,
         }  # fmt: skip
         if samples:
             out["samples"] = {"base": m.base, "head": m.head}

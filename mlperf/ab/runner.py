@@ -9,6 +9,7 @@ on its pipe.  Several process pairs spread the luck of one process's memory layo
 
 from __future__ import annotations
 
+import ctypes
 import json
 import math
 import os
@@ -35,6 +36,7 @@ THREAD_PINS = dict.fromkeys(
 _DROP_ENV = ("PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT",
              "PYTEST_XDIST_TESTRUNUID", "PYTEST_CURRENT_TEST", "PYTHONHASHSEED")  # fmt: skip
 _WORKER = Path(__file__).with_name("_mlperf_ab_worker.py")
+_ADDR_NO_RANDOMIZE = 0x0040000  # personality(2) flag, as `setarch -R` sets it
 
 
 @dataclass
@@ -52,6 +54,7 @@ class Settings:
     block_time: float = 0.02
     warmup_time: float = 0.1
     pin: bool = True
+    same_layout: bool = True  # ASLR off and equal-size environments within a worker pair
     options: dict[str, Any] = field(default_factory=dict)  # worker config.option overrides
     work_dir: Path = Path(".cache/mlperf/ab")
     ready_timeout: float = 600.0
@@ -73,6 +76,25 @@ class Measurement:
     head_memory: list[int] = field(default_factory=list)
     error: str | None = None
     skipped: str | None = None
+    same_layout: bool | None = None  # every worker ran with address randomisation off
+
+
+def _no_aslr() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Turn off address-space randomisation for the worker (and only for it)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        current = libc.personality(0xFFFFFFFF)
+        if current != -1:
+            libc.personality(current | _ADDR_NO_RANDOMIZE)
+    except (OSError, AttributeError):  # no personality(2) here: the worker keeps ASLR
+        pass
+
+
+def _stack_bytes(args: list[str], env: dict[str, str]) -> int:
+    """Bytes the kernel copies onto a new process's stack for *args* and *env*."""
+    return sum(len(a.encode()) + 1 for a in args) + sum(
+        len(k.encode()) + len(v.encode()) + 2 for k, v in env.items()
+    )
 
 
 class _Worker:
@@ -84,8 +106,8 @@ class _Worker:
         target = plugin_dir / _WORKER.name
         if not target.is_file() or target.read_bytes() != _WORKER.read_bytes():
             shutil.copyfile(_WORKER, target)
-        cmd_r, cmd_w = os.pipe()
-        res_r, res_w = os.pipe()
+        self._cmd_r, self._cmd_w = os.pipe()
+        self._res_r, self._res_w = os.pipe()
         env = {k: v for k, v in os.environ.items() if k not in _DROP_ENV}
         env.update(THREAD_PINS)
         env.update(side.env)
@@ -93,7 +115,7 @@ class _Worker:
         env.update(
             PYTHONPATH=os.pathsep.join([str(plugin_dir.resolve()), str(side.root)]),
             PYTHONHASHSEED=str(hash_seed),
-            MLPERF_AB_FDS=f"{cmd_r},{res_w}",
+            MLPERF_AB_FDS=f"{self._cmd_r:05d},{self._res_w:05d}",  # fixed width: same size in both workers
             MLPERF_AB_OPTIONS=json.dumps(options),
         )
         # Hypothesis' and anyio's plugins only serve property and async tests, not benchmarks;
@@ -102,15 +124,22 @@ class _Worker:
                 "-p", "no:hypothesispytest", "-p", "no:anyio", "-q", "--benchmark-disable", "--no-header"]  # fmt: skip
         if settings.only:
             args += ["-k", settings.only]
-        self.side, self.log = side, log
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "wb") as out:
-            self.proc = subprocess.Popen(args, cwd=side.root, env=env, pass_fds=(cmd_r, res_w),
-                                         stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
-        os.close(cmd_r)
-        os.close(res_w)
-        self._cmd = os.fdopen(cmd_w, "w", encoding="utf-8")
-        self._res = os.fdopen(res_r, "r", encoding="utf-8")
+        self.side, self.log, self.args, self.env = side, log, args, env
+
+    def start(self, pad: int, same_layout: bool) -> None:
+        """Launch, with *pad* bytes of padding in the environment (moves the stack)."""
+        self.env["MLPERF_AB_PAD"] = "x" * pad
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(
+                self.args, cwd=self.side.root, env=self.env, pass_fds=(self._cmd_r, self._res_w),
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                preexec_fn=_no_aslr if same_layout else None,  # noqa: PLW1509 - no threads here
+            )  # fmt: skip
+        os.close(self._cmd_r)
+        os.close(self._res_w)
+        self._cmd = os.fdopen(self._cmd_w, "w", encoding="utf-8")
+        self._res = os.fdopen(self._res_r, "r", encoding="utf-8")
 
     def receive(self, timeout: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -153,13 +182,25 @@ class _Worker:
 def _start_pair(
     base: Side, head: Side, settings: Settings, tag: str, cpu: int | None
 ) -> tuple[_Worker, _Worker]:
-    """Start both workers of a pair (same hash seed); *cpu* confines their start-up to one CPU."""
+    """Start both workers of a pair so that they differ in nothing but their code.
+
+    Same hash seed, same CPU, address-space randomisation off, and environments
+    padded to the same size (so both stacks start at the same address).  What
+    differs from pair to pair is the seed and a random extra padding: each pair is
+    another memory layout, and the verdict averages over them.  With ASLR on, the
+    layout luck of two independent processes moved the CPU time of identical
+    pure-Python code by up to 16 % between the two workers of a pair; paired
+    layouts halve the spread (see ``suites/gate``).
+    """
     seed = random.randrange(1, 2**31)
     logs = settings.work_dir / "logs"
     pair = (_Worker(base, settings, seed, logs / f"{tag}-base.log"),
             _Worker(head, settings, seed, logs / f"{tag}-head.log"))  # fmt: skip
-    if cpu is not None:
-        for w in pair:
+    sizes = [_stack_bytes(w.args, w.env) for w in pair]
+    extra = random.randrange(0, 4096)
+    for w, size in zip(pair, sizes, strict=True):
+        w.start(max(sizes) - size + extra, settings.same_layout)
+        if cpu is not None:
             try:
                 os.sched_setaffinity(w.proc.pid, {cpu})
             except OSError:  # already gone: receive() reports it with its log
@@ -196,6 +237,7 @@ def measure(
     results: dict[str, Measurement] = {}
     plans: dict[str, tuple[int, int, int]] = {}
     pin = settings.pin and len(cpus) > 0
+    layouts: list[bool | None] = []
     upcoming = _start_pair(base, head, settings, f"{tag}0", None)
     for pair in range(settings.pairs):
         t0 = time.monotonic()
@@ -206,7 +248,10 @@ def measure(
             a.close()
             b.close()
             raise
-        _debug(f"{tag}{pair}: workers ready after {time.monotonic() - t0:.1f} s")
+        _debug(
+            f"{tag}{pair}: workers ready after {time.monotonic() - t0:.1f} s, ASLR {[h.get('aslr') for h in hello]}"
+        )
+        layouts.extend(h.get("aslr") for h in hello)
         cpu = cpus[pair % len(cpus)] if pin else None
         if pair + 1 < settings.pairs:
             # The next pair starts up on the other CPU while this one measures on its own.
@@ -238,6 +283,8 @@ def measure(
         finally:
             a.close()
             b.close()
+    for m in results.values():
+        m.same_layout = all(x is False for x in layouts) if None not in layouts else None
     return list(results.values())
 
 

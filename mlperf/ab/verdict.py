@@ -129,15 +129,31 @@ def paired_block_bootstrap(
     Returns
     -------
     tuple of float
-        The estimate, the lower and the upper bound of the interval.  Block pairs
-        are resampled within each process pair, so every resample keeps the design.
+        The estimate, the lower and the upper bound of the interval.
+
+    Notes
+    -----
+    Two-level resampling: first the process pairs (with replacement), then the
+    block pairs within each drawn process pair.  A fresh process has its own
+    memory layout, which moves the CPU time of the same code by a few per cent
+    (we measured per-pair ratios of 0.95-1.06 on identical pure-Python code), so
+    the interval must widen when the process pairs disagree; resampling blocks
+    alone would be confidently wrong.
     """
     if not 0 < level < 1:
         raise ValueError(f"paired_block_bootstrap: level must be in (0, 1); got {level!r}")
     ratios = block_log_ratios(base, head)
     rng = np.random.default_rng(seed)
-    parts = [r[rng.integers(0, r.size, (n_boot, r.size))] for r in ratios]
-    est = np.median(np.concatenate(parts, axis=1), axis=1)
+    inner = [r[rng.integers(0, r.size, (n_boot, r.size))] for r in ratios]  # [pair](boot, blocks)
+    drawn = rng.integers(0, len(ratios), (n_boot, len(ratios)))
+    if len({r.size for r in ratios}) == 1:
+        stack = np.stack(inner)  # (pair, boot, blocks)
+        picked = stack[drawn, np.arange(n_boot)[:, None], :]  # (boot, pair, blocks)
+        est = np.median(picked.reshape(n_boot, -1), axis=1)
+    else:
+        est = np.array(
+            [np.median(np.concatenate([inner[p][b] for p in drawn[b]])) for b in range(n_boot)]
+        )
     lo, hi = np.quantile(est, [(1 - level) / 2, 1 - (1 - level) / 2])
     return float(np.exp(np.median(np.concatenate(ratios)))), float(np.exp(lo)), float(np.exp(hi))
 
