@@ -307,7 +307,8 @@ def _scatter(trials: pd.DataFrame, column: str, path: Path) -> Path:
     )
     ax.set_xlabel(column)
     ax.set_ylabel("accuracy (validation)")
-    ax.set_title(f"{column} vs accuracy (orange: stopped by ASHA)")
+    ax.set_title(f"{column} vs accuracy", fontsize="medium")
+    ax.text(0.01, 0.01, "orange: stopped early by ASHA", transform=ax.transAxes, fontsize="small")
     fig.savefig(path, dpi=100)
     return path
 

@@ -147,17 +147,18 @@ class EngineTable:
         sources = sorted(rs["source"].unique())
         if not sources:
             return
-        fig = Figure(figsize=(5.5 * len(sources), 4.5), layout="tight")
+        fig = Figure(figsize=(7.5 * len(sources), 5), layout="tight")
         axes = np.atleast_1d(fig.subplots(1, len(sources)))
+        palette = dict(zip(sorted(rs["engine"].unique()), [f"C{i}" for i in range(10)] * 3))
         for ax, source in zip(axes, sources, strict=True):
             for engine, g in rs[rs["source"] == source].groupby("engine"):
                 g = g.sort_values("rows")
-                ax.plot(g["rows"], g["median_s"], marker="o", label=engine)
+                ax.plot(g["rows"], g["median_s"], marker="o", label=engine, color=palette[engine])
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_xlabel("rows")
             ax.set_ylabel("wall seconds (median)")
             ax.set_title(f"region_summary from {source}")
             ax.grid(True, which="both", alpha=0.3)
-            ax.legend()
+            ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
         fig.savefig(path, dpi=100)
