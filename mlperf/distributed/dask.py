@@ -96,7 +96,7 @@ def dask_client(
                 threads_per_worker=threads_per_worker,
                 processes=True,
                 host="127.0.0.1",
-                dashboard_address=None,
+                dashboard_address="127.0.0.1:0",  # None still serves HTTP, on 8787
                 local_directory=str(local),
                 silence_logs=logging.ERROR,
             )

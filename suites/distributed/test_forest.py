@@ -85,7 +85,7 @@ def test_forest_rejects_bad_input(
 # ----------------------------------------------------------------------- Ray Tune
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # not module: xdist's loadgroup may interleave modules
 def tuned(ray_runtime: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """One search over a grid holding an invalid depth (0): three trials raise."""
     from mlperf.distributed.ray import make_tuning_data, tune_forest
