@@ -15,12 +15,14 @@ Memory stays bounded by one chunk plus the per-group statistics.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from mlperf._sources import empty_frame, iter_chunks
 
 __all__ = ["AGG_FUNCS", "chunked_agg", "iter_chunks"]
 
@@ -35,79 +37,6 @@ _NEEDS = {
     "var": ("sum", "m2"),
     "std": ("sum", "m2"),
 }
-_CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zst", ".csv.xz", ".tsv")
-_PARQUET_SUFFIXES = (".parquet", ".pq")
-
-
-def _source_format(source: str | Path, fmt: str | None) -> str:
-    if fmt is not None:
-        if fmt not in ("csv", "parquet"):
-            raise ValueError(f"chunked_agg: fmt must be 'csv' or 'parquet'; got {fmt!r}")
-        return fmt
-    path = Path(source)
-    name = path.name.lower()
-    if path.is_dir() or name.endswith(_PARQUET_SUFFIXES):
-        return "parquet"
-    if name.endswith(_CSV_SUFFIXES):
-        return "csv"
-    raise ValueError(
-        f"chunked_agg: cannot tell the format of {str(source)!r} from its name; "
-        f"pass fmt='csv' or fmt='parquet'"
-    )
-
-
-def iter_chunks(
-    source: pd.DataFrame | str | Path,
-    chunksize: int,
-    *,
-    columns: Sequence[Hashable] | None = None,
-    fmt: str | None = None,
-) -> Iterator[pd.DataFrame]:
-    """Yield *source* as DataFrames of at most *chunksize* rows.
-
-    Parameters
-    ----------
-    source:
-        A DataFrame (sliced without copying), a CSV file, or a Parquet file or
-        directory of Parquet files (read batch by batch with pyarrow, so memory
-        stays bounded by one row group of the selected columns).
-    chunksize:
-        Rows per chunk.
-    columns:
-        Only these columns (None: all).
-    fmt:
-        ``"csv"`` or ``"parquet"``; default from the file name.
-    """
-    if isinstance(chunksize, bool) or not isinstance(chunksize, int | np.integer) or chunksize < 1:
-        raise ValueError(f"chunked_agg: chunksize must be a positive integer; got {chunksize!r}")
-    if isinstance(source, pd.DataFrame):
-        # one selection up front: copy-on-write makes it free, per chunk it costs ~1 ms
-        frame = source if columns is None else source[list(columns)]
-        for start in range(0, len(frame), chunksize):
-            yield frame.iloc[start : start + chunksize]
-        return
-    if not isinstance(source, str | Path):
-        raise TypeError(
-            f"chunked_agg: source must be a DataFrame or a path; got {type(source).__name__!r}"
-        )
-    path = Path(source)
-    if not path.exists():
-        raise FileNotFoundError(f"chunked_agg: {str(path)!r} does not exist")
-    if _source_format(path, fmt) == "csv":
-        usecols = None if columns is None else list(columns)
-        with pd.read_csv(path, usecols=usecols, chunksize=chunksize) as reader:
-            yield from reader
-        return
-    import pyarrow.parquet as pq
-
-    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
-    if not files:
-        raise FileNotFoundError(f"chunked_agg: {str(path)!r} holds no *.parquet files")
-    for file in files:
-        with pq.ParquetFile(file) as pf:
-            cols = None if columns is None else [str(c) for c in columns]
-            for batch in pf.iter_batches(batch_size=chunksize, columns=cols):
-                yield batch.to_pandas()
 
 
 def _normalize(aggs: Mapping[Hashable, str | Sequence[str]]) -> tuple[list[tuple[Any, str]], bool]:
@@ -385,6 +314,8 @@ def chunked_agg(
     a  2.5  2.12132
     b  2.0      NaN
     """
+    if isinstance(chunksize, bool) or not isinstance(chunksize, int | np.integer) or chunksize < 1:
+        raise ValueError(f"chunked_agg: chunksize must be a positive integer; got {chunksize!r}")
     # pandas reads a list as several keys and anything else (a tuple too) as one
     keys = list(by) if isinstance(by, list) else [by]
     spec, multi = _normalize(aggs)
@@ -402,7 +333,7 @@ def chunked_agg(
     layout = pd.MultiIndex.from_tuples(_partial_order(stats))
     buffer: list[pd.DataFrame] = []
     buffered, limit = 0, max(chunksize, 1 << 16)
-    head = _empty_frame(source, wanted, fmt)
+    head = empty_frame(source, wanted, fmt)
     seen_dtypes: dict[Any, Any] = {}
     for chunk in iter_chunks(source, chunksize, columns=wanted, fmt=fmt):
         if not len(chunk):  # a header-only CSV still yields one empty chunk
@@ -441,33 +372,3 @@ def _common(a: Any, b: Any) -> Any:
         if all(isinstance(t, np.dtype) for t in (a, b))
         else object
     )
-
-
-def _empty_frame(
-    source: pd.DataFrame | str | Path, columns: list[Hashable], fmt: str | None
-) -> pd.DataFrame:
-    """The source's columns with no rows (raises KeyError naming any missing column)."""
-    if isinstance(source, pd.DataFrame):
-        head = source.iloc[:0]
-    elif not isinstance(source, str | Path):
-        raise TypeError(
-            f"chunked_agg: source must be a DataFrame or a path; got {type(source).__name__!r}"
-        )
-    elif not Path(source).exists():
-        raise FileNotFoundError(f"chunked_agg: {str(source)!r} does not exist")
-    elif _source_format(source, fmt) == "csv":
-        head = pd.read_csv(source, nrows=0)
-    else:
-        import pyarrow.parquet as pq
-
-        path = Path(source)
-        files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
-        if not files:
-            raise FileNotFoundError(f"chunked_agg: {str(path)!r} holds no *.parquet files")
-        head = pq.read_schema(files[0]).empty_table().to_pandas()
-    if missing := [c for c in columns if c not in head.columns]:
-        raise KeyError(
-            f"chunked_agg: columns {missing!r} are not in the source, which has "
-            f"{list(head.columns)!r}"
-        )
-    return head[columns]
