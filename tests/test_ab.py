@@ -281,8 +281,11 @@ def test_run_ab_measures_every_benchmark_in_interleaved_pairs(toy: Path) -> None
     result = run_ab(Side("base", toy), Side("head", toy), _settings(toy, only="not fragile"))
     by_id = {b.id.split("::")[1]: b for b in result.benchmarks}
     assert set(by_id) == {"test_loop", "test_pedantic", "test_wall"}  # only benchmark tests
-    loop = by_id["test_loop"].measurement
+    loop = by_id["test_loop"].initial
+    assert loop is not None
     assert len(loop.base) == len(loop.head) == 2  # two process pairs
+    final = by_id["test_loop"].measurement
+    assert len(final.base) == (4 if final.extended else 2)  # a second look adds two pairs, 2x rounds
     assert [len(p) for p in loop.base] == [len(p) for p in loop.head]  # paired blocks
     assert loop.base_memory and loop.head_memory
     assert by_id["test_wall"].measurement.metric == "wall"

@@ -3,11 +3,13 @@
 Stored baselines cannot gate a 5 % change on a shared machine whose medians drift
 2x between processes, so the gate measures both revisions in the same job: git
 worktrees (one environment when the dependencies match), the same benchmark ids,
-rounds interleaved A/B/B/A across pairs of fresh worker processes pinned to one
-CPU, process CPU time (wall time for ``@pytest.mark.mlperf(metric="wall")``).
-A benchmark is a REGRESSION only when a one-sided Mann-Whitney test gives
-p < 0.01 *and* the bootstrap 95 % interval of the median ratio lies wholly above
-``1 + threshold``, and only if a re-measurement with twice the rounds says so
+short blocks of rounds interleaved A/B/B/A between the two workers of a process
+pair (same CPU, same hash seed, same memory layout), several fresh pairs, process
+CPU time (wall time for ``@pytest.mark.mlperf(metric="wall")``), peak memory.
+The median ratio is taken over time-adjacent block pairs.  A benchmark is a
+REGRESSION only when a one-sided Mann-Whitney test gives p < 0.01 *and* the
+bootstrap 95 % interval of the median ratio lies wholly above ``1 + threshold``,
+and only if a re-measurement with twice the rounds in fresh processes says so
 again.  ``suites/gate`` measures how often this verdict is wrong.
 """
 
@@ -41,6 +43,26 @@ def judge(m: Measurement, threshold: float) -> BenchmarkVerdict:
     return verdict
 
 
+def _may_have_moved(d: Decision | None, threshold: float) -> bool:
+    """Inconclusive, and the interval reaches beyond the threshold on either side."""
+    return (
+        d is not None
+        and d.verdict == "inconclusive"
+        and (d.ci_high > 1 + threshold or d.ci_low < 1 / (1 + threshold))
+    )
+
+
+def _combine(first: Measurement, more: Measurement) -> Measurement:
+    """One measurement holding the process pairs of both (errors of either win)."""
+    return Measurement(
+        first.id, first.metric, first.max_regression, first.max_memory_regression, first.iterations,
+        base=first.base + more.base, head=first.head + more.head,
+        base_memory=first.base_memory + more.base_memory, head_memory=first.head_memory + more.head_memory,
+        error=first.error or more.error, skipped=first.skipped or more.skipped,
+        same_layout=bool(first.same_layout and more.same_layout), extended=True,
+    )  # fmt: skip
+
+
 def run_ab(
     base: Side,
     head: Side,
@@ -48,6 +70,7 @@ def run_ab(
     *,
     threshold: float = 0.03,
     remeasure: bool = True,
+    extend: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> AbResult:
     """Measure *base* against *head* and decide every benchmark both collect.
@@ -63,6 +86,10 @@ def run_ab(
     remeasure:
         Re-measure each REGRESSION or IMPROVEMENT with twice the rounds in fresh
         processes; the second verdict is the one that stands.
+    extend:
+        When a benchmark is inconclusive and its interval reaches past the
+        threshold (it may have regressed), measure it once more with twice the
+        rounds in fresh processes and decide on all its samples together.
     log:
         Called with progress lines (default: silent).
 
@@ -85,6 +112,19 @@ def run_ab(
 
     first = measure(base, head, settings, on_collect=collected, tag="m")
     verdicts = [judge(m, threshold) for m in first]
+    undecided = [v for v in verdicts if _may_have_moved(v.decision, threshold)]
+    if extend and undecided:
+        say(
+            f"mlperf ab: {len(undecided)} inconclusive benchmark(s): measuring them again with twice the rounds"
+        )
+        more = {
+            m.id: m
+            for m in measure(base, head, settings, [v.id for v in undecided], scale=2.0, tag="e")
+        }
+        for v in undecided:
+            if v.id in more:
+                both = _combine(v.measurement, more[v.id])
+                verdicts[verdicts.index(v)] = judge(both, threshold)
     flagged = [
         v for v in verdicts if v.decision and v.decision.verdict in ("REGRESSION", "IMPROVEMENT")
     ]
@@ -99,6 +139,9 @@ def run_ab(
                 redo = judge(again[v.id], threshold)
                 redo.first, redo.first_measurement = v.decision, v.measurement
                 verdicts[verdicts.index(v)] = redo
+    by_id = {m.id: m for m in first}
+    for v in verdicts:
+        v.initial = by_id.get(v.id)
     return AbResult(
         base=base.label, head=head.label, threshold=threshold, benchmarks=verdicts,
         only_base=seen.get("only_base", []), only_head=seen.get("only_head", []),
@@ -136,7 +179,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=1.0,
         metavar="SECONDS",
-        help="measuring time per side and benchmark when --rounds is not given (default: 1.0)",
+        help="measuring time per side and benchmark, in the benchmark's clock (CPU seconds unless "
+        "metric='wall'), when --rounds is not given (default: 1.0)",
     )
     parser.add_argument(
         "--threshold",
@@ -173,6 +217,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-remeasure", action="store_true", help="do not re-measure flagged benchmarks"
     )
     parser.add_argument(
+        "--no-extend",
+        action="store_true",
+        help="do not measure inconclusive benchmarks a second time",
+    )
+    parser.add_argument(
         "--no-pin", action="store_true", help="do not pin each worker pair to one CPU"
     )
     parser.add_argument("--extras", default="all",
@@ -203,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
                 raise AbError(f"mlperf ab: {side.label} has no {', '.join(map(repr, missing))}; "
                               "pass --path with suites that exist in both revisions")  # fmt: skip
         print(f"mlperf ab: base {base.label} vs head {head.label}", file=sys.stderr, flush=True)
-        result = run_ab(base, head, settings, threshold=args.threshold, remeasure=not args.no_remeasure,
+        result = run_ab(base, head, settings, threshold=args.threshold, remeasure=not args.no_remeasure, extend=not args.no_extend,
                         log=lambda msg: print(msg, file=sys.stderr, flush=True))  # fmt: skip
     except AbError as exc:
         print(str(exc), file=sys.stderr)

@@ -44,6 +44,7 @@ class BenchmarkVerdict:
     decision: Decision | None = None
     first: Decision | None = None
     first_measurement: Measurement | None = None  # the samples *first* was decided on
+    initial: Measurement | None = None  # the very first measurement, before any second look
     memory: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -68,7 +69,7 @@ class BenchmarkVerdict:
             "id": m.id, "metric": m.metric, "verdict": self.label, "iterations": m.iterations,
             "decision": self.decision.as_dict() if self.decision else None,
             "first": self.first.as_dict() if self.first else None,
-            "memory": self.memory, "error": m.error, "skipped": m.skipped, "same_layout": m.same_layout,
+            "memory": self.memory, "error": m.error, "skipped": m.skipped, "same_layout": m.same_layout, "extended": m.extended,
         }  # fmt: skip
         if samples:
             out["samples"] = {"base": m.base, "head": m.head}
@@ -134,6 +135,8 @@ class AbResult:
             label = b.label + (
                 " (confirmed)" if b.first is not None and b.first.verdict == d.verdict else ""
             )
+            if m.extended:
+                label += " (measured twice)"
             if b.first is not None and b.first.verdict != d.verdict:
                 label += f" (first run said {b.first.verdict})"
             if d.verdict == "inconclusive":

@@ -77,6 +77,7 @@ class Measurement:
     error: str | None = None
     skipped: str | None = None
     same_layout: bool | None = None  # every worker ran with address randomisation off
+    extended: bool = False  # holds a second, longer measurement of an inconclusive first one
 
 
 def _no_aslr() -> None:  # pragma: no cover - runs in the child between fork and exec

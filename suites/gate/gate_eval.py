@@ -146,7 +146,7 @@ def evaluate(
                 )
         for v in result.benchmarks:
             kind = KINDS[v.id.split("::")[-1]]
-            first = v.first_measurement or v.measurement
+            first = v.initial or v.measurement  # the same samples for every rule
             if v.decision is None or not first.base:
                 raise RuntimeError(
                     f"gate benchmark {v.id} did not run: {v.measurement.error or v.measurement.skipped}"
