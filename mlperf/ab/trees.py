@@ -157,30 +157,26 @@ def python_for(tree: Path, reference: Path, cache: Path, extras: str = "all") ->
     return str(python)
 
 
+def _revision(repo: Path, rev: str, cache: Path, extras: str) -> Side:
+    sha = resolve(repo, rev)
+    tree = checkout(repo, sha, cache)
+    side = Side(f"{rev} ({short(repo, sha)})", tree, python_for(tree, repo, cache, extras))
+    _share_data_cache(repo, side)
+    return side
+
+
 def prepare_sides(
     repo: Path, base_rev: str, head_rev: str | None, cache: Path, extras: str = "all"
 ) -> tuple[Side, Side]:
     """Check out *base_rev* (and *head_rev*; default: the working tree as it is) and pick interpreters."""
-    base_sha = resolve(repo, base_rev)
-    base_tree = checkout(repo, base_sha, cache)
-    base = Side(
-        f"{base_rev} ({short(repo, base_sha)})",
-        base_tree,
-        python_for(base_tree, repo, cache, extras),
+    base = _revision(repo, base_rev, cache, extras)
+    if head_rev is not None:
+        return base, _revision(repo, head_rev, cache, extras)
+    head_sha = resolve(repo, "HEAD")
+    dirty = bool(_git(repo, "status", "--porcelain", "--untracked-files=no", check=False))
+    return base, Side(
+        f"working tree ({short(repo, head_sha)}{' + changes' if dirty else ''})", repo
     )
-    if head_rev is None:
-        head_sha = resolve(repo, "HEAD")
-        dirty = bool(_git(repo, "status", "--porcelain", "--untracked-files=no", check=False))
-        head = Side(f"working tree ({short(repo, head_sha)}{' + changes' if dirty else ''})", repo)
-    else:
-        head_sha = resolve(repo, head_rev)
-        head_tree = checkout(repo, head_sha, cache)
-        head = Side(
-            f"{head_rev} ({short(repo, head_sha)})",
-            head_tree,
-            python_for(head_tree, repo, cache, extras),
-        )
-    return base, head
 
 
 def _share_data_cache(repo: Path, side: Side) -> None:
