@@ -76,6 +76,8 @@ class BenchmarkVerdict:
             if self.first_measurement is not None:
                 f = self.first_measurement
                 out["first_samples"] = {"base": f.base, "head": f.head}
+            if self.initial is not None and self.initial is not m:
+                out["initial_samples"] = {"base": self.initial.base, "head": self.initial.head}
         return out
 
 

@@ -25,7 +25,6 @@ import csv
 import json
 import math
 import os
-import platform
 import random
 import statistics
 import subprocess
@@ -113,7 +112,6 @@ def evaluate(
 ) -> dict[str, Any]:
     """Run the trials; return decisions, plain-run and A/B times (see the module docstring)."""
     from mlperf.ab import Settings, Side, run_ab
-    from mlperf.stats import compare_samples
 
     order = [c for c, n in counts.items() for _ in range(n)]
     random.Random(seed).shuffle(order)
@@ -126,51 +124,89 @@ def evaluate(
     for trial, condition in enumerate(order):
         if plain_runs and trial % max(1, len(order) // plain_runs) == 0 and len(plain) < plain_runs:
             plain.append(plain_run_seconds())
+            _append(raw, {"plain_seconds": plain[-1]})
         t0 = time.monotonic()
         head_env = {"MLPERF_GATE_SLOWDOWN": f"{condition:g}"}
         result = run_ab(Side("base", ROOT), Side(f"+{condition:.0%}", ROOT, env=head_env), cfg)
-        took = time.monotonic() - t0
-        if raw is not None:  # every sample, so other rules can be judged on the same data later
-            raw.parent.mkdir(parents=True, exist_ok=True)
-            with open(raw, "a", encoding="utf-8") as fh:
-                fh.write(
-                    json.dumps(
-                        {
-                            "trial": trial,
-                            "condition": condition,
-                            "seconds": took,
-                            **result.as_dict(),
-                        }
-                    )
-                    + "\n"
-                )
-        for v in result.benchmarks:
-            kind = KINDS[v.id.split("::")[-1]]
-            first = v.initial or v.measurement  # the same samples for every rule
-            if v.decision is None or not first.base:
-                raise RuntimeError(
-                    f"gate benchmark {v.id} did not run: {v.measurement.error or v.measurement.skipped}"
-                )
-            a, b = _flat(first.base), _flat(first.head)
-            stored = None
-            if kind in previous_base:
-                ref = previous_base[kind]
-                stored = (
-                    compare_samples(ref, _flat(first.head[:1]), max_regression=0.25).verdict
-                    == "REGRESSION"
-                )
-            previous_base[kind] = _flat(first.base[:1])
-            decisions.append(Decision(
-                trial=trial, condition=condition, kind=kind, ab=v.label == "REGRESSION",
-                ab_first=(v.first or v.decision).verdict, ab_final=v.decision.verdict,
-                stored=stored, min5=min(b) > 1.05 * min(a),
-                ratio=statistics.median(b) / statistics.median(a), seconds=took,
-            ))  # fmt: skip
+        entry = {
+            "trial": trial,
+            "condition": condition,
+            "seconds": time.monotonic() - t0,
+            **result.as_dict(),
+        }
+        _append(raw, entry)  # every sample, so other rules can be judged on the same data later
+        decisions += decisions_of(entry, previous_base)
         log(f"trial {trial + 1}/{len(order)} +{condition:.0%}: "
-            + ", ".join(f"{KINDS[v.id.split('::')[-1]]} {v.label}" for v in result.benchmarks)
-            + f" ({took:.0f} s)")  # fmt: skip
+            + ", ".join(f"{KINDS[b['id'].split('::')[-1]]} {b['verdict']}" for b in entry["benchmarks"])
+            + f" ({entry['seconds']:.0f} s)")  # fmt: skip
     return {"decisions": decisions, "plain_seconds": plain, "seconds": time.monotonic() - started,
             "counts": counts, "settings": settings}  # fmt: skip
+
+
+def _append(raw: Path | None, entry: dict[str, Any]) -> None:
+    if raw is not None:
+        raw.parent.mkdir(parents=True, exist_ok=True)
+        with open(raw, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(entry) + "\n")
+
+
+def decisions_of(entry: dict[str, Any], previous_base: dict[str, list[float]]) -> list[Decision]:
+    """Every rule's call on one trial (an ``mlperf ab`` JSON result plus trial, condition, seconds).
+
+    *previous_base* carries, per kind, the base samples of one process of the
+    previous trial: the stored-baseline rule's reference.
+    """
+    from mlperf.ab.verdict import block_log_ratios
+    from mlperf.stats import compare_samples
+
+    out = []
+    for b in entry["benchmarks"]:
+        kind = KINDS[b["id"].split("::")[-1]]
+        init = b.get("initial_samples") or b["samples"]  # the same samples for every rule
+        if b["decision"] is None or not init["base"]:
+            raise RuntimeError(
+                f"gate benchmark {b['id']} did not run: {b['error'] or b['skipped']}"
+            )
+        a, h = _flat(init["base"]), _flat(init["head"])
+        stored = None
+        if kind in previous_base:
+            stored = (
+                compare_samples(
+                    previous_base[kind], _flat(init["head"][:1]), max_regression=0.25
+                ).verdict
+                == "REGRESSION"
+            )
+        previous_base[kind] = _flat(init["base"][:1])
+        logs = [x for pair in block_log_ratios(init["base"], init["head"]) for x in pair]
+        out.append(Decision(
+            trial=entry["trial"], condition=entry["condition"], kind=kind, ab=b["verdict"] == "REGRESSION",
+            ab_first=(b["first"] or b["decision"])["verdict"], ab_final=b["decision"]["verdict"],
+            stored=stored, min5=min(h) > 1.05 * min(a), ratio=math.exp(statistics.median(logs)),
+            seconds=entry["seconds"],
+        ))  # fmt: skip
+    return out
+
+
+def from_raw(path: Path) -> dict[str, Any]:
+    """Rebuild the outcome of a (possibly interrupted) run from its trials.jsonl."""
+    decisions: list[Decision] = []
+    plain: list[float] = []
+    previous_base: dict[str, list[float]] = {}
+    seconds = 0.0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        entry = json.loads(line)
+        if "plain_seconds" in entry:
+            plain.append(entry["plain_seconds"])
+            continue
+        decisions += decisions_of(entry, previous_base)
+        seconds += entry["seconds"]
+    return {
+        "decisions": decisions,
+        "plain_seconds": plain,
+        "seconds": seconds,
+        "counts": {},
+        "settings": {},
+    }
 
 
 def rates(decisions: list[Decision]) -> dict[tuple[str, float], tuple[int, int]]:
@@ -204,7 +240,7 @@ def render(outcome: dict[str, Any]) -> str:
     for method, label in METHODS.items():
         lines.append("| " + " | ".join([label] + [_cell(*table[method, c]) for c in conds]) + " |")
     lines += ["", ("mlperf ab per benchmark kind (alarms/decisions) and the slowdown the knob really made "
-              "(median over trials of median(head)/median(base)):"), "",
+              "(median over trials of the block-paired median ratio):"), "",
               "| kind | " + " | ".join(f"+{c:.0%}" for c in conds) + " |", "|" + "---|" * (len(conds) + 1)]  # fmt: skip
     for kind in KINDS.values():
         cells = []
@@ -254,10 +290,17 @@ def write(outcome: dict[str, Any], out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     decisions: list[Decision] = outcome["decisions"]
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    header = (f"# Gate error rates\n\nMeasured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on "
-              f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-              f"{len({d.trial for d in decisions})} `mlperf ab` runs, {outcome['seconds'] / 60:.0f} min; load average at the end "
-              f"{', '.join(f'{x:.1f}' for x in load) if load else '?'}. Rates are alarms/decisions with 95 % Wilson intervals.\n\n")  # fmt: skip
+    from mlperf.baselines import machine_id, machine_info
+
+    info = machine_info()
+    loads = f"{', '.join(f'{x:.1f}' for x in load)}" if load else "?"
+    header = (
+        f"# Gate error rates\n\nMeasured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on `{machine_id()}` "
+        f"({info['cpu']}, {info['logical_cores']} logical cores, Python {info['python']}); "
+        f"{len({d.trial for d in decisions})} `mlperf ab` runs in {outcome['seconds'] / 60:.0f} min; "
+        f"load average when written: {loads}. Rates are alarms/decisions, pooled over the three "
+        "benchmark kinds, with 95 % Wilson intervals.\n\n"
+    )
     (out / "error_rates.md").write_text(header + render(outcome), encoding="utf-8")
     table = rates(decisions)
     with open(out / "error_rates.csv", "w", newline="", encoding="utf-8") as fh:
@@ -321,6 +364,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--from-raw", type=Path, default=None, help="re-render the table from a trials.jsonl"
+    )
+    parser.add_argument(
         "--max-time", type=float, default=None, help="mlperf ab --max-time (default: its default)"
     )
     parser.add_argument(
@@ -328,6 +374,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     counts = args.trials or (FULL if args.full else SMALL)
+    if args.from_raw is not None:
+        outcome = from_raw(args.from_raw)
+        print(write(outcome, args.out).read_text(encoding="utf-8"))
+        return 0
     raw = args.out / "trials.jsonl"
     raw.unlink(missing_ok=True)
     tuning = {
