@@ -109,6 +109,7 @@ def up(directory: str | os.PathLike[str], *, timeout: float = 180.0) -> dict[str
         # runs a single-node cluster; this keeps every Ray endpoint on loopback.
         "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
         "SPARK_LOCAL_IP": "127.0.0.1",
+        "SPARK_LAUNCHER_OPTS": "-XX:-UsePerfData",
         "SPARK_HOME": str(spark_home),
         "SPARK_LOG_DIR": str(directory / "logs"),
         "SPARK_PID_DIR": str(directory),
@@ -129,7 +130,7 @@ def up(directory: str | os.PathLike[str], *, timeout: float = 180.0) -> dict[str
                           "--conf", "spark.connect.grpc.binding.address=127.0.0.1",
                           "--conf", f"spark.connect.grpc.binding.port={ports['spark']}",
                           "--conf", f"spark.local.dir={tmp / 'spark'}",
-                          "--conf", f"spark.driver.extraJavaOptions=-Djava.io.tmpdir={tmp / 'spark'}",
+                          "--conf", f"spark.driver.extraJavaOptions=-Djava.io.tmpdir={tmp / 'spark'} -XX:-UsePerfData",
                           "--conf", f"spark.sql.warehouse.dir={tmp / 'spark' / 'warehouse'}",
                           "--conf", "spark.sql.adaptive.enabled=true",
                           "--conf", "spark.ui.enabled=false"],

@@ -131,6 +131,8 @@ def spark_session(
                 "stop it first: one JVM holds one SparkContext"
             )
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        # spark-submit first runs a small launcher JVM; keep its perf data out of /tmp too.
+        os.environ.setdefault("SPARK_LAUNCHER_OPTS", "-XX:-UsePerfData")
         local = tmp_root("spark", tmp)
         log_conf = local / "log4j2.properties"
         log_conf.write_text(_LOG4J2)
@@ -143,7 +145,8 @@ def spark_session(
             "spark.local.dir": str(local),
             "spark.sql.warehouse.dir": str(local / "warehouse"),
             "spark.driver.extraJavaOptions": (
-                f"-Djava.io.tmpdir={local} -Dlog4j2.configurationFile=file:{log_conf}"
+                # -XX:-UsePerfData: no /tmp/hsperfdata_<user> (the JVM ignores java.io.tmpdir there)
+                f"-Djava.io.tmpdir={local} -Dlog4j2.configurationFile=file:{log_conf} -XX:-UsePerfData"
             ),
             "spark.driver.memory": "2g",
             "spark.ui.enabled": "false",
