@@ -66,6 +66,10 @@ baseline: setup
 report: setup
 	$(BIN)/mlperf report
 
+# The gate's full error-rate evaluation (false alarms, detection at +5/+10/+25 %); about an hour.
+gate-eval: setup
+	$(BIN)/python suites/gate/gate_eval.py --full
+
 # On a machine with an NVIDIA GPU and CuPy: the `gpu` tests and the CUDA row-norm benchmark.
 gpu-check:
 	bash suites/compute/gpu_check.sh
