@@ -326,8 +326,9 @@ def _plot(table: dict[tuple[str, float], tuple[int, int]], path: Path) -> None:
         pts = sorted((c, k, n) for (m, c), (k, n) in table.items() if m == method and n)
         xs = [c * 100 + offset * 100 for c, _, _ in pts]
         ys = [k / n for _, k, n in pts]
-        err = [[y - wilson(k, n)[0] for (_, k, n), y in zip(pts, ys, strict=True)],
-               [wilson(k, n)[1] - y for (_, k, n), y in zip(pts, ys, strict=True)]]  # fmt: skip
+        # max(0, ...): at k = 0 or k = n the Wilson bound equals the rate up to rounding
+        err = [[max(0.0, y - wilson(k, n)[0]) for (_, k, n), y in zip(pts, ys, strict=True)],
+               [max(0.0, wilson(k, n)[1] - y) for (_, k, n), y in zip(pts, ys, strict=True)]]  # fmt: skip
         ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=label)
     ax.axhline(0.95, color="#999999", ls=":", lw=0.8)
     ax.set_xlabel("slowdown of head (%); 0 = identical code")
