@@ -228,9 +228,16 @@ def train_forest(
     ensemble = require("sklearn.ensemble", "Ray ML")
     selection = require("sklearn.model_selection", "Ray ML")
     require("ray.util.joblib", "Ray ML").register_ray()
+    # joblib hands Ray's Pool a multiprocessing `context` it ignores, and Ray warns each time.
+    logging.getLogger("ray.util.multiprocessing.pool").setLevel(logging.ERROR)
     columns = tuple(dict.fromkeys((*feats, LABEL_SOURCE)))
     t0 = time.perf_counter()
-    frame = data if isinstance(data, pd.DataFrame) else _dataset(data, columns, func).to_pandas()
+    if isinstance(data, pd.DataFrame):
+        frame = data
+    else:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "The inplace keyword", Warning)  # Ray Data's own
+            frame = _dataset(data, columns, func).to_pandas()
     check_forest_frame(frame, feats, func)
     y = (frame[LABEL_SOURCE] > frame[LABEL_SOURCE].mean()).astype(np.int64).to_numpy()
     X_train, X_test, y_train, y_test = selection.train_test_split(

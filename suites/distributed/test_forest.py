@@ -85,48 +85,39 @@ def test_forest_rejects_bad_input(
 # ----------------------------------------------------------------------- Ray Tune
 
 
-@pytest.fixture(scope="session")  # not module: xdist's loadgroup may interleave modules
-def tuned(ray_runtime: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """One search over a grid holding an invalid depth (0): three trials raise."""
+@pytest.mark.ray
+@pytest.mark.xdist_group("ray")
+def test_tune_survives_a_failing_trial_and_asha_stops_weak_ones(
+    ray_runtime: Any, tmp_path: Path
+) -> None:
+    """One search (trials are costly) over a grid holding an invalid depth (0).
+
+    Fault: the three max_depth=0 trials raise in scikit-learn; the other six finish
+    and the failures are reported.  ASHA: trials report after each of 4 growth steps,
+    so it can and does stop the weak (depth 2) ones early.  Plots: the seed's two.
+    """
     from mlperf.distributed.ray import make_tuning_data, tune_forest
 
     X, y = make_tuning_data(2_000)
-    plots = tmp_path_factory.mktemp("tune-plots")
-    return tune_forest(
-        X, y, n_estimators=(10, 20, 40), max_depth=(2, 8, 0), n_steps=4, plot_dir=plots
-    )
+    tuned = tune_forest(X, y, n_estimators=(10, 20, 40), max_depth=(2, 8, 0), plot_dir=tmp_path)
 
-
-@pytest.mark.ray
-@pytest.mark.xdist_group("ray")
-def test_failing_trial_is_reported_others_finish(tuned: Any) -> None:
-    """Fault: the trials with max_depth=0 raise in scikit-learn; the search goes on."""
     assert len(tuned.trials) == 9
     assert sorted(tuned.errors["max_depth"]) == [0, 0, 0]
     assert tuned.errors["error"].str.contains("InvalidParameterError.*max_depth").all()
     ok = tuned.trials[tuned.trials["error"].isna()]
     assert len(ok) == 6 and ok["accuracy"].notna().all()
     assert tuned.best_config["max_depth"] == 8
-    assert tuned.best_score == ok["accuracy"].max()
+    assert tuned.best_score == ok[~ok["stopped_early"]]["accuracy"].max()
 
-
-@pytest.mark.ray
-@pytest.mark.xdist_group("ray")
-def test_asha_stops_weak_trials(tuned: Any) -> None:
-    """Trials report after each of 4 growth steps, so ASHA can and does stop the weak
-    (depth 2) ones before their last step; the strong ones run to the end."""
-    ok = tuned.trials[tuned.trials["error"].isna()]
     stopped = ok[ok["stopped_early"]]
     assert len(stopped) >= 1, ok
     assert (stopped["iterations"] < 4).all()
-    assert (ok[ok["max_depth"] == 8]["iterations"] == 4).all()
     assert (stopped["n_trees"] < stopped["n_estimators"]).all()
+    assert (ok[ok["max_depth"] == 8]["iterations"] == 4).all()
 
-
-@pytest.mark.ray
-@pytest.mark.xdist_group("ray")
-def test_tune_writes_the_seed_plots(tuned: Any) -> None:
-    names = sorted(Path(p).name for p in tuned.plots)
-    assert names == ["tune_max_depth.png", "tune_n_estimators.png"]
+    assert sorted(Path(p).name for p in tuned.plots) == [
+        "tune_max_depth.png",
+        "tune_n_estimators.png",
+    ]
     for p in tuned.plots:
         assert Path(p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
