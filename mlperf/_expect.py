@@ -151,9 +151,16 @@ def _json_rule(s: pd.Series) -> pd.Series:
 def expect_json(df: pd.DataFrame) -> pd.DataFrame:
     """JSON: narrow ints -> int64, floats -> float64 rounded to 15 digits, inf -> NaN."""
     out = _each_column(df, _json_rule)
-    if len(df) == 1 and isinstance(df.index, pd.RangeIndex):
-        # read_json turns an integer index back into a RangeIndex only from two rows on
-        out.index = pd.Index(df.index.to_numpy(), name=df.index.name)
+    index = df.index
+    if pd.api.types.is_integer_dtype(index.dtype) and not isinstance(index, pd.MultiIndex):
+        # read_json makes an evenly spaced integer index a RangeIndex, from two rows on
+        steps = np.unique(np.diff(index.to_numpy()))
+        if len(index) == 0:
+            out.index = pd.RangeIndex(0, name=index.name)
+        elif len(index) >= 2 and len(steps) == 1 and steps[0] != 0:
+            out.index = pd.RangeIndex(index[0], index[-1] + steps[0], steps[0], name=index.name)
+        else:
+            out.index = pd.Index(index.to_numpy(dtype=np.int64), name=index.name)
     return out
 
 
@@ -215,6 +222,6 @@ def _csv_rule(s: pd.Series) -> pd.Series:
 
 def expect_csv(df: pd.DataFrame) -> pd.DataFrame:
     """CSV: see ``FORMATS['csv'].changes``."""
-    if len(df) == 0:
-        return _each_column(df, lambda s: s.astype(object))
-    return _each_column(df, _csv_rule)
+    out = _each_column(df, (lambda s: s.astype(object)) if len(df) == 0 else _csv_rule)
+    out.index = pd.RangeIndex(len(df))  # only 0..n-1 is accepted; any such index
+    return out

@@ -89,9 +89,20 @@ def _no_columns(df: pd.DataFrame) -> str | None:
     return None
 
 
+def _csv_refuses(df: pd.DataFrame) -> str | None:
+    if not df.index.equals(pd.RangeIndex(len(df))) or df.index.name is not None:
+        return (
+            f"CSV stores no index, and this one ({type(df.index).__name__} starting "
+            f"{df.index[:3].tolist()!r}) would be lost; df.reset_index() keeps it as a column"
+        )
+    return _no_columns(df)
+
+
 def _json_refuses(df: pd.DataFrame) -> str | None:
     if df.shape[1] == 0:
         return "the table schema of a frame with no columns does not keep its row index"
+    if not df.index.is_unique:
+        return "read_json replaces a non-unique index by 0..n-1; make the index unique"
     tiny, huge = np.finfo(np.float64).smallest_normal, np.finfo(np.float64).max
     for i in range(df.shape[1]):
         col = df.iloc[:, i]
@@ -227,8 +238,9 @@ FORMATS: dict[str, Format] = {
                     "missing), all numbers -> int64/float64, no values -> float64 NaN"
                 ),
                 "a frame with no rows -> every column object",
+                "the index, which must be 0..n-1 (else the frame is refused) -> RangeIndex",
             ),
-            expect_csv, _also(_names(), _no_columns),
+            expect_csv, _also(_names(), _csv_refuses),
         ),
         Format(
             "parquet-snappy", "Parquet (snappy)", ".parquet", _parquet("snappy"), pd.read_parquet,
@@ -276,7 +288,10 @@ FORMATS: dict[str, Format] = {
                 _TEXT,
                 "an object column with no values -> object NaN",
                 "a category with no categories -> its (empty) categories become object",
-                "the RangeIndex of a one-row frame -> int64 Index",
+                (
+                    "an integer index comes back int64, or as a RangeIndex when it is empty "
+                    "or has two or more evenly spaced values (one row: int64 Index)"
+                ),
             ),
             expect_json, _also(_names(), _json_refuses),
         ),

@@ -86,6 +86,8 @@ def test_h5py_refuses_what_it_cannot_store(tmp_path: Path) -> None:
         ("hdf5-table", make_customers(0), "PyTables writes nothing"),
         ("json", pd.DataFrame({"x": [1.7976931348623157e308]}), "overflows"),
         ("json", pd.DataFrame({"x": [5e-324]}), "subnormal"),
+        ("csv", pd.DataFrame({"x": [1, 2]}, index=[10, 20]), "CSV stores no index"),
+        ("json", pd.DataFrame({"x": [1, 2]}, index=[5, 5]), "non-unique index"),
     ],
 )
 def test_lossy_frames_are_refused(fmt: str, df: pd.DataFrame, match: str, tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from hypothesis import strategies as st
-from hypothesis.extra.pandas import column, data_frames, range_indexes
+from hypothesis.extra.pandas import column, data_frames, indexes, range_indexes
 
 __all__ = ["KINDS", "TEXT_POOL", "frames", "text"]
 
@@ -49,8 +49,13 @@ def _finish(df: pd.DataFrame, kinds: list[str]) -> pd.DataFrame:
 
 @st.composite
 def frames(draw: st.DrawFn, kinds: tuple[str, ...] = KINDS, max_rows: int = 12) -> pd.DataFrame:
-    """A frame of 1-6 columns of the given kinds, 0..max_rows rows, RangeIndex."""
+    """A frame of 1-6 columns of the given kinds, 0..max_rows rows, any int64 index."""
     chosen = draw(st.lists(st.sampled_from(kinds), min_size=1, max_size=6))
     cols = [_column(f"c{i}", kind) for i, kind in enumerate(chosen)]
-    df = draw(data_frames(cols, index=range_indexes(min_size=0, max_size=max_rows)))
+    index = st.one_of(
+        range_indexes(min_size=0, max_size=max_rows),
+        # shuffled, repeated, evenly spaced: each format must keep it or refuse the frame
+        indexes(elements=st.integers(-3, 3), dtype=np.int64, max_size=max_rows),
+    )
+    df = draw(data_frames(cols, index=index))
     return _finish(df, chosen)
