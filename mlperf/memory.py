@@ -159,6 +159,10 @@ def footprint(df: pd.DataFrame | pd.Series) -> int:
     return int(df.memory_usage(deep=True, index=True).sum())
 
 
+def _column_bytes(col: pd.Series) -> int:
+    return int(col.memory_usage(deep=True, index=False))
+
+
 @dataclass
 class _Change:
     new: pd.Series | np.ndarray | None = None  # None: column left as it is
@@ -429,22 +433,18 @@ def optimize_dtypes(
     rows = []
     for i in range(out.shape[1]):
         col = out.iloc[:, i]
-        before, old_dtype = footprint(col) - col.index.memory_usage(deep=True), str(col.dtype)
         change = _plan(col, floats, categories, return_report)
-        after, new_dtype = before, col.dtype
         if change.new is not None:
             out.isetitem(i, change.new)
-            new_col = out.iloc[:, i]
-            after, new_dtype = (
-                footprint(new_col) - new_col.index.memory_usage(deep=True),
-                new_col.dtype,
-            )
-        del col, change.new
+            change.new = None  # the frame holds it now: no second reference
         if return_report:
+            new_col = out.iloc[:, i]
             rows.append(
-                (i, out.columns[i], old_dtype, str(new_dtype),
-                 before, after, change.lossy, change.max_rel_error, change.note)
+                (i, out.columns[i], str(col.dtype), str(new_col.dtype),
+                 _column_bytes(col), _column_bytes(new_col),
+                 change.lossy, change.max_rel_error, change.note)
             )  # fmt: skip
+        del col  # let the replaced column go before the next one is converted
     if not return_report:
         return out
     report = pd.DataFrame(rows, columns=list(REPORT_COLUMNS))
