@@ -204,13 +204,18 @@ def _float32_values(
     ``keep`` checks every value round-trips (stopping at the first that does not);
     ``float32`` only checks the range, and measures the error when *measure*.
     """
-    out = np.empty(values.shape, dtype=np.float32)
+    # keep: allocate the result only once every value has passed (most columns fail
+    # in their first block, and tracemalloc counts even untouched pages)
+    out = np.empty(values.shape, dtype=np.float32) if mode == "float32" else None
     lossy, worst, outside = False, 0.0, 0
     for start in range(0, len(values), _BLOCK):
         x = values[start : start + _BLOCK]
-        f = out[start : start + _BLOCK]
         with np.errstate(over="ignore", under="ignore"):
-            f[...] = x
+            if out is None:
+                f = x.astype(np.float32)
+            else:
+                f = out[start : start + _BLOCK]
+                f[...] = x
         if mode == "keep" or measure:
             back = f.astype(np.float64)
             exact = (back == x) | np.isnan(x)
@@ -237,6 +242,8 @@ def _float32_values(
             note=f"{outside} values outside the float32 range "
             f"({_F32.smallest_normal:.3g} <= |x| <= {_F32.max:.3g}); kept"
         )
+    if out is None:
+        out = values.astype(np.float32)
     return _Change(new=out, lossy=lossy, max_rel_error=worst)
 
 
@@ -364,7 +371,8 @@ def optimize_dtypes(
       (``floats="keep"``, lossless), or always with ``floats="float32"``, which
       accepts a relative error of at most 2**-24 (5.96e-8) per value.  Even then a
       column holding values outside the normal float32 range (|x| > 3.4e38, or
-      0 < |x| < 1.2e-38 where the error is no longer bounded) is kept and reported.
+      0 < |x| < 1.2e-38 where the error is no longer bounded, unless float32 holds
+      the value exactly) is kept and reported.
     * Text columns (object holding only strings, and pandas' ``str``/``string``)
       with fewer than ``categories * len(df)`` distinct values become ``category``.
       A category has a single missing marker, so ``None`` in an object column reads
