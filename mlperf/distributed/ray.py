@@ -304,8 +304,8 @@ def _describe(error: BaseException) -> str:
 
 
 def _scatter(trials: pd.DataFrame, column: str, path: Path) -> Path:
-    from matplotlib.figure import Figure  # the OO API: no pyplot state, no GUI backend
-
+    # The OO API: no pyplot state, no GUI backend.
+    Figure = require("matplotlib.figure", "tune_forest's plots (or pass plot_dir=None)").Figure
     fig = Figure(figsize=(5, 4), layout="tight")
     ax = fig.subplots()
     ok = trials[trials["error"].isna()]
