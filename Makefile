@@ -41,7 +41,7 @@ test-fast: setup
 # Starts a Dask scheduler + 2 workers, a Spark Connect server and a Ray head on 127.0.0.1,
 # runs the `cluster` tests against them, and stops each by its PID whatever happened.
 test-cluster: setup
-	$(BIN)/python -m mlperf.distributed.cluster up --dir $(CLUSTER_DIR); \
+	$(BIN)/python -m mlperf.distributed.cluster up --dir $(CLUSTER_DIR) || exit 1; \
 	set -a; . $(CLUSTER_DIR)/cluster.env; set +a; \
 	$(PYTEST) -p no:xdist --benchmark-disable -m cluster --mlperf-cluster suites/distributed; rc=$$?; \
 	$(BIN)/python -m mlperf.distributed.cluster down --dir $(CLUSTER_DIR); exit $$rc

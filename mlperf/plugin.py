@@ -100,6 +100,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for name, doc in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {doc}" if doc else name)
+    # suites pin engine tests to one xdist worker; keep --strict-markers happy with -p no:xdist too
+    config.addinivalue_line("markers", "xdist_group(name): run on the xdist worker that owns this group")
     _check_options(config)
 
 
