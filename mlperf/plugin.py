@@ -101,7 +101,9 @@ def pytest_configure(config: pytest.Config) -> None:
     for name, doc in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {doc}" if doc else name)
     # suites pin engine tests to one xdist worker; keep --strict-markers happy with -p no:xdist too
-    config.addinivalue_line("markers", "xdist_group(name): run on the xdist worker that owns this group")
+    config.addinivalue_line(
+        "markers", "xdist_group(name): run on the xdist worker that owns this group"
+    )
     _check_options(config)
 
 
@@ -177,7 +179,9 @@ def _cuda_present() -> bool:
     return _CUDA
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _keep_xdist_groups(config, items)
     for item in items:
         if item.get_closest_marker("mlperf"):
             _settings(item)  # a bad marker is a usage error even when benchmarks are off
@@ -616,3 +620,22 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(
             f"mlperf: {len(gate['regressions'])} REGRESSION(s){how}", red=True, bold=True
         )
+
+
+def _keep_xdist_groups(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Make ``--dist loadgroup`` group again under pytest >= 9.2.
+
+    xdist tags grouped items by setting ``item._nodeid = "<id>@<group>"``, but pytest 9.2
+    derives ``nodeid`` from ``item._id``, so the tag is lost and groups are spread over
+    workers (each then starting its own Spark/Dask/Ray).  Carry the tag into ``_id``.
+    """
+    if not (hasattr(config, "workerinput") and config.getvalue("loadgroup")):
+        return
+    try:
+        from _pytest.nodeid import coerce_node_id
+    except ImportError:  # older pytest: xdist's own tag already works
+        return
+    for item in items:
+        tagged = item.__dict__.get("_nodeid")
+        if isinstance(tagged, str) and "@" in tagged and item.nodeid != tagged:
+            item._id = coerce_node_id(tagged)

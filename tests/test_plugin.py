@@ -49,7 +49,9 @@ def test_gpu(): pass
 """
 
 
-def test_gated_tests_skip_with_the_enabling_hint(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gated_tests_skip_with_the_enabling_hint(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
     pytester.makepyfile(GATED)
     result = pytester.runpytest("-rs", "--strict-markers")
@@ -62,7 +64,9 @@ def test_gated_tests_skip_with_the_enabling_hint(pytester: pytest.Pytester, monk
     ])  # fmt: skip
 
 
-def test_gated_tests_run_when_enabled(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gated_tests_run_when_enabled(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytester.makepyfile(GATED)
     for var in ("SPARK_REMOTE", "DASK_SCHEDULER_ADDRESS", "RAY_ADDRESS"):
         monkeypatch.delenv(var, raising=False)
@@ -71,10 +75,14 @@ def test_gated_tests_run_when_enabled(pytester: pytest.Pytester, monkeypatch: py
     assert "--mlperf-cluster needs the cluster's address" in result.stderr.str()
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6379")
     result = pytester.runpytest("-rs", "--mlperf-cloud", "--mlperf-slow", "--mlperf-cluster")
-    result.assert_outcomes(passed=2, skipped=2)  # the dask cluster test needs its address; gpu needs a GPU
+    result.assert_outcomes(
+        passed=2, skipped=2
+    )  # the dask cluster test needs its address; gpu needs a GPU
     result.stdout.fnmatch_lines(["*cluster test for dask: set DASK_SCHEDULER_ADDRESS*"])
     monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://127.0.0.1:8786")
-    result = pytester.runpytest("--mlperf-cloud", "--mlperf-slow", "--mlperf-cluster", "-k", "not gpu")
+    result = pytester.runpytest(
+        "--mlperf-cloud", "--mlperf-slow", "--mlperf-cluster", "-k", "not gpu"
+    )
     result.assert_outcomes(passed=3)
 
 
@@ -86,7 +94,9 @@ def test_gated_tests_run_when_enabled(pytester: pytest.Pytester, monkeypatch: py
         ("tolerance=0.1", "unknown @pytest.mark.mlperf keyword(s) ['tolerance']"),
     ],
 )
-def test_bad_marker_values_are_usage_errors(pytester: pytest.Pytester, marker: str, message: str) -> None:
+def test_bad_marker_values_are_usage_errors(
+    pytester: pytest.Pytester, marker: str, message: str
+) -> None:
     pytester.makepyfile(f"""
         import pytest
         @pytest.mark.mlperf({marker})
@@ -144,7 +154,9 @@ def test_two_times_slower_fails_the_session_with_a_regression_row(
     monkeypatch.setenv("TOY_SLOWDOWN", "2")
     result = _run(toy)
     assert result.ret == 1
-    result.stdout.fnmatch_lines(["*test_toy.py::test_toy *cpu*x slower (p=*REGRESSION*", "*1 REGRESSION(s)*"])
+    result.stdout.fnmatch_lines(
+        ["*test_toy.py::test_toy *cpu*x slower (p=*REGRESSION*", "*1 REGRESSION(s)*"]
+    )
     run = json.loads((toy.path / "reports" / "latest.json").read_text())
     assert run["gate"]["regressions"] == ["test_toy.py::test_toy"]
     result = _run(toy, "--mlperf-no-gate")
@@ -187,7 +199,9 @@ def test_memory_hungry_variant_is_caught_by_the_memory_gate(
          "has schema_version 0; this mlperf reads version 1; re-record it with `make baseline`"),
     ],
 )  # fmt: skip
-def test_corrupt_or_future_baseline_is_refused_clearly(toy: pytest.Pytester, content: str, message: str) -> None:
+def test_corrupt_or_future_baseline_is_refused_clearly(
+    toy: pytest.Pytester, content: str, message: str
+) -> None:
     path = toy.path / "baselines" / machine_id() / "toy.json"
     path.parent.mkdir(parents=True)
     path.write_text(content)
@@ -211,12 +225,39 @@ def test_importing_mlperf_and_the_plugin_stays_light() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--mlperf-save-baseline", "--benchmark-disable"), "--mlperf-save-baseline needs measured benchmarks"),
+        (
+            ("--mlperf-save-baseline", "--benchmark-disable"),
+            "--mlperf-save-baseline needs measured benchmarks",
+        ),
         (("--mlperf-baselines=afile",), "--mlperf-baselines='afile' is a file; give a directory"),
     ],
 )
-def test_bad_option_combinations_are_usage_errors(toy: pytest.Pytester, args: tuple[str, ...], message: str) -> None:
+def test_bad_option_combinations_are_usage_errors(
+    toy: pytest.Pytester, args: tuple[str, ...], message: str
+) -> None:
     (toy.path / "afile").write_text("")
     result = toy.runpytest(*args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert message in result.stderr.str()
+
+
+def test_xdist_groups_stay_on_one_worker(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import os, pytest
+        @pytest.mark.xdist_group("engine")
+        @pytest.mark.parametrize("i", range(6))
+        def test_grouped(i):
+            with open(f"worker-{i}.txt", "w") as fh:
+                fh.write(os.environ["PYTEST_XDIST_WORKER"])
+        @pytest.mark.parametrize("i", range(6))
+        def test_free(i):
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-n", "2", "--dist", "loadgroup"
+    )
+    result.assert_outcomes(passed=12)
+    workers = {(pytester.path / f"worker-{i}.txt").read_text() for i in range(6)}
+    assert len(workers) == 1, workers
