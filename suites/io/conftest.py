@@ -28,11 +28,27 @@ def frame(request: pytest.FixtureRequest) -> pd.DataFrame:
     return request.getfixturevalue(name)
 
 
+class SavedFiles:
+    """``frame`` written once per format, for the load benchmarks.
+
+    ``test_save`` leaves its last file here, so a full run writes each format
+    once; a load benchmark run on its own writes the one it needs.
+    """
+
+    def __init__(self, frame: pd.DataFrame, directory: Path) -> None:
+        self.frame, self.directory, self.done = frame, directory, set[str]()
+
+    def path(self, fmt: str) -> Path:
+        return self.directory / f"{fmt}{FORMATS[fmt].suffix}"
+
+    def __getitem__(self, fmt: str) -> Path:
+        if fmt not in self.done:
+            save(self.frame, self.path(fmt), fmt)
+            self.done.add(fmt)
+        return self.path(fmt)
+
+
 @pytest.fixture(scope="session")
-def saved(frame: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """``frame`` written once in every format (the load benchmarks read these)."""
-    directory = tmp_path_factory.mktemp("formats")
-    return {
-        name: save(frame, directory / f"{name}{spec.suffix}", name)
-        for name, spec in FORMATS.items()
-    }
+def saved(frame: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> SavedFiles:
+    """Files of ``frame`` in each format, written at most once per session."""
+    return SavedFiles(frame, tmp_path_factory.mktemp("formats"))

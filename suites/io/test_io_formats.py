@@ -47,16 +47,18 @@ def _params(no_memory_round: set[str]) -> list:
 
 @pytest.mark.mlperf(metric="wall")  # I/O waits on the disk and pyarrow's threads
 @pytest.mark.parametrize("fmt", _params({"csv", "json"}))
-def test_save(benchmark, frame: pd.DataFrame, fmt: str, tmp_path: Path) -> None:
-    path = tmp_path / f"data{FORMATS[fmt].suffix}"
+def test_save(benchmark, frame: pd.DataFrame, fmt: str, saved) -> None:
+    path = saved.path(fmt)
     benchmark.pedantic(save, args=(frame, path, fmt), rounds=_SAVE_ROUNDS.get(fmt, 7))
+    saved.done.add(fmt)  # test_load reads this file back and checks it
+    assert path.stat().st_size > 0 and not list(path.parent.glob(".*.tmp"))
     benchmark.extra_info["bytes"] = path.stat().st_size
     benchmark.extra_info["bytes_per_row"] = path.stat().st_size / len(frame)
 
 
 @pytest.mark.mlperf(metric="wall")
 @pytest.mark.parametrize("fmt", _params({"json"}))
-def test_load(benchmark, frame: pd.DataFrame, saved: dict[str, Path], fmt: str) -> None:
+def test_load(benchmark, frame: pd.DataFrame, saved, fmt: str) -> None:
     out = benchmark.pedantic(load, args=(saved[fmt], fmt), rounds=_LOAD_ROUNDS.get(fmt, 7))
     assert_frame_equal(out, FORMATS[fmt].expected(frame), check_exact=True)
     benchmark.extra_info["bytes"] = saved[fmt].stat().st_size
@@ -67,7 +69,9 @@ def test_load(benchmark, frame: pd.DataFrame, saved: dict[str, Path], fmt: str) 
 
 
 @pytest.mark.mlperf(metric="wall", memory=False)
-def test_tutorial_format_loop(benchmark, frame: pd.DataFrame, tmp_path: Path) -> None:
+def test_tutorial_format_loop(benchmark, customers_100k: pd.DataFrame, tmp_path: Path) -> None:
+    # at the tutorial's own size (n_samples = 100000 in its I/O section)
+    frame = customers_100k
     results, loaded = benchmark.pedantic(format_loop, args=(frame, tmp_path), rounds=1)
     assert set(results) == {"CSV", "Parquet", "HDF5", "Pickle", "JSON"}
     # what the tutorial never looks at: its JSON keeps 10 decimals, so floats change

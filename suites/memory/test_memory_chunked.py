@@ -67,6 +67,7 @@ def test_seed_csv_chunk_means_are_not_group_means(tmp_path: Path) -> None:
 _TUTORIAL_MEDIAN: dict[str, float] = {}  # the tutorial's timing, for the ratios below
 
 
+@pytest.mark.mlperf(memory=False)  # it holds one 10k-row chunk: nothing to gate
 def test_tutorial_process_in_chunks(benchmark, customers: pd.DataFrame) -> None:
     # one round: its gc.collect() per chunk walks the whole heap of this process
     seed = benchmark.pedantic(process_in_chunks, args=(customers,), rounds=1)
