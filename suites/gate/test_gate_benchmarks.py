@@ -37,36 +37,44 @@ def units() -> int:
 
 
 def row_norms(blocks: np.ndarray, n_units: int) -> np.ndarray:
-    """numpy-bound: L2 norm of every row, one block of rows per unit (extra units dropped)."""
-    out = np.empty(blocks.shape[:2])
+    """numpy-bound: L2 norm of every row, one block of rows per unit.
+
+    Every unit does the same work, the store included: units past ``UNITS``
+    recompute earlier blocks into a scratch row, so the knob adds exactly its share
+    of the work and the result does not change.
+    """
+    out = np.empty((UNITS + 1, blocks.shape[1]))
     for i in range(n_units):
         block = blocks[i % UNITS]
-        norms = np.sqrt((block * block).sum(axis=1))
-        if i < UNITS:
-            out[i] = norms
-    return out.ravel()
+        out[min(i, UNITS)] = np.sqrt((block * block).sum(axis=1))
+    return out[:UNITS].ravel()
 
 
 def checksum(n_units: int, per_unit: int = 1500) -> int:
-    """Pure Python: an integer loop, ``per_unit`` steps per unit (extra units dropped)."""
-    total = 0
+    """Pure Python: an integer loop, ``per_unit`` steps per unit; extra units go to a scratch sum."""
+    sums = [0, 0]
     for i in range(n_units):
         part = 0
         for j in range(per_unit):
-            part += (j * j + i) % 7
-        if i < UNITS:
-            total += part
-    return total
+            part += (j * j + i % UNITS) % 7
+        sums[i >= UNITS] += part
+    return sums[0]
 
 
 def region_sums(chunks: list[pd.DataFrame], n_units: int) -> pd.DataFrame:
-    """pandas: per-region sum and count of purchase_amount, one groupby per chunk."""
-    parts = []
+    """pandas: per-region sum and count of purchase_amount, one groupby and one add per chunk.
+
+    Combining as it goes (rather than one concat at the end) keeps all the work in
+    the units, so +5 % of units is +5 % of the work.
+    """
+    totals: list[pd.DataFrame | None] = [None, None]
     for i in range(n_units):
         part = chunks[i % UNITS].groupby("region")["purchase_amount"].agg(["sum", "count"])
-        if i < UNITS:
-            parts.append(part)
-    return pd.concat(parts).groupby(level=0).sum()
+        k = int(i >= UNITS)
+        prev = totals[k]
+        totals[k] = part if prev is None else prev.add(part, fill_value=0)
+    assert totals[0] is not None
+    return totals[0]
 
 
 @pytest.fixture(scope="module")
