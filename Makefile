@@ -66,7 +66,7 @@ baseline: setup
 report: setup
 	$(BIN)/mlperf report
 
-# The gate's full error-rate evaluation (false alarms, detection at +5/+10/+25 %); about an hour.
+# The gate's full error-rate evaluation (false alarms, detection at +5/+10/+25 %); long-running.
 gate-eval: setup
 	$(BIN)/python suites/gate/gate_eval.py --full
 
