@@ -11,6 +11,8 @@ import pytest
 
 TOY = '''
 import os
+import time
+
 import pytest
 
 def work(n):
@@ -23,6 +25,14 @@ def test_toy(benchmark):
     factor = float(os.environ.get("TOY_SLOWDOWN", "1"))
     assert benchmark(work, int(30_000 * factor)) > 0
 
+@pytest.mark.mlperf(metric="wall")
+def test_steady(benchmark):
+    # The gate tests compare this one: the wall time of a sleep does not swing with the
+    # CPU-speed states of a shared VM, which move a pure-Python loop by up to 1.8x.
+    factor = float(os.environ.get("TOY_SLOWDOWN", "1"))
+    benchmark(time.sleep, 0.002 * factor)
+
+@pytest.mark.mlperf(max_regression=1.0)  # its peak memory is what it is for; its time swings
 def test_toy_memory(benchmark):
     size = int(os.environ.get("TOY_BYTES", "4000000"))
     assert len(benchmark(lambda: bytearray(size))) == size
@@ -39,6 +49,6 @@ def _not_an_xdist_worker(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def toy(pytester: pytest.Pytester) -> pytest.Pytester:
-    """A pytester project with a pure-Python and a memory-allocating benchmark."""
+    """A pytester project with a pure-Python, a sleeping and a memory-allocating benchmark."""
     pytester.makepyfile(test_toy=TOY)
     return pytester

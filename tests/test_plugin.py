@@ -142,7 +142,9 @@ def _save(toy: pytest.Pytester) -> Path:
     path = toy.path / "baselines" / machine_id() / "toy.json"
     data = json.loads(path.read_text())
     assert data["schema_version"] == SCHEMA_VERSION
-    assert set(data["benchmarks"]) == {"test_toy.py::test_toy", "test_toy.py::test_toy_memory"}
+    assert set(data["benchmarks"]) == {
+        "test_toy.py::test_toy", "test_toy.py::test_steady", "test_toy.py::test_toy_memory"
+    }
     return path
 
 
@@ -152,24 +154,26 @@ def test_two_times_slower_fails_the_session_with_a_regression_row(
 ) -> None:
     _save(toy)
     monkeypatch.setenv("TOY_SLOWDOWN", "2")
-    result = _run(toy)
+    result = _run(toy, "-k", "steady")
     assert result.ret == 1
     result.stdout.fnmatch_lines(
-        ["*test_toy.py::test_toy *cpu*x slower (p=*REGRESSION*", "*1 REGRESSION(s)*"]
+        ["*test_toy.py::test_steady *wall*x slower (p=*REGRESSION*", "*1 REGRESSION(s)*"]
     )
     run = json.loads((toy.path / "reports" / "latest.json").read_text())
-    assert run["gate"]["regressions"] == ["test_toy.py::test_toy"]
-    result = _run(toy, "--mlperf-no-gate")
+    assert run["gate"]["regressions"] == ["test_toy.py::test_steady"]
+    result = _run(toy, "-k", "steady", "--mlperf-no-gate")
     assert result.ret == 0
     result.stdout.fnmatch_lines(["*1 REGRESSION(s) (ignored: --mlperf-no-gate)*"])
 
 
 @pytest.mark.timing
 def test_unchanged_benchmark_passes_five_runs_of_five(toy: pytest.Pytester) -> None:
+    # The steady (sleeping) benchmark: this checks the gate, not the machine. How often a
+    # CPU-bound benchmark cries wolf on this VM is measured by suites/gate, not asserted.
     _save(toy)
     verdicts = []
     for _ in range(5):
-        result = _run(toy)
+        result = _run(toy, "-k", "steady or memory")
         run = json.loads((toy.path / "reports" / "latest.json").read_text())
         verdicts.append([b["verdict"]["time"] for b in run["benchmarks"]])
         assert result.ret == 0, result.stdout.str()

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mlperf.ab.result import AbResult, BenchmarkVerdict, memory_verdict
-from mlperf.ab.runner import Measurement, Settings, measure
+from mlperf.ab.runner import Measurement, Plan, Settings, measure
 from mlperf.ab.trees import AbError, Side, prepare_sides, repo_root
 from mlperf.ab.verdict import Decision, decide, paired_block_bootstrap
 
@@ -110,7 +110,8 @@ def run_ab(
                     errors=[f"base: {e}" for e in errors_a] + [f"head: {e}" for e in errors_b])  # fmt: skip
         say(f"mlperf ab: {len([i for i in a if i in b])} benchmarks in both revisions")
 
-    first = measure(base, head, settings, on_collect=collected, tag="m")
+    plans: dict[str, Plan] = {}  # re-measurements scale the first measurement's plan
+    first = measure(base, head, settings, on_collect=collected, tag="m", plans=plans)
     verdicts = [judge(m, threshold) for m in first]
     undecided = [v for v in verdicts if _may_have_moved(v.decision, threshold)]
     if extend and undecided:
@@ -119,7 +120,9 @@ def run_ab(
         )
         more = {
             m.id: m
-            for m in measure(base, head, settings, [v.id for v in undecided], scale=2.0, tag="e")
+            for m in measure(
+                base, head, settings, [v.id for v in undecided], scale=2.0, tag="e", plans=plans
+            )
         }
         for v in undecided:
             if v.id in more:
@@ -132,7 +135,9 @@ def run_ab(
         say(f"mlperf ab: re-measuring {len(flagged)} flagged benchmark(s) with twice the rounds")
         again = {
             m.id: m
-            for m in measure(base, head, settings, [v.id for v in flagged], scale=2.0, tag="r")
+            for m in measure(
+                base, head, settings, [v.id for v in flagged], scale=2.0, tag="r", plans=plans
+            )
         }
         for v in flagged:
             if v.id in again:

@@ -21,7 +21,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from mlperf.ab.trees import AbError, Side
 
@@ -209,6 +209,15 @@ def _start_pair(
     return pair
 
 
+class Plan(NamedTuple):
+    """How one benchmark is measured in each process pair."""
+
+    blocks: int  # per process pair, even (A B B A cycles)
+    per_block: int  # rounds per block
+    warmup: int  # untimed rounds before each block
+    iterations: int  # calls per round
+
+
 def _plan(settings: Settings, call_time: float, iterations: int) -> tuple[int, int]:
     """(blocks per process pair, rounds per block) for one benchmark.
 
@@ -227,16 +236,19 @@ def _plan(settings: Settings, call_time: float, iterations: int) -> tuple[int, i
 
 def measure(
     base: Side, head: Side, settings: Settings, ids: list[str] | None = None, *, scale: float = 1.0,
-    on_collect: Any = None, tag: str = "m",
+    on_collect: Any = None, tag: str = "m", plans: dict[str, Plan] | None = None,
 ) -> list[Measurement]:  # fmt: skip
     """Measure *ids* (default: every benchmark both sides collect) in ``settings.pairs`` process pairs.
 
-    *scale* multiplies the rounds (the re-measurement of a flagged benchmark uses 2).
+    *scale* multiplies the blocks (the re-measurement of a flagged benchmark uses 2).
+    *plans* carries each benchmark's plan from an earlier measurement into this one, so
+    that a re-measurement really has *scale* times the rounds of the first, whatever
+    the probe of a busy moment would say; new plans are added to it.
     *on_collect(base_ids, head_ids)* is called with what each side collected.
     """
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     results: dict[str, Measurement] = {}
-    plans: dict[str, tuple[int, int, int]] = {}
+    plans = {} if plans is None else plans
     pin = settings.pin and len(cpus) > 0
     layouts: list[bool | None] = []
     upcoming = _start_pair(base, head, settings, f"{tag}0", None)
@@ -290,7 +302,7 @@ def measure(
 
 
 def _measure_one(a: _Worker, b: _Worker, m: Measurement, settings: Settings,
-                 plans: dict[str, tuple[int, int, int]], cpu: list[int] | None, scale: float,
+                 plans: dict[str, Plan], cpu: list[int] | None, scale: float,
                  memory: bool) -> None:  # fmt: skip
     """Start the benchmark in both workers, alternate blocks A B B A ..., then let both tests finish."""
     t = settings.command_timeout
@@ -307,8 +319,9 @@ def _measure_one(a: _Worker, b: _Worker, m: Measurement, settings: Settings,
             probe["wall"] if m.metric == "wall" else max(probe["cpu"], probe.get("step_cpu", 0.0))
         )
         blocks, per_block = _plan(settings, call, m.iterations)
-        plans[m.id] = (max(2, round(blocks * scale / 2) * 2), per_block, 1 if call < 0.005 else 0)
+        plans[m.id] = Plan(blocks, per_block, 1 if call < 0.005 else 0, m.iterations)
     else:
+        m.iterations = plans[m.id].iterations
         ready_a = a.request(t, **item, iterations=m.iterations)
         if not _ok(m, ready_a, "base"):
             return
@@ -316,12 +329,13 @@ def _measure_one(a: _Worker, b: _Worker, m: Measurement, settings: Settings,
     if not _ok(m, ready_b, "head"):
         _finish(a, m, "base", t)
         return
-    blocks, per_block, warmup = plans[m.id]
+    plan = plans[m.id]
+    blocks = max(2, round(plan.blocks * scale / 2) * 2)
     got: dict[str, list[list[float]]] = {"base": [], "head": []}
     for j in range(blocks):
         order = ((a, "base"), (b, "head")) if j % 2 == 0 else ((b, "head"), (a, "base"))
         for worker, side in order:
-            reply = worker.request(t, cmd="block", rounds=per_block, warmup=warmup)
+            reply = worker.request(t, cmd="block", rounds=plan.per_block, warmup=plan.warmup)
             if not _ok(m, reply, side):
                 _finish(a if side == "head" else b, m, "head" if side == "base" else "base", t)
                 return
