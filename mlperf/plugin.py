@@ -83,6 +83,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="print the verdicts but never fail the session on a REGRESSION",
     )
     group.addoption(
+        "--mlperf-confirm",
+        metavar="N",
+        type=int,
+        default=1,
+        help="re-measure a benchmark whose time verdict is REGRESSION up to N times after the "
+        "other tests; the last measurement's verdict stands (default: 1; 0: off)",
+    )
+    group.addoption(
         "--mlperf-report",
         metavar="DIR",
         default=None,
@@ -116,6 +124,11 @@ def _check_options(config: pytest.Config) -> None:
             raise pytest.UsageError(
                 f"{flag}={value!r} is a file; give a directory (it is created if missing)."
             )
+    confirm = config.getoption("mlperf_confirm")
+    if confirm < 0:
+        raise pytest.UsageError(
+            f"--mlperf-confirm={confirm} must be >= 0 (re-measurements of a time REGRESSION; 0 turns them off)."
+        )
     if config.getoption("mlperf_cluster") and not any(
         os.environ.get(v) for v in _CLUSTER_VARS.values()
     ):
@@ -377,13 +390,26 @@ class _Recorder:
     def add(
         self, item: pytest.Item, fixture: Any, settings: dict[str, Any], sink: dict[str, Any]
     ) -> None:
+        record = self.build(item, fixture, settings, sink)
+        if record is None:
+            return
+        first = item.stash.get(_REMEASURE_KEY, None)
+        if first is None:
+            self.records.append(record)
+        else:  # a re-measurement of a flagged benchmark: kept with the first measurement
+            first.setdefault("remeasured", []).append(record)
+
+    @staticmethod
+    def build(
+        item: pytest.Item, fixture: Any, settings: dict[str, Any], sink: dict[str, Any]
+    ) -> dict[str, Any] | None:
         from mlperf.baselines import suite_of
         from mlperf.stats import summarize
 
         stats = getattr(fixture, "stats", None)
         data = list(getattr(getattr(stats, "stats", None), "data", []) or [])
         if not data or "clock" not in sink:
-            return
+            return None
         wall, cpu = sink["clock"].rounds(len(data), stats.iterations)
         if len(wall) != len(
             data
@@ -403,11 +429,13 @@ class _Recorder:
             record["cpu"] = {**summarize([max(c, 0.0) for c in cpu]).as_dict(), "samples": cpu}
         elif settings["metric"] == "cpu":
             record["metric"] = "wall"
-        self.records.append(record)
+        return record
 
 
 _RECORDER_KEY = pytest.StashKey[_Recorder]()
 _GATE_KEY = pytest.StashKey[dict[str, Any]]()
+#: on an item being re-measured: the record of its first measurement
+_REMEASURE_KEY = pytest.StashKey[dict[str, Any]]()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -418,6 +446,8 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
     settings = _settings(item)
     sink: dict[str, Any] = {}
     _instrument(fixture, settings, sink)
+    if _REMEASURE_KEY in item.stash:  # pytest-benchmark's own table keeps the first measurement
+        fixture._add_stats = lambda _stats: None
     result = yield  # raises when the test failed: then nothing is recorded
     item.config.stash.setdefault(_RECORDER_KEY, _Recorder()).add(item, fixture, settings, sink)
     return result
@@ -448,6 +478,63 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     except BaselineError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[_GATE_KEY] = {"stored": stored, "root": root}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session: pytest.Session) -> Any:
+    result = yield
+    if not (session.shouldfail or session.shouldstop):
+        _remeasure_regressions(session)
+    return result
+
+
+def _remeasure_regressions(session: pytest.Session) -> None:
+    """Run each benchmark whose time verdict is REGRESSION again, up to ``--mlperf-confirm`` times.
+
+    A shared machine has slow spells of seconds (this project's 2-core VMs run a
+    pure-Python loop up to 1.8x slower for a while), and a stored baseline cannot
+    tell such a spell from a slower commit.  A real regression is slower every
+    time; a spell has usually passed by the time the other tests are done.  The
+    last measurement's verdict stands; memory is not re-measured.
+    """
+    config = session.config
+    times = config.getoption("mlperf_confirm")
+    recorder = config.stash.get(_RECORDER_KEY, None)
+    if not times or recorder is None or config.getoption("mlperf_save_baseline"):
+        return
+    from _pytest.runner import runtestprotocol
+
+    stored = config.stash.get(_GATE_KEY, {}).get("stored", {})
+    items = {item.nodeid: item for item in session.items}
+    for record in list(recorder.records):
+        item = items.get(record["id"])
+        for attempt in range(times):
+            latest = (record.get("remeasured") or [record])[-1]
+            flagged = _verdict(latest, stored.get(record["id"]), set())["time"] == "REGRESSION"
+            if item is None or not flagged:
+                break
+            item.stash[_REMEASURE_KEY] = record
+            try:
+                runtestprotocol(item, log=False, nextitem=None)
+            finally:
+                del item.stash[_REMEASURE_KEY]
+            if len(record.get("remeasured") or []) <= attempt:  # it failed: the verdict stands
+                break
+
+
+def _gate_verdict(
+    record: dict[str, Any], stored: dict[str, Any] | None, elsewhere: set[str]
+) -> dict[str, Any]:
+    """The verdict of a record; a re-measured one takes its time verdict from the last re-measurement."""
+    verdict = _verdict(record, stored, elsewhere)
+    again = record.get("remeasured") or []
+    if not again or stored is None:
+        return verdict
+    last = _verdict(again[-1], stored, elsewhere)
+    first = {k: verdict[k] for k in ("time", "ratio", "p")}
+    verdict.update({k: last[k] for k in ("time", "ratio", "p")}, first=first)
+    verdict["text"] = f"{last['text']}, re-measured (first {verdict['first']['ratio']:.2f}x)"
+    return verdict
 
 
 def _verdict(
@@ -500,7 +587,7 @@ def _run_gate(config: pytest.Config, records: list[dict[str, Any]]) -> dict[str,
     elsewhere = known_elsewhere(root, machine)
     regressions = []
     for record in records:
-        record["verdict"] = _verdict(record, stored.get(record["id"]), elsewhere)
+        record["verdict"] = _gate_verdict(record, stored.get(record["id"]), elsewhere)
         if "REGRESSION" in (record["verdict"]["time"], record["verdict"]["memory"]):
             regressions.append(record["id"])
     commit = current_commit(config.rootpath)
@@ -573,7 +660,7 @@ def _write_report(config: pytest.Config, run: dict[str, Any]) -> None:
     history.mkdir(exist_ok=True)
     slim = {**run, "benchmarks": [
         {k: ({kk: vv for kk, vv in v.items() if kk != "samples"} if isinstance(v, dict) else v)
-         for k, v in rec.items()} for rec in run["benchmarks"]]}  # fmt: skip
+         for k, v in rec.items() if k != "remeasured"} for rec in run["benchmarks"]]}  # fmt: skip
     with open(history / f"{run['machine_id']}.jsonl", "a", encoding="utf-8") as fh:
         fh.write(json.dumps(slim, ensure_ascii=False) + "\n")
 

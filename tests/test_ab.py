@@ -285,7 +285,9 @@ def test_run_ab_measures_every_benchmark_in_interleaved_pairs(toy: Path) -> None
     assert loop is not None
     assert len(loop.base) == len(loop.head) == 2  # two process pairs
     final = by_id["test_loop"].measurement
-    assert len(final.base) == (4 if final.extended else 2)  # a second look adds two pairs, 2x rounds
+    assert len(final.base) == (
+        4 if final.extended else 2
+    )  # a second look adds two pairs, 2x rounds
     assert [len(p) for p in loop.base] == [len(p) for p in loop.head]  # paired blocks
     assert loop.base_memory and loop.head_memory
     assert by_id["test_wall"].measurement.metric == "wall"

@@ -36,7 +36,12 @@ def _writer(root: str, start: int, count: int) -> None:
 
 
 def test_machine_id_is_readable_and_stable(monkeypatch: pytest.MonkeyPatch) -> None:
-    info = {"cpu": "AMD EPYC 9B45 64-Core Processor", "logical_cores": 2, "os": "Linux", "python": "3.11.7"}
+    info = {
+        "cpu": "AMD EPYC 9B45 64-Core Processor",
+        "logical_cores": 2,
+        "os": "Linux",
+        "python": "3.11.7",
+    }
     assert machine_id(info) == "amd-epyc-9b45-64-core-processor-2c-linux-py311"
     monkeypatch.setenv("MLPERF_MACHINE_ID", "CI Runner #1")
     assert machine_id(info) == "ci-runner-1"

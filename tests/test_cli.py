@@ -18,7 +18,9 @@ def _rec(bid: str, median: float) -> dict:
             "memory": {"peak": 2**20, "python": 2**20, "rss": None}}  # fmt: skip
 
 
-def test_show_lists_this_machines_baselines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_show_lists_this_machines_baselines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     save_records(tmp_path, [_rec("suites/demo/test_a.py::test_a", 0.002)], machine="box")
     assert main(["baseline", "show", "--dir", str(tmp_path), "--machine", "box"]) == 0
     out = capsys.readouterr().out
@@ -26,7 +28,9 @@ def test_show_lists_this_machines_baselines(tmp_path: Path, capsys: pytest.Captu
     assert main(["baseline", "show", "--dir", str(tmp_path), "--machine", "other"]) == 1
 
 
-def test_diff_flags_a_regression_between_two_baselines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_diff_flags_a_regression_between_two_baselines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     save_records(tmp_path / "old", [_rec("suites/demo/test_a.py::test_a", 0.002)], machine="box")
     save_records(tmp_path / "new", [_rec("suites/demo/test_a.py::test_a", 0.004)], machine="box")
     code = main(["baseline", "diff", str(tmp_path / "old" / "box"), str(tmp_path / "new" / "box")])
@@ -42,7 +46,9 @@ def test_diff_accepts_a_run_file(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "same" in capsys.readouterr().out
 
 
-def test_corrupt_file_gives_exit_2_and_the_fix(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_corrupt_file_gives_exit_2_and_the_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = tmp_path / "box"
     bad.mkdir()
     (bad / "demo.json").write_text("{")

@@ -22,7 +22,14 @@ def test_purchases_are_deterministic_and_shaped_like_the_tutorial() -> None:
     a, b = make_purchases(100_000), make_purchases(100_000)
     pd.testing.assert_frame_equal(a, b)
     assert not a.equals(make_purchases(100_000, seed=7))
-    assert list(a.columns) == ["user_id", "age", "income", "purchase_amount", "purchase_count", "region"]
+    assert list(a.columns) == [
+        "user_id",
+        "age",
+        "income",
+        "purchase_amount",
+        "purchase_count",
+        "region",
+    ]
     assert a["user_id"].between(1, 9_999).all()  # the tutorial's randint(1, 10000) for 1e5 rows
     assert set(a["region"].unique()) == set(REGIONS)
     assert abs(a["age"].mean() - 35) < 0.2 and abs(a["age"].std() - 10) < 0.2
@@ -48,10 +55,16 @@ def test_bad_sizes_are_refused(bad: object) -> None:
 
 def test_write_purchases_in_chunks(tmp_path: Path) -> None:
     files = write_purchases(tmp_path / "p", 25_000, rows_per_file=10_000)
-    assert [f.name for f in files] == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    assert [f.name for f in files] == [
+        "part-00000.parquet",
+        "part-00001.parquet",
+        "part-00002.parquet",
+    ]
     df = pd.read_parquet(tmp_path / "p")
     assert len(df) == 25_000 and df["user_id"].max() < 2_500
-    assert files == write_purchases(tmp_path / "p", 25_000, rows_per_file=10_000)  # same names, overwritten
+    assert files == write_purchases(
+        tmp_path / "p", 25_000, rows_per_file=10_000
+    )  # same names, overwritten
 
 
 def test_cached_frame_round_trips_exactly(tmp_path: Path) -> None:

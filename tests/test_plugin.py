@@ -27,7 +27,7 @@ def test_options_in_one_group(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--help")
     result.stdout.fnmatch_lines(["mlperf: benchmark gates and cluster/cloud tests:"])
     for opt in ("--mlperf-cluster", "--mlperf-cloud", "--mlperf-baselines=DIR", "--mlperf-save-baseline",
-                "--mlperf-no-gate", "--mlperf-report=DIR", "--mlperf-slow"):  # fmt: skip
+                "--mlperf-no-gate", "--mlperf-report=DIR", "--mlperf-slow", "--mlperf-confirm=N"):  # fmt: skip
         result.stdout.fnmatch_lines([f"*{opt}*"])
 
 
@@ -143,7 +143,9 @@ def _save(toy: pytest.Pytester) -> Path:
     data = json.loads(path.read_text())
     assert data["schema_version"] == SCHEMA_VERSION
     assert set(data["benchmarks"]) == {
-        "test_toy.py::test_toy", "test_toy.py::test_steady", "test_toy.py::test_toy_memory"
+        "test_toy.py::test_toy",
+        "test_toy.py::test_steady",
+        "test_toy.py::test_toy_memory",
     }
     return path
 
@@ -161,6 +163,9 @@ def test_two_times_slower_fails_the_session_with_a_regression_row(
     )
     run = json.loads((toy.path / "reports" / "latest.json").read_text())
     assert run["gate"]["regressions"] == ["test_toy.py::test_steady"]
+    (steady,) = run["benchmarks"]
+    assert steady["verdict"]["first"]["time"] == "REGRESSION"  # re-measured, and slow again
+    assert len(steady["remeasured"]) == 1 and steady["verdict"]["ratio"] > 1.5
     result = _run(toy, "-k", "steady", "--mlperf-no-gate")
     assert result.ret == 0
     result.stdout.fnmatch_lines(["*1 REGRESSION(s) (ignored: --mlperf-no-gate)*"])
@@ -178,6 +183,24 @@ def test_unchanged_benchmark_passes_five_runs_of_five(toy: pytest.Pytester) -> N
         verdicts.append([b["verdict"]["time"] for b in run["benchmarks"]])
         assert result.ret == 0, result.stdout.str()
     assert all("REGRESSION" not in v for v in verdicts)
+
+
+@pytest.mark.timing
+def test_a_slow_spell_is_remeasured_and_passes(
+    toy: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _save(toy)
+    monkeypatch.setenv("TOY_SLOW_ONCE", "1")  # 2x slower on the session's first measurement only
+    result = _run(toy, "-k", "steady")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["*test_toy.py::test_steady *re-measured (first 1.*x)*"])
+    (steady,) = json.loads((toy.path / "reports" / "latest.json").read_text())["benchmarks"]
+    assert steady["verdict"]["first"]["time"] == "REGRESSION"
+    assert steady["verdict"]["time"] in ("same", "faster", "slower")
+    assert steady["wall"]["median"] > 0.0035  # the record keeps the first measurement
+    result = _run(toy, "-k", "steady", "--mlperf-confirm=0")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*1 REGRESSION(s)*"])
 
 
 def test_memory_hungry_variant_is_caught_by_the_memory_gate(
@@ -234,6 +257,7 @@ def test_importing_mlperf_and_the_plugin_stays_light() -> None:
             "--mlperf-save-baseline needs measured benchmarks",
         ),
         (("--mlperf-baselines=afile",), "--mlperf-baselines='afile' is a file; give a directory"),
+        (("--mlperf-confirm=-1",), "--mlperf-confirm=-1 must be >= 0"),
     ],
 )
 def test_bad_option_combinations_are_usage_errors(
