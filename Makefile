@@ -11,7 +11,7 @@ PYTEST := $(BIN)/python -m pytest
 # Correctness mode: benchmark bodies run once, untimed; engines grouped on one xdist worker each.
 TEST_FLAGS := -n 2 --dist loadgroup --benchmark-disable -m "not cluster and not timing"
 
-.PHONY: setup test test-fast test-cluster test-gate bench bench-full baseline report gate-eval gpu-check chromium clean
+.PHONY: setup lint test test-fast test-cluster test-gate bench bench-full baseline report gate-eval gpu-check chromium clean
 
 setup: $(STAMP) $(AZURITE)
 
@@ -30,10 +30,15 @@ chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
 	  || echo "make chromium: could not install chromium; the report's browser test will say how to enable it"
 
-test: setup chromium
+test: setup chromium lint
 	$(PYTEST) $(TEST_FLAGS) --ignore=suites/gate tests suites
 	$(MAKE) --no-print-directory test-cluster
 	$(MAKE) --no-print-directory test-gate
+
+lint: setup
+	$(BIN)/ruff check mlperf tests suites conftest.py
+	$(BIN)/ruff format --check mlperf tests suites conftest.py
+	$(BIN)/mypy mlperf
 
 test-fast: setup
 	$(PYTEST) $(TEST_FLAGS) --ignore=suites/gate tests suites

@@ -241,7 +241,7 @@ def save_records(
     by_suite: dict[str, dict[str, dict[str, Any]]] = {}
     now = datetime.now(UTC).isoformat(timespec="seconds")
     for rec in records:
-        entry = {k: rec[k] for k in ("metric", "cpu", "wall", "memory") if k in rec}
+        entry: dict[str, Any] = {k: rec[k] for k in ("metric", "cpu", "wall", "memory") if k in rec}
         for clock in ("cpu", "wall"):
             if clock in entry:
                 entry[clock] = {**entry[clock], "samples": thin(entry[clock].get("samples", []))}

@@ -28,7 +28,8 @@ def _load_entries(path: Path) -> dict[str, dict[str, Any]]:
         raise BaselineError(f"cannot read {str(path)!r}: {exc}") from exc
     if isinstance(data, dict) and data.get("kind") == "mlperf-run":
         return {b["id"]: b for b in data["benchmarks"]}
-    return load_file(path)["benchmarks"]
+    benchmarks: dict[str, dict[str, Any]] = load_file(path)["benchmarks"]
+    return benchmarks
 
 
 def _baseline_show(args: argparse.Namespace) -> int:

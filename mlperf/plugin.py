@@ -408,7 +408,7 @@ class _Recorder:
 
         stats = getattr(fixture, "stats", None)
         data = list(getattr(getattr(stats, "stats", None), "data", []) or [])
-        if not data or "clock" not in sink:
+        if stats is None or not data or "clock" not in sink:
             return None
         wall, cpu = sink["clock"].rounds(len(data), stats.iterations)
         if len(wall) != len(
@@ -434,6 +434,7 @@ class _Recorder:
 
 _RECORDER_KEY = pytest.StashKey[_Recorder]()
 _GATE_KEY = pytest.StashKey[dict[str, Any]]()
+_NO_GATE: dict[str, Any] = {}
 #: on an item being re-measured: the record of its first measurement
 _REMEASURE_KEY = pytest.StashKey[dict[str, Any]]()
 
@@ -504,7 +505,7 @@ def _remeasure_regressions(session: pytest.Session) -> None:
         return
     from _pytest.runner import runtestprotocol
 
-    stored = config.stash.get(_GATE_KEY, {}).get("stored", {})
+    stored = config.stash.get(_GATE_KEY, _NO_GATE).get("stored", {})
     items = {item.nodeid: item for item in session.items}
     for record in list(recorder.records):
         item = items.get(record["id"])
@@ -580,7 +581,7 @@ def _run_gate(config: pytest.Config, records: list[dict[str, Any]]) -> dict[str,
         save_records,
     )
 
-    state = config.stash.get(_GATE_KEY, {})
+    state = config.stash.get(_GATE_KEY, _NO_GATE)
     root = state.get("root") or _root_path(config, config.getoption("mlperf_baselines"))
     stored = state.get("stored", {})
     machine = machine_id()
@@ -672,7 +673,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if recorder is None or not recorder.records or hasattr(config, "workerinput"):
         return
     run = _run_gate(config, recorder.records)
-    config.stash[_GATE_KEY] = {**config.stash.get(_GATE_KEY, {}), "run": run}
+    state: dict[str, Any] = config.stash.get(_GATE_KEY, _NO_GATE)
+    config.stash[_GATE_KEY] = {**state, "run": run}
     if run["gate"]["failed"] and not config.getoption("mlperf_no_gate") and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -689,7 +691,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             f"mlperf: correctness mode ({why}): benchmark bodies ran once, untimed; nothing was measured "
             "or gated. Run `make bench` (no -n) to measure."
         )
-    run = config.stash.get(_GATE_KEY, {}).get("run")
+    run = config.stash.get(_GATE_KEY, _NO_GATE).get("run")
     if not run:
         return
     rows = verdict_rows(run)

@@ -74,7 +74,7 @@ def summarize(samples: Sequence[float]) -> Summary:
     )
 
 
-def _as_samples(samples: Sequence[float], who: str) -> np.ndarray:
+def _as_samples(samples: Sequence[float] | np.ndarray, who: str) -> np.ndarray:
     a = np.asarray(samples, dtype=np.float64).ravel()
     if a.size == 0:
         raise ValueError(f"{who}: needs at least one sample, got an empty sequence")
@@ -109,11 +109,14 @@ def _u_null_cdf(m: int, n: int) -> np.ndarray:
             g.append(h)
         f = g
     counts = f[n]
-    return np.cumsum(counts) / counts.sum()
+    cdf: np.ndarray = np.cumsum(counts) / counts.sum()
+    return cdf
 
 
 def mann_whitney(
-    x: Sequence[float], y: Sequence[float], alternative: Alternative = "greater"
+    x: Sequence[float] | np.ndarray,
+    y: Sequence[float] | np.ndarray,
+    alternative: Alternative = "greater",
 ) -> MannWhitney:
     """Mann-Whitney U test of whether *x* tends to be larger than *y*.
 
