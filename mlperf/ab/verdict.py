@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from statistics import NormalDist
 
 import numpy as np
 
@@ -150,7 +151,7 @@ def paired_block_bootstrap(
     lo, hi = np.quantile(boot, [(1 - level) / 2, 1 - (1 - level) / 2])
     tau2 = _between_pair_variance(ratios, inner)
     if tau2 > 0:  # widen both ends by the pairs' excess disagreement (random-effects model)
-        z = _norm_ppf(1 - (1 - level) / 2)
+        z = NormalDist().inv_cdf(1 - (1 - level) / 2)
         extra = z * z * tau2 / len(ratios)
         lo = centre - math.sqrt((centre - lo) ** 2 + extra)
         hi = centre + math.sqrt((hi - centre) ** 2 + extra)
@@ -174,18 +175,6 @@ def _between_pair_variance(ratios: list[np.ndarray], inner: list[np.ndarray]) ->
     q = float((w * (est - mean) ** 2).sum())
     denom = float(w.sum() - (w * w).sum() / w.sum())
     return max(0.0, (q - (len(ratios) - 1)) / denom) if denom > 0 else 0.0
-
-
-def _norm_ppf(p: float) -> float:
-    """Inverse standard normal CDF (bisection on erfc; p in (0, 1))."""
-    lo, hi = -10.0, 10.0
-    for _ in range(80):
-        mid = (lo + hi) / 2
-        if 0.5 * math.erfc(-mid / math.sqrt(2)) < p:
-            lo = mid
-        else:
-            hi = mid
-    return (lo + hi) / 2
 
 
 def decide(
@@ -215,8 +204,8 @@ def decide(
     a = np.concatenate([x.ravel() for x in _blocks(base, "decide")])
     b = np.concatenate([x.ravel() for x in _blocks(head, "decide")])
     ratio, lo, hi = paired_block_bootstrap(base, head, level=level, n_boot=n_boot, seed=seed)
-    p_slower = mann_whitney(b.tolist(), a.tolist(), "greater").p
-    p_faster = mann_whitney(b.tolist(), a.tolist(), "less").p
+    p_slower = mann_whitney(b, a, "greater").p
+    p_faster = mann_whitney(b, a, "less").p
     up, down = 1 + threshold, 1 / (1 + threshold)
     if p_slower < alpha and lo > up:
         verdict = "REGRESSION"
