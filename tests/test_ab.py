@@ -337,6 +337,72 @@ def test_a_threefold_slowdown_is_a_confirmed_regression(toy: Path) -> None:
     assert result.regressions == [loop.id]
 
 
+def _scripted_measure(monkeypatch: pytest.MonkeyPatch, looks: dict[str, tuple[float, float]],
+                      blocks: int = 20) -> list[str]:  # fmt: skip
+    """Replace the measuring with synthetic samples: *looks* maps the look's tag to (ratio, noise)."""
+    from mlperf import ab
+
+    calls: list[str] = []
+
+    def fake(base: Side, head: Side, settings: Settings, ids: list[str] | None = None, *,
+             scale: float = 1.0, on_collect: object = None, tag: str = "m", plans: object = None) -> list[Measurement]:  # fmt: skip
+        calls.append(tag)
+        if callable(on_collect):
+            on_collect(["t.py::b"], ["t.py::b"], [], [])
+        ratio, noise = looks[tag]
+        rng = np.random.default_rng(len(calls))
+        n = round(blocks * scale)
+        base_s = _blocks(rng, 1.0, blocks=n, noise=noise)
+        head_s = _blocks(rng, ratio, blocks=n, noise=noise)
+        return [Measurement("t.py::b", base=base_s, head=head_s)]
+
+    monkeypatch.setattr(ab, "measure", fake)
+    return calls
+
+
+def test_an_inconclusive_benchmark_near_no_change_is_not_measured_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    calls = _scripted_measure(monkeypatch, {"m": (1.0, 0.25)}, blocks=30)
+    result = run_ab(Side("base", tmp_path), Side("head", tmp_path))
+    (b,) = result.benchmarks
+    assert b.decision is not None and b.decision.verdict == "inconclusive"
+    assert abs(b.decision.ratio - 1) < 0.015  # the estimate sits inside half the threshold
+    assert calls == ["m"]
+
+
+def test_an_inconclusive_benchmark_that_may_have_moved_is_measured_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    calls = _scripted_measure(monkeypatch, {"m": (1.06, 0.25), "e": (1.06, 0.25)})
+    result = run_ab(Side("base", tmp_path), Side("head", tmp_path), remeasure=False)
+    (b,) = result.benchmarks
+    assert calls == ["m", "e"]
+    assert b.measurement.extended and len(b.measurement.base) == 4  # decided on both looks' pairs
+
+
+def test_a_flagged_benchmark_whose_second_look_alone_is_too_noisy_is_decided_on_all_samples(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    calls = _scripted_measure(monkeypatch, {"m": (1.10, 0.01), "r": (1.10, 0.40)})
+    result = run_ab(Side("base", tmp_path), Side("head", tmp_path))
+    (b,) = result.benchmarks
+    assert calls == ["m", "r"]
+    assert b.first is not None and b.first.verdict == "REGRESSION"
+    alone = decide(b.measurement.base[2:], b.measurement.head[2:])
+    assert alone.verdict == "inconclusive"  # the re-measurement could neither confirm nor clear it
+    assert b.label == "REGRESSION" and len(b.measurement.base) == 4  # both looks' process pairs
+
+
+def test_a_flagged_benchmark_the_second_look_clears_is_not_a_regression(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _scripted_measure(monkeypatch, {"m": (1.10, 0.01), "r": (1.0, 0.01)})
+    (b,) = run_ab(Side("base", tmp_path), Side("head", tmp_path)).benchmarks
+    assert b.first is not None and b.first.verdict == "REGRESSION"
+    assert b.label == "same"
+
+
 # ------------------------------------------------------------- git and the CLI
 
 

@@ -174,9 +174,10 @@ class _Proxy:
 class _Worker:
     """The worker's side of the protocol (JSON lines over two pipes).
 
-    coordinator -> worker: ``item`` (start one benchmark: warm up, calibrate, measure
-    memory, reply ``ready``), then any number of ``block`` (time *rounds* rounds,
-    reply with the samples), then ``end`` (let the test finish, reply ``done`` with
+    coordinator -> worker: ``item`` (start one benchmark: set up and warm up on any
+    CPU, pin to the item's CPU, calibrate, measure memory, reply ``ready``), then any
+    number of ``block`` (time *rounds* rounds of *iterations* calls, reply with the
+    samples), then ``end`` (let the test finish, reply ``done`` with
     its outcome); ``quit`` ends the session.  A test that fails before or after its
     benchmark call replies ``done`` at once, so the coordinator never waits forever.
     """
@@ -234,9 +235,9 @@ class _Worker:
     def _run_item(self, item: pytest.Item, command: dict[str, Any]) -> None:
         from _pytest.runner import runtestprotocol
 
-        cpus = command.get("cpus") or self._all_cpus
-        if cpus and hasattr(os, "sched_setaffinity"):
-            os.sched_setaffinity(0, cpus)
+        # Fixtures and warm-up run on any CPU, so that both workers of a pair set up side
+        # by side; measure() pins the process to the command's CPU before the first timed call.
+        self._pin(self._all_cpus)
         self._request, self._measured = command, False
         try:
             item.session._setupstate.teardown_exact(item)  # leave another module's fixtures
@@ -253,6 +254,20 @@ class _Worker:
             outcome, detail = "failed", "the test never called its benchmark fixture"
         self._send(event="done", id=item.nodeid, outcome=outcome, detail=detail)
 
+    def _pin(self, cpus: list[int]) -> None:
+        """Set the CPU affinity of every thread of this process (thread pools included)."""
+        if not cpus or not hasattr(os, "sched_setaffinity"):
+            return
+        try:
+            threads = [int(t) for t in os.listdir("/proc/self/task")]
+        except OSError:
+            threads = [0]
+        for tid in threads:
+            try:
+                os.sched_setaffinity(tid, cpus)
+            except OSError:  # the thread ended meanwhile
+                pass
+
     def measure(self, step: Any, fixed: bool, extra_warmup: int) -> Any:
         """Warm up, calibrate, measure memory; then serve ``block`` commands until ``end``."""
         req = self._request or {}
@@ -263,6 +278,7 @@ class _Worker:
         while done < warmup or time.perf_counter() - start < min_warm:
             _, _, result = step(1)
             done += 1
+        self._pin(req.get("cpus") or self._all_cpus)  # the probe calls re-warm this CPU's caches
         # Three timed calls (median: one preempted call must not skew the plan); "step" also
         # counts the untimed setup/teardown a pedantic round pays, so plans budget for it.
         probes = []
@@ -289,6 +305,8 @@ class _Worker:
                 break
             for _ in range(int(command.get("warmup", 0))):
                 _, _, result = step(1)
+            if not fixed and command.get("iterations"):  # the coordinator's: the same on both sides
+                iterations = int(command["iterations"])
             cpu, wall = [], []
             for _ in range(int(command["rounds"])):
                 c, w, result = step(iterations)

@@ -46,13 +46,19 @@ class Settings:
     paths: list[str] = field(default_factory=lambda: ["suites"])
     only: str | None = None
     rounds: int | None = None  # per side; None: as many as fit in max_time
-    max_time: float = 1.0  # measured seconds per side and benchmark when rounds is None
+    max_time: float = 1.5  # measured seconds per side and benchmark when rounds is None
     min_rounds: int = 20
     max_rounds: int = 5000
-    pairs: int = 2
+    # Each fresh process pair has its own layout luck: on the 2-core VM, identical code
+    # differed by 2.5-2.8 % (SD) between the two workers of a pair for numpy- and
+    # Python-bound benchmarks, persistent within the pair, while half a second of rounds
+    # per side in one pair resolves 0.7-3 %.  More, shorter pairs trade one for the
+    # other; 4 pairs of 0.25 s made the per-pair estimates (and so the interval) of a
+    # 25 ms pandas benchmark too coarse, so: 3 pairs of 0.5 s.
+    pairs: int = 3
     round_time: float = 1e-3
     block_time: float = 0.02
-    warmup_time: float = 0.1
+    warmup_time: float = 0.05
     pin: bool = True
     same_layout: bool = True  # ASLR off and equal-size environments within a worker pair
     options: dict[str, Any] = field(default_factory=dict)  # worker config.option overrides
@@ -158,12 +164,15 @@ class _Worker:
         raise AbError(f"mlperf ab: the worker for {self.side.label} stopped answering; "
                       f"its log {str(self.log)!r} ends with:\n  " + "\n  ".join(tail))  # fmt: skip
 
-    def request(self, timeout: float, **command: Any) -> dict[str, Any]:
+    def send(self, **command: Any) -> None:
         try:
             self._cmd.write(json.dumps(command) + "\n")
             self._cmd.flush()
         except BrokenPipeError:
             pass  # receive() reports the dead worker with its log
+
+    def request(self, timeout: float, **command: Any) -> dict[str, Any]:
+        self.send(**command)
         return self.receive(timeout)
 
     def close(self) -> None:
@@ -304,43 +313,45 @@ def measure(
 def _measure_one(a: _Worker, b: _Worker, m: Measurement, settings: Settings,
                  plans: dict[str, Plan], cpu: list[int] | None, scale: float,
                  memory: bool) -> None:  # fmt: skip
-    """Start the benchmark in both workers, alternate blocks A B B A ..., then let both tests finish."""
+    """Start the benchmark in both workers, alternate blocks A B B A ..., then let both tests finish.
+
+    Both workers set up and warm up at the same time (on any CPU; each pins itself
+    to *cpu* before its first timed call), and both finish at the same time: only
+    the blocks have to take turns.
+    """
     t = settings.command_timeout
     item = {"cmd": "item", "id": m.id, "warmup": 2, "min_warmup_time": settings.warmup_time, "metric": m.metric,
-            "memory": memory, "cpus": cpu}  # fmt: skip
-    if m.id not in plans:
-        ready_a = a.request(t, **item, round_time=settings.round_time)
-        if not _ok(m, ready_a, "base"):
-            return
-        m.iterations = int(ready_a["iterations"])
-        probe = ready_a["call_time"]
-        # Plan in the benchmark's own clock: under load the wall clock of one call says little.
-        call = (
-            probe["wall"] if m.metric == "wall" else max(probe["cpu"], probe.get("step_cpu", 0.0))
-        )
-        blocks, per_block = _plan(settings, call, m.iterations)
-        plans[m.id] = Plan(blocks, per_block, 1 if call < 0.005 else 0, m.iterations)
-    else:
-        m.iterations = plans[m.id].iterations
-        ready_a = a.request(t, **item, iterations=m.iterations)
-        if not _ok(m, ready_a, "base"):
-            return
-    ready_b = b.request(t, **item, iterations=m.iterations)
-    if not _ok(m, ready_b, "head"):
-        _finish(a, m, "base", t)
+            "memory": memory, "cpus": cpu, "round_time": settings.round_time}  # fmt: skip
+    if m.id in plans:
+        item["iterations"] = plans[m.id].iterations
+    a.send(**item)
+    b.send(**item)
+    ready_a, ready_b = a.receive(t), b.receive(t)
+    ok_a, ok_b = _ok(m, ready_a, "base"), _ok(m, ready_b, "head")
+    if not (ok_a and ok_b):  # a side that reached its benchmark call waits for "end"
+        _finish([(a, "base")] * ok_a + [(b, "head")] * ok_b, m, t)
         return
+    if m.id not in plans:
+        # Plan from the quicker side's probe: the other side may have been setting up on
+        # the same CPU while one probed.
+        quick = min((ready_a, ready_b), key=lambda r: _call_time(r["call_time"], m.metric))
+        call, iterations = _call_time(quick["call_time"], m.metric), int(quick["iterations"])
+        blocks, per_block = _plan(settings, call, iterations)
+        plans[m.id] = Plan(blocks, per_block, 1 if call < 0.005 else 0, iterations)
     plan = plans[m.id]
+    m.iterations = plan.iterations
     blocks = max(2, round(plan.blocks * scale / 2) * 2)
     got: dict[str, list[list[float]]] = {"base": [], "head": []}
     for j in range(blocks):
         order = ((a, "base"), (b, "head")) if j % 2 == 0 else ((b, "head"), (a, "base"))
         for worker, side in order:
-            reply = worker.request(t, cmd="block", rounds=plan.per_block, warmup=plan.warmup)
+            reply = worker.request(t, cmd="block", rounds=plan.per_block, warmup=plan.warmup,
+                                   iterations=plan.iterations)  # fmt: skip
             if not _ok(m, reply, side):
-                _finish(a if side == "head" else b, m, "head" if side == "base" else "base", t)
+                _finish([(a, "base")] if side == "head" else [(b, "head")], m, t)
                 return
             got[side].append(reply[m.metric])
-    if _finish(a, m, "base", t) & _finish(b, m, "head", t):
+    if _finish([(a, "base"), (b, "head")], m, t):
         m.base.append(got["base"])
         m.head.append(got["head"])
         if memory:
@@ -348,9 +359,19 @@ def _measure_one(a: _Worker, b: _Worker, m: Measurement, settings: Settings,
             m.head_memory.append(_peak(ready_b))
 
 
-def _finish(worker: _Worker, m: Measurement, side: str, timeout: float) -> bool:
-    """Send ``end`` and read the test's outcome (its assertions run now)."""
-    return _ok(m, worker.request(timeout, cmd="end"), side)
+def _call_time(probe: dict[str, float], metric: str) -> float:
+    """One call in the benchmark's own clock (under load the wall clock of a call says little)."""
+    return probe["wall"] if metric == "wall" else max(probe["cpu"], probe.get("step_cpu", 0.0))
+
+
+def _finish(workers: list[tuple[_Worker, str]], m: Measurement, timeout: float) -> bool:
+    """Send ``end`` to every worker, then read each test's outcome (its assertions run now)."""
+    for worker, _ in workers:
+        worker.send(cmd="end")
+    outcomes = [
+        _ok(m, worker.receive(timeout), side) for worker, side in workers
+    ]  # read every reply
+    return all(outcomes)
 
 
 def _debug(msg: str) -> None:
