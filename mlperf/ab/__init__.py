@@ -10,7 +10,8 @@ The median ratio is taken over time-adjacent block pairs.  A benchmark is a
 REGRESSION only when a one-sided Mann-Whitney test gives p < 0.01 *and* the
 bootstrap 95 % interval of the median ratio lies wholly above ``1 + threshold``,
 and only if a re-measurement with twice the rounds in fresh processes says so
-again.  ``suites/gate`` measures how often this verdict is wrong.
+again (or, when the re-measurement alone is too noisy to tell, both measurements
+together do).  ``suites/gate`` measures how often this verdict is wrong.
 """
 
 from __future__ import annotations

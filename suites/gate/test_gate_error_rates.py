@@ -2,8 +2,8 @@
 
 The small version runs in ``make test`` (after the parallel phase, alone on the
 machine): 3 ``mlperf ab`` runs on identical code and 1 on code 25 % slower, each
-deciding the three gate benchmarks, so 9 + 3 decisions, with half the default
-measuring time (0.5 s per side) to stay within its time budget.  Its bounds are
+deciding the three gate benchmarks, so 9 + 3 decisions, with a third of the
+default measuring time (0.5 s per side) to stay within its time budget.  Its bounds are
 set so a gate that meets the issue's targets passes with near certainty, while a
 broken one fails:
 
