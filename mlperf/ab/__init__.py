@@ -4,8 +4,8 @@ Stored baselines cannot gate a 5 % change on a shared machine whose medians drif
 2x between processes, so the gate measures both revisions in the same job: git
 worktrees (one environment when the dependencies match), the same benchmark ids,
 short blocks of rounds interleaved A/B/B/A between the two workers of a process
-pair (same CPU, same hash seed, same memory layout), several fresh pairs, process
-CPU time (wall time for ``@pytest.mark.mlperf(metric="wall")``), peak memory.
+pair (same CPU, same hash seed, same memory layout), several fresh pairs (one per
+CPU at a time, side by side), process CPU time (wall time for ``@pytest.mark.mlperf(metric="wall")``), peak memory.
 The median ratio is taken over time-adjacent block pairs.  A benchmark is a
 REGRESSION only when a one-sided Mann-Whitney test gives p < 0.01 *and* the
 bootstrap 95 % interval of the median ratio lies wholly above ``1 + threshold``,
@@ -163,7 +163,7 @@ def run_ab(
         base=base.label, head=head.label, threshold=threshold, benchmarks=verdicts,
         only_base=seen.get("only_base", []), only_head=seen.get("only_head", []),
         collect_errors=seen.get("errors", []), seconds=time.monotonic() - started,
-        settings={"pairs": settings.pairs, "rounds": settings.rounds, "max_time": settings.max_time,
+        settings={"pairs": settings.pairs, "lanes": settings.lanes, "rounds": settings.rounds, "max_time": settings.max_time,
                   "paths": settings.paths, "only": settings.only, "pin": settings.pin},
     )  # fmt: skip
 
@@ -214,6 +214,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"pairs of fresh worker processes the rounds are spread over (default: {Settings.pairs})",
     )
     parser.add_argument(
+        "--lanes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="process pairs measured at once, each on its own CPU (default: one per CPU)",
+    )
+    parser.add_argument(
         "--path",
         dest="paths",
         action="append",
@@ -247,7 +254,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``mlperf ab``: 1 on a REGRESSION, 2 when the comparison could not be made, else 0."""
-    for name in ("rounds", "pairs"):
+    for name in ("rounds", "pairs", "lanes"):
         value = getattr(args, name)
         if value is not None and value < (2 if name == "rounds" else 1):
             print(
@@ -261,7 +268,7 @@ def run(args: argparse.Namespace) -> int:
         base, head = prepare_sides(repo, args.base, args.head, cache, args.extras)
         paths = args.paths or ["suites"]
         settings = Settings(paths=paths, only=args.only, rounds=args.rounds, max_time=args.max_time,
-                            pairs=args.pairs, pin=not args.no_pin, work_dir=cache,
+                            pairs=args.pairs, lanes=args.lanes, pin=not args.no_pin, work_dir=cache,
                             options={"mlperf_report": str(cache / "scratch-reports"), "mlperf_no_gate": True})  # fmt: skip
         for side in (base, head):
             missing = [p for p in paths if not (side.root / p).exists()]

@@ -3,8 +3,10 @@
 For each process pair it starts one pytest worker per side (see
 ``_mlperf_ab_worker.py``), both pinned to the same CPU and given the same hash
 seed, and then, benchmark by benchmark, asks them for blocks of rounds in the
-order A B B A A B B A ...  Only one worker computes at any moment; the other waits
-on its pipe.  Several process pairs spread the luck of one process's memory layout.
+order A B B A A B B A ...  Within a pair only one worker computes at any moment;
+the other waits on its pipe.  Pairs run side by side, one per CPU, so a 2-CPU
+machine measures two pairs in the time of one.  Several process pairs spread the
+luck of one process's memory layout.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import select
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -49,13 +53,15 @@ class Settings:
     max_time: float = 1.5  # measured seconds per side and benchmark when rounds is None
     min_rounds: int = 20
     max_rounds: int = 5000
-    # Each fresh process pair has its own layout luck: on the 2-core VM, identical code
-    # differed by 2.5-2.8 % (SD) between the two workers of a pair for numpy- and
-    # Python-bound benchmarks, persistent within the pair, while half a second of rounds
-    # per side in one pair resolves 0.7-3 %.  More, shorter pairs trade one for the
-    # other; 4 pairs of 0.25 s made the per-pair estimates (and so the interval) of a
-    # 25 ms pandas benchmark too coarse, so: 3 pairs of 0.5 s.
-    pairs: int = 3
+    # Each fresh process pair has its own layout luck, so the rounds are spread over
+    # several pairs; on the 2-core VM the spread between pairs of identical code was
+    # about what each pair's own sampling noise explains (per pair, 2.5-3.5 % SD for a
+    # 1 ms numpy benchmark at 0.5 s per side), so fewer, longer pairs cost no precision.
+    pairs: int = 2
+    # Pairs measured at once, each pinned to its own CPU (None: one per CPU we may use).
+    # A busy neighbour CPU did not make a pair's samples noisier here (block-to-block SD
+    # of a numpy loop 4.1 % beside another numpy loop, 6.7 % beside an idle CPU).
+    lanes: int | None = None
     round_time: float = 1e-3
     block_time: float = 0.02
     warmup_time: float = 0.05
@@ -249,6 +255,8 @@ def measure(
 ) -> list[Measurement]:  # fmt: skip
     """Measure *ids* (default: every benchmark both sides collect) in ``settings.pairs`` process pairs.
 
+    The pairs run in waves of one pair per CPU, all pairs of a wave at the same time,
+    each on its own CPU (see :attr:`Settings.lanes`).
     *scale* multiplies the blocks (the re-measurement of a flagged benchmark uses 2).
     *plans* carries each benchmark's plan from an earlier measurement into this one, so
     that a re-measurement really has *scale* times the rounds of the first, whatever
@@ -256,90 +264,117 @@ def measure(
     *on_collect(base_ids, head_ids)* is called with what each side collected.
     """
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    pin = settings.pin and len(cpus) > 0
+    lanes = max(1, min(settings.pairs, settings.lanes or len(cpus) or 1))
     results: dict[str, Measurement] = {}
     plans = {} if plans is None else plans
-    pin = settings.pin and len(cpus) > 0
+    lock = threading.Lock()
     layouts: list[bool | None] = []
-    upcoming = _start_pair(base, head, settings, f"{tag}0", None)
-    for pair in range(settings.pairs):
+    for first in range(0, settings.pairs, lanes):
+        wave = list(range(first, min(first + lanes, settings.pairs)))
+        lane_cpu = {p: cpus[i % len(cpus)] if pin else None for i, p in enumerate(wave)}
         t0 = time.monotonic()
-        a, b = upcoming
+        started: list[tuple[_Worker, _Worker]] = []
         try:
-            hello = [w.receive(settings.ready_timeout) for w in (a, b)]
-        except AbError:
-            a.close()
-            b.close()
-            raise
-        _debug(
-            f"{tag}{pair}: workers ready after {time.monotonic() - t0:.1f} s, ASLR {[h.get('aslr') for h in hello]}"
-        )
-        layouts.extend(h.get("aslr") for h in hello)
-        cpu = cpus[pair % len(cpus)] if pin else None
-        if pair + 1 < settings.pairs:
-            # The next pair starts up on the other CPU while this one measures on its own.
-            nxt = cpus[(pair + 1) % len(cpus)] if pin else None
-            upcoming = _start_pair(base, head, settings, f"{tag}{pair + 1}", nxt)
-        try:
-            if pair == 0:
-                have_a = {it["id"]: it for it in hello[0]["items"]}
-                have_b = {it["id"]: it for it in hello[1]["items"]}
+            for p in wave:
+                started.append(_start_pair(base, head, settings, f"{tag}{p}", lane_cpu[p]))
+            hellos = [[w.receive(settings.ready_timeout) for w in pair] for pair in started]
+            _debug(f"{tag}{first}..{wave[-1]}: workers ready after {time.monotonic() - t0:.1f} s")
+            layouts.extend(h.get("aslr") for hello in hellos for h in hello)
+            if first == 0:
+                have_a = {it["id"]: it for it in hellos[0][0]["items"]}
+                have_b = {it["id"]: it for it in hellos[0][1]["items"]}
                 if on_collect is not None:
-                    on_collect(list(have_a), list(have_b), hello[0]["errors"], hello[1]["errors"])
+                    on_collect(
+                        list(have_a), list(have_b), hellos[0][0]["errors"], hellos[0][1]["errors"]
+                    )
                 wanted = [
                     i for i in (ids if ids is not None else have_a) if i in have_a and i in have_b
                 ]
                 for i in wanted:
                     results[i] = Measurement(i, **{k: v for k, v in have_b[i].items() if k != "id"})
-            for m in results.values():
-                if m.error or m.skipped:
-                    continue
-                t0 = time.monotonic()
-                pinned = [cpu] if cpu is not None and m.metric == "cpu" else None
-                _measure_one(a, b, m, settings, plans, pinned, scale, memory=pair == 0)
-                _debug(f"{tag}{pair} {m.id}: plan {plans.get(m.id)}, {time.monotonic() - t0:.1f} s")
-        except BaseException:
-            if pair + 1 < settings.pairs:
-                for w in upcoming:
-                    w.close()
-            raise
+            with ThreadPoolExecutor(len(wave)) as pool:
+                futures = [
+                    pool.submit(_lane, a, b, list(results.values()), settings, plans, lock,
+                                lane_cpu[p], scale, p == 0, f"{tag}{p}")
+                    for p, (a, b) in zip(wave, started, strict=True)
+                ]  # fmt: skip
+                got = dict(zip(wave, [f.result() for f in futures], strict=True))
+            for p in wave:  # in pair order, whichever lane finished first
+                for m in results.values():
+                    if m.id in got[p] and not (m.error or m.skipped):
+                        samples = got[p][m.id]
+                        m.base.append(samples.base)
+                        m.head.append(samples.head)
+                        if samples.memory is not None:
+                            m.base_memory.append(samples.memory[0])
+                            m.head_memory.append(samples.memory[1])
         finally:
-            a.close()
-            b.close()
+            for pair in started:
+                for w in pair:
+                    w.close()
     for m in results.values():
         m.same_layout = all(x is False for x in layouts) if None not in layouts else None
     return list(results.values())
 
 
+def _lane(a: _Worker, b: _Worker, todo: list[Measurement], settings: Settings,
+          plans: dict[str, Plan], lock: threading.Lock, cpu: int | None, scale: float,
+          memory: bool, tag: str) -> dict[str, _Samples]:  # fmt: skip
+    """Measure every benchmark of *todo* in one process pair, on *cpu*."""
+    out = {}
+    for m in todo:
+        if m.error or m.skipped:
+            continue
+        t0 = time.monotonic()
+        pinned = [cpu] if cpu is not None and m.metric == "cpu" else None
+        samples = _measure_one(a, b, m, settings, plans, lock, pinned, scale, memory)
+        if samples is not None:
+            out[m.id] = samples
+        _debug(f"{tag} {m.id}: plan {plans.get(m.id)}, {time.monotonic() - t0:.1f} s")
+    return out
+
+
+class _Samples(NamedTuple):
+    """One benchmark in one process pair: the blocks of each side, peak memory when measured."""
+
+    base: list[list[float]]
+    head: list[list[float]]
+    memory: tuple[int, int] | None
+
+
 def _measure_one(a: _Worker, b: _Worker, m: Measurement, settings: Settings,
-                 plans: dict[str, Plan], cpu: list[int] | None, scale: float,
-                 memory: bool) -> None:  # fmt: skip
+                 plans: dict[str, Plan], lock: threading.Lock, cpu: list[int] | None,
+                 scale: float, memory: bool) -> _Samples | None:  # fmt: skip
     """Start the benchmark in both workers, alternate blocks A B B A ..., then let both tests finish.
 
-    Both workers set up and warm up at the same time (on any CPU; each pins itself
-    to *cpu* before its first timed call), and both finish at the same time: only
-    the blocks have to take turns.
+    Both workers set up and warm up at the same time (each pins itself to *cpu*
+    before its first timed call), and both finish at the same time: only the
+    blocks have to take turns.  None when either side failed or skipped (*m* says why).
     """
     t = settings.command_timeout
     item = {"cmd": "item", "id": m.id, "warmup": 2, "min_warmup_time": settings.warmup_time, "metric": m.metric,
             "memory": memory, "cpus": cpu, "round_time": settings.round_time}  # fmt: skip
-    if m.id in plans:
-        item["iterations"] = plans[m.id].iterations
+    with lock:
+        if m.id in plans:
+            item["iterations"] = plans[m.id].iterations
     a.send(**item)
     b.send(**item)
     ready_a, ready_b = a.receive(t), b.receive(t)
     ok_a, ok_b = _ok(m, ready_a, "base"), _ok(m, ready_b, "head")
     if not (ok_a and ok_b):  # a side that reached its benchmark call waits for "end"
         _finish([(a, "base")] * ok_a + [(b, "head")] * ok_b, m, t)
-        return
-    if m.id not in plans:
-        # Plan from the quicker side's probe: the other side may have been setting up on
-        # the same CPU while one probed.
-        quick = min((ready_a, ready_b), key=lambda r: _call_time(r["call_time"], m.metric))
-        call, iterations = _call_time(quick["call_time"], m.metric), int(quick["iterations"])
-        blocks, per_block = _plan(settings, call, iterations)
-        plans[m.id] = Plan(blocks, per_block, 1 if call < 0.005 else 0, iterations)
-    plan = plans[m.id]
-    m.iterations = plan.iterations
+        return None
+    with lock:
+        if m.id not in plans:
+            # Plan from the quicker side's probe: the other side may have been setting up on
+            # the same CPU while one probed.
+            quick = min((ready_a, ready_b), key=lambda r: _call_time(r["call_time"], m.metric))
+            call, iterations = _call_time(quick["call_time"], m.metric), int(quick["iterations"])
+            blocks, per_block = _plan(settings, call, iterations)
+            plans[m.id] = Plan(blocks, per_block, 1 if call < 0.005 else 0, iterations)
+        plan = plans[m.id]
+        m.iterations = plan.iterations
     blocks = max(2, round(plan.blocks * scale / 2) * 2)
     got: dict[str, list[list[float]]] = {"base": [], "head": []}
     for j in range(blocks):
@@ -349,14 +384,11 @@ def _measure_one(a: _Worker, b: _Worker, m: Measurement, settings: Settings,
                                    iterations=plan.iterations)  # fmt: skip
             if not _ok(m, reply, side):
                 _finish([(a, "base")] if side == "head" else [(b, "head")], m, t)
-                return
+                return None
             got[side].append(reply[m.metric])
-    if _finish([(a, "base"), (b, "head")], m, t):
-        m.base.append(got["base"])
-        m.head.append(got["head"])
-        if memory:
-            m.base_memory.append(_peak(ready_a))
-            m.head_memory.append(_peak(ready_b))
+    if not _finish([(a, "base"), (b, "head")], m, t):
+        return None
+    return _Samples(got["base"], got["head"], (_peak(ready_a), _peak(ready_b)) if memory else None)
 
 
 def _call_time(probe: dict[str, float], metric: str) -> float:
