@@ -318,6 +318,50 @@ def test_ids_only_one_side_has_are_listed(
     assert result.benchmarks == []
 
 
+WHERE = """
+import json
+import os
+import time
+
+def spin():
+    with open(os.environ["TOY_WHERE"], "a") as fh:  # one short line per call: appends stay whole
+        fh.write(json.dumps([os.getpid(), sorted(os.sched_getaffinity(0)), time.time()]) + "\\n")
+    end = time.process_time() + 0.002
+    while time.process_time() < end:
+        pass
+
+def test_where(benchmark):
+    benchmark(spin)
+"""
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs 2 CPUs: process pairs run side by side, one per CPU (run on a machine with 2+)",
+)
+def test_process_pairs_measure_side_by_side_each_on_its_own_cpu(tmp_path: Path) -> None:
+    (tmp_path / "test_where.py").write_text(WHERE)
+    calls = tmp_path / "calls.jsonl"
+    sides = [Side(name, tmp_path, env={"TOY_WHERE": str(calls)}) for name in ("base", "head")]
+    cfg = Settings(
+        paths=["test_where.py"], work_dir=tmp_path / ".cache", **{**QUICK, "max_time": 0.2}
+    )  # type: ignore[arg-type]
+    (b,) = run_ab(*sides, cfg, remeasure=False, extend=False).benchmarks
+    assert b.decision is not None and len(b.measurement.base) == 2
+    spans: dict[tuple[int, ...], dict[int, list[float]]] = {}
+    for line in calls.read_text().splitlines():
+        pid, cpus, t = json.loads(line)
+        spans.setdefault(tuple(cpus), {}).setdefault(pid, []).append(t)
+    assert all(len(cpus) == 1 for cpus in spans)  # every call ran pinned to one CPU ...
+    assert len(spans) == 2  # ... the two pairs on two different CPUs ...
+    assert all(len(pids) == 2 for pids in spans.values())  # ... both workers of a pair on one
+    (lo1, hi1), (lo2, hi2) = [
+        (min(min(t) for t in pids.values()), max(max(t) for t in pids.values()))
+        for pids in spans.values()
+    ]
+    assert lo1 < hi2 and lo2 < hi1  # and at the same time, not one pair after the other
+
+
 def test_a_worker_that_cannot_start_is_reported_with_its_log(toy: Path) -> None:
     (toy / "conftest.py").write_text("raise RuntimeError('conftest exploded')\n")
     with pytest.raises(AbError, match="stopped answering(.|\n)*conftest exploded"):

@@ -63,8 +63,18 @@ class Settings:
     # of a numpy loop 4.1 % beside another numpy loop, 6.7 % beside an idle CPU).
     lanes: int | None = None
     round_time: float = 1e-3
-    block_time: float = 0.02
+    # Rounds per block: as many as fit in block_time, at least 1.  This VM's CPUs switch
+    # between a fast and a ~1.9x slower state every few milliseconds (a pure-Python loop:
+    # half its 1 ms rounds slow, spells of 2-7 rounds), so the median of a 20 ms block
+    # swings with the mix of states, while two single rounds a millisecond apart mostly
+    # share one.  Alternating single rounds (block_time 0) cut the noise of the median
+    # ratio from 1.4-1.5 % to 0.3-0.4 % for the 1-5 ms gate benchmarks (suites/gate).
+    block_time: float = 0.0
     warmup_time: float = 0.05
+    # An untimed round before each block of calls under 5 ms.  Off: with one-round
+    # blocks it would double the cost, and the cache the other side left cold costs
+    # both sides alike.
+    warm_blocks: bool = False
     pin: bool = True
     same_layout: bool = True  # ASLR off and equal-size environments within a worker pair
     options: dict[str, Any] = field(default_factory=dict)  # worker config.option overrides
@@ -236,8 +246,9 @@ class Plan(NamedTuple):
 def _plan(settings: Settings, call_time: float, iterations: int) -> tuple[int, int]:
     """(blocks per process pair, rounds per block) for one benchmark.
 
-    Blocks are short (``block_time``) so that the two blocks of a pair share the
-    machine's state; at least 4 per process pair, an even number (A B B A cycles).
+    Blocks are short (``block_time``; by default one round) so that the two blocks of a
+    pair share the machine's state; at least 4 per process pair, an even number (A B B A
+    cycles).
     """
     round_time = max(call_time * iterations, 1e-9)
     rounds = settings.rounds or min(
@@ -372,7 +383,9 @@ def _measure_one(a: _Worker, b: _Worker, m: Measurement, settings: Settings,
             quick = min((ready_a, ready_b), key=lambda r: _call_time(r["call_time"], m.metric))
             call, iterations = _call_time(quick["call_time"], m.metric), int(quick["iterations"])
             blocks, per_block = _plan(settings, call, iterations)
-            plans[m.id] = Plan(blocks, per_block, 1 if call < 0.005 else 0, iterations)
+            plans[m.id] = Plan(
+                blocks, per_block, int(settings.warm_blocks and call < 0.005), iterations
+            )
         plan = plans[m.id]
         m.iterations = plan.iterations
     blocks = max(2, round(plan.blocks * scale / 2) * 2)

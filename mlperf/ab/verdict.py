@@ -1,10 +1,10 @@
 """The A/B verdict: pure functions of the interleaved samples, no I/O.
 
-Samples arrive in *blocks*: a block is a few consecutive rounds of one side, and
-blocks alternate A/B/B/A within a pair of worker processes, so block ``j`` of A
-and block ``j`` of B ran within a few tens of milliseconds of each other.  On a
-shared machine the CPU time of the same code jumps between states (we saw 3.3 ms
-and 5.5 ms for one loop, switching every few hundred milliseconds), so a ratio of
+Samples arrive in *blocks*: a block is one or a few consecutive rounds of one side,
+and blocks alternate A/B/B/A within a pair of worker processes, so block ``j`` of A
+and block ``j`` of B ran next to each other in time.  On a shared machine the CPU
+time of the same code jumps between states (on the 2-core VM a fast one and one
+about 1.9x slower, switching every few milliseconds), so a ratio of
 the two sides' pooled medians swings with the mix of states each side happened
 to get.  The *median ratio* here is therefore the median, over block pairs, of
 ``median(B_j) / median(A_j)``: each block is compared only with its neighbour in
