@@ -3,10 +3,11 @@
 Stored baselines cannot gate a 5 % change on a shared machine whose medians drift
 2x between processes, so the gate measures both revisions in the same job: git
 worktrees (one environment when the dependencies match), the same benchmark ids,
-short blocks of rounds interleaved A/B/B/A between the two workers of a process
-pair (same CPU, same hash seed, same memory layout), several fresh pairs (one per
-CPU at a time, side by side), process CPU time (wall time for ``@pytest.mark.mlperf(metric="wall")``), peak memory.
-The median ratio is taken over time-adjacent block pairs.  A benchmark is a
+single rounds interleaved A/B/B/A between the two workers of a process pair (same
+CPU, same hash seed, same memory layout), several fresh pairs (one per CPU at a
+time, side by side), process CPU time (wall time for
+``@pytest.mark.mlperf(metric="wall")``), peak memory.  The median ratio is taken
+over time-adjacent round pairs.  A benchmark is a
 REGRESSION only when a one-sided Mann-Whitney test gives p < 0.01 *and* the
 bootstrap 95 % interval of the median ratio lies wholly above ``1 + threshold``,
 and only if a re-measurement with twice the rounds in fresh processes says so

@@ -281,12 +281,13 @@ class _Worker:
         self._pin(req.get("cpus") or self._all_cpus)  # the probe calls re-warm this CPU's caches
         # Three timed calls (median: one preempted call must not skew the plan); "step" also
         # counts the untimed setup/teardown a pedantic round pays, so plans budget for it.
+        # A benchmark the coordinator has planned already needs one call, to warm this CPU.
         probes = []
-        for _ in range(3):
+        for _ in range(1 if req.get("iterations") else 3):
             c0 = time.process_time()
             cpu1, wall1, result = step(1)
             probes.append((cpu1, wall1, time.process_time() - c0))
-        cpu1, wall1, step_cpu = (sorted(p[k] for p in probes)[1] for k in range(3))
+        cpu1, wall1, step_cpu = (sorted(p[k] for p in probes)[len(probes) // 2] for k in range(3))
         iterations = 1 if fixed else int(req.get("iterations") or 0)
         if not iterations:
             clock = wall1 if req.get("metric") == "wall" else cpu1

@@ -54,9 +54,10 @@ class Settings:
     min_rounds: int = 20
     max_rounds: int = 5000
     # Each fresh process pair has its own layout luck, so the rounds are spread over
-    # several pairs; on the 2-core VM the spread between pairs of identical code was
-    # about what each pair's own sampling noise explains (per pair, 2.5-3.5 % SD for a
-    # 1 ms numpy benchmark at 0.5 s per side), so fewer, longer pairs cost no precision.
+    # several pairs.  On the 2-core VM (gate evaluation, 40 runs on identical code) the
+    # two pairs' estimates differed by about what each pair's own noise explains (SD
+    # per pair: numpy 0.7 %, pure Python 1.2 %, pandas 3.4 %), so two pairs side by side
+    # cost no precision and half the time of more, shorter pairs in turn.
     pairs: int = 2
     # Pairs measured at once, each pinned to its own CPU (None: one per CPU we may use).
     # A busy neighbour CPU did not make a pair's samples noisier here (block-to-block SD
@@ -304,10 +305,20 @@ def measure(
                 ]
                 for i in wanted:
                     results[i] = Measurement(i, **{k: v for k, v in have_b[i].items() if k != "id"})
+            # Peak memory once per benchmark and side, in the first wave, spread over its
+            # pairs: the untimed extra call must not hold up one lane for every benchmark.
+            memory = {
+                p: {
+                    m.id
+                    for k, m in enumerate(results.values())
+                    if first == 0 and k % len(wave) == i
+                }
+                for i, p in enumerate(wave)
+            }
             with ThreadPoolExecutor(len(wave)) as pool:
                 futures = [
                     pool.submit(_lane, a, b, list(results.values()), settings, plans, lock,
-                                lane_cpu[p], scale, p == 0, f"{tag}{p}")
+                                lane_cpu[p], scale, memory[p], f"{tag}{p}")
                     for p, (a, b) in zip(wave, started, strict=True)
                 ]  # fmt: skip
                 got = dict(zip(wave, [f.result() for f in futures], strict=True))
@@ -331,15 +342,15 @@ def measure(
 
 def _lane(a: _Worker, b: _Worker, todo: list[Measurement], settings: Settings,
           plans: dict[str, Plan], lock: threading.Lock, cpu: int | None, scale: float,
-          memory: bool, tag: str) -> dict[str, _Samples]:  # fmt: skip
-    """Measure every benchmark of *todo* in one process pair, on *cpu*."""
+          memory: set[str], tag: str) -> dict[str, _Samples]:  # fmt: skip
+    """Measure every benchmark of *todo* in one process pair, on *cpu* (peak memory of those in *memory*)."""
     out = {}
     for m in todo:
         if m.error or m.skipped:
             continue
         t0 = time.monotonic()
         pinned = [cpu] if cpu is not None and m.metric == "cpu" else None
-        samples = _measure_one(a, b, m, settings, plans, lock, pinned, scale, memory)
+        samples = _measure_one(a, b, m, settings, plans, lock, pinned, scale, m.id in memory)
         if samples is not None:
             out[m.id] = samples
         _debug(f"{tag} {m.id}: plan {plans.get(m.id)}, {time.monotonic() - t0:.1f} s")
