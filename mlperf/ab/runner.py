@@ -307,14 +307,8 @@ def measure(
                     results[i] = Measurement(i, **{k: v for k, v in have_b[i].items() if k != "id"})
             # Peak memory once per benchmark and side, in the first wave, spread over its
             # pairs: the untimed extra call must not hold up one lane for every benchmark.
-            memory = {
-                p: {
-                    m.id
-                    for k, m in enumerate(results.values())
-                    if first == 0 and k % len(wave) == i
-                }
-                for i, p in enumerate(wave)
-            }
+            turn = {i: wave[k % len(wave)] for k, i in enumerate(results)} if first == 0 else {}
+            memory = {p: {i for i, q in turn.items() if q == p} for p in wave}
             with ThreadPoolExecutor(len(wave)) as pool:
                 futures = [
                     pool.submit(_lane, a, b, list(results.values()), settings, plans, lock,
