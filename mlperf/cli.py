@@ -116,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     for name, p in (("ab", ab), ("report", report)):
         try:
-            module = importlib.import_module(f"mlperf.{name}")
+            module = importlib.import_module("mlperf.ab.cli" if name == "ab" else f"mlperf.{name}")
         except ImportError as exc:  # keep the other subcommands usable; say why this one is not
             p.set_defaults(func=lambda _args, exc=exc, name=name: _unavailable(name, exc))
             continue

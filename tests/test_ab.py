@@ -18,8 +18,9 @@ from hypothesis.extra.numpy import arrays
 
 from mlperf.ab import AbError, Settings, Side, decide, paired_block_bootstrap, run_ab
 from mlperf.ab.result import AbResult, BenchmarkVerdict, memory_verdict
-from mlperf.ab.runner import Measurement, _plan
+from mlperf.ab.runner import _plan
 from mlperf.ab.trees import needs_own_env, resolve
+from mlperf.ab.types import Measurement
 from mlperf.stats import bootstrap_ratio_ci
 
 # --------------------------------------------------------------- the verdict rule
@@ -384,7 +385,7 @@ def test_a_threefold_slowdown_is_a_confirmed_regression(toy: Path) -> None:
 def _scripted_measure(monkeypatch: pytest.MonkeyPatch, looks: dict[str, tuple[float, float]],
                       blocks: int = 20) -> list[str]:  # fmt: skip
     """Replace the measuring with synthetic samples: *looks* maps the look's tag to (ratio, noise)."""
-    from mlperf import ab
+    from mlperf.ab import compare as ab
 
     calls: list[str] = []
 

@@ -8,10 +8,16 @@ swaps the ``benchmark`` fixture for a proxy that warms up, times the rounds with
 both process CPU time and wall time, and optionally measures peak memory in one
 extra, untimed call.
 
-Standalone on purpose: the coordinator copies this file next to nothing else and
-loads it with ``-p _mlperf_ab_worker`` inside the *other* revision, where
-``import mlperf`` is that revision's package (perhaps one without ``mlperf.ab``).
-So it imports only the standard library and pytest.
+Before the first benchmark and after each one it checks that every imported module
+of the project came from this side's own revision (``MLPERF_AB_OWN``, set by the
+coordinator) and reports the ones that did not: no verdict is ever given for code
+the side did not run.
+
+Standalone on purpose: the coordinator copies this file, and ``mlperf/project.py``
+as ``_mlperf_ab_project``, into a directory of their own and loads the worker with
+``-p _mlperf_ab_worker`` inside the *other* revision, where ``import mlperf`` is
+that revision's package (perhaps one without ``mlperf.ab``).  So it imports only
+the standard library, pytest and that copy.
 """
 
 from __future__ import annotations
@@ -26,12 +32,14 @@ from typing import Any
 
 import pytest
 
-__all__ = ["FDS_ENV", "OPTIONS_ENV"]
+__all__ = ["FDS_ENV", "OPTIONS_ENV", "OWN_ENV"]
 
 #: "read_fd,write_fd" of the command and result pipes; set only by the coordinator
 FDS_ENV = "MLPERF_AB_FDS"
 #: JSON object of ``config.option`` values to set when the revision's plugin has them
 OPTIONS_ENV = "MLPERF_AB_OPTIONS"
+#: JSON object: the project's own module prefixes and the directories they may come from
+OWN_ENV = "MLPERF_AB_OWN"
 
 _MAX_ITERATIONS = 1_000_000
 
@@ -47,14 +55,27 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _metric(item: pytest.Item) -> dict[str, Any]:
+    """The benchmark's id and the settings of its ``mlperf`` marker (defaults are the coordinator's)."""
     marker = item.get_closest_marker("mlperf")
     kwargs = dict(marker.kwargs) if marker else {}
     return {
         "id": item.nodeid,
         "metric": kwargs.get("metric", "cpu"),
-        "max_regression": kwargs.get("max_regression", 0.25),
-        "max_memory_regression": kwargs.get("max_memory_regression", 0.10),
+        "max_memory_regression": kwargs.get("max_memory_regression"),
     }
+
+
+def _foreign() -> list[tuple[str, str]]:
+    """The project's imported modules that did not come from this side's own code."""
+    own = json.loads(os.environ.get(OWN_ENV) or "{}")
+    if not own.get("prefixes"):
+        return []
+    from _mlperf_ab_project import foreign_modules
+
+    found: list[tuple[str, str]] = foreign_modules(
+        own["prefixes"], own["allowed"], own.get("compiled") or None
+    )
+    return found
 
 
 def _aslr() -> bool | None:
@@ -223,7 +244,8 @@ class _Worker:
             if "benchmark" in getattr(it, "fixturenames", ()) and not it.get_closest_marker("skip")
         }
         described = [_metric(it) for it in items.values()]
-        self._send(event="hello", items=described, errors=self._collect_errors, aslr=_aslr())
+        self._send(event="hello", items=described, errors=self._collect_errors, aslr=_aslr(),
+                   foreign=_foreign())  # fmt: skip
         while True:
             command = self._receive()
             if command.get("cmd") != "item":
@@ -252,7 +274,7 @@ class _Worker:
                 break
         if outcome == "passed" and not self._measured:
             outcome, detail = "failed", "the test never called its benchmark fixture"
-        self._send(event="done", id=item.nodeid, outcome=outcome, detail=detail)
+        self._send(event="done", id=item.nodeid, outcome=outcome, detail=detail, foreign=_foreign())
 
     def _pin(self, cpus: list[int]) -> None:
         """Set the CPU affinity of every thread of this process (thread pools included)."""
@@ -304,8 +326,6 @@ class _Worker:
             command = self._receive()
             if command.get("cmd") != "block":
                 break
-            for _ in range(int(command.get("warmup", 0))):
-                _, _, result = step(1)
             if not fixed and command.get("iterations"):  # the coordinator's: the same on both sides
                 iterations = int(command["iterations"])
             cpu, wall = [], []

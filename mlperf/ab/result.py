@@ -6,7 +6,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlperf.ab.runner import Measurement
+from mlperf.ab.types import Measurement
 from mlperf.ab.verdict import Decision
 
 __all__ = ["SCHEMA_VERSION", "AbResult", "BenchmarkVerdict", "memory_verdict"]

@@ -23,13 +23,13 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from mlperf.ab.trees import AbError, Side
+from mlperf.ab.types import AbError, Measurement, Plan, Settings, Side
+from mlperf.defaults import MAX_MEMORY_REGRESSION
 
-__all__ = ["THREAD_PINS", "Measurement", "Settings", "measure"]
+__all__ = ["THREAD_PINS", "measure"]
 
 #: thread-pool sizes pinned to 1 in every worker: both sides measure single-threaded work
 THREAD_PINS = dict.fromkeys(
@@ -40,67 +40,9 @@ THREAD_PINS = dict.fromkeys(
 _DROP_ENV = ("PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT",
              "PYTEST_XDIST_TESTRUNUID", "PYTEST_CURRENT_TEST", "PYTHONHASHSEED")  # fmt: skip
 _WORKER = Path(__file__).with_name("_mlperf_ab_worker.py")
+#: the worker's copy of :mod:`mlperf.project` (its provenance guard), importable without mlperf
+_PROJECT = (Path(__file__).parent.parent / "project.py", "_mlperf_ab_project.py")
 _ADDR_NO_RANDOMIZE = 0x0040000  # personality(2) flag, as `setarch -R` sets it
-
-
-@dataclass
-class Settings:
-    """How much to measure and where; see ``mlperf ab --help`` for the user-facing meaning."""
-
-    paths: list[str] = field(default_factory=lambda: ["suites"])
-    only: str | None = None
-    rounds: int | None = None  # per side; None: as many as fit in max_time
-    max_time: float = 1.5  # measured seconds per side and benchmark when rounds is None
-    min_rounds: int = 20
-    max_rounds: int = 5000
-    # Each fresh process pair has its own layout luck, so the rounds are spread over
-    # several pairs.  On the 2-core VM (gate evaluation, 40 runs on identical code) the
-    # two pairs' estimates differed by about what each pair's own noise explains (SD
-    # per pair: numpy 0.7 %, pure Python 1.2 %, pandas 3.4 %), so two pairs side by side
-    # cost no precision and half the time of more, shorter pairs in turn.
-    pairs: int = 2
-    # Pairs measured at once, each pinned to its own CPU (None: one per CPU we may use).
-    # A busy neighbour CPU did not make a pair's samples noisier here (block-to-block SD
-    # of a numpy loop 4.1 % beside another numpy loop, 6.7 % beside an idle CPU).
-    lanes: int | None = None
-    round_time: float = 1e-3
-    # Rounds per block: as many as fit in block_time, at least 1.  This VM's CPUs switch
-    # between a fast and a ~1.9x slower state every few milliseconds (a pure-Python loop:
-    # half its 1 ms rounds slow, spells of 2-7 rounds), so the median of a 20 ms block
-    # swings with the mix of states, while two single rounds a millisecond apart mostly
-    # share one.  Alternating single rounds (block_time 0) cut the noise of the median
-    # ratio from 1.4-1.5 % to 0.3-0.4 % for the 1-5 ms gate benchmarks (suites/gate).
-    block_time: float = 0.0
-    warmup_time: float = 0.05
-    # An untimed round before each block of calls under 5 ms.  Off: with one-round
-    # blocks it would double the cost, and the cache the other side left cold costs
-    # both sides alike.
-    warm_blocks: bool = False
-    pin: bool = True
-    same_layout: bool = True  # ASLR off and equal-size environments within a worker pair
-    options: dict[str, Any] = field(default_factory=dict)  # worker config.option overrides
-    work_dir: Path = Path(".cache/mlperf/ab")
-    ready_timeout: float = 600.0
-    command_timeout: float = 900.0
-
-
-@dataclass
-class Measurement:
-    """Samples of one benchmark from one measurement: ``[process pair][block][round]``."""
-
-    id: str
-    metric: str = "cpu"
-    max_regression: float = 0.25
-    max_memory_regression: float = 0.10
-    iterations: int = 0
-    base: list[list[list[float]]] = field(default_factory=list)
-    head: list[list[list[float]]] = field(default_factory=list)
-    base_memory: list[int] = field(default_factory=list)
-    head_memory: list[int] = field(default_factory=list)
-    error: str | None = None
-    skipped: str | None = None
-    same_layout: bool | None = None  # every worker ran with address randomisation off
-    extended: bool = False  # holds a second, longer measurement of an inconclusive first one
 
 
 def _no_aslr() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -127,24 +69,31 @@ class _Worker:
     def __init__(self, side: Side, settings: Settings, hash_seed: int, log: Path) -> None:
         plugin_dir = settings.work_dir / "plugin"
         plugin_dir.mkdir(parents=True, exist_ok=True)
-        target = plugin_dir / _WORKER.name
-        if not target.is_file() or target.read_bytes() != _WORKER.read_bytes():
-            shutil.copyfile(_WORKER, target)
+        for source, name in ((_WORKER, _WORKER.name), _PROJECT):
+            target = plugin_dir / name
+            if not target.is_file() or target.read_bytes() != source.read_bytes():
+                shutil.copyfile(source, target)
         self._cmd_r, self._cmd_w = os.pipe()
         self._res_r, self._res_w = os.pipe()
         env = {k: v for k, v in os.environ.items() if k not in _DROP_ENV}
         env.update(THREAD_PINS)
         env.update(side.env)
         options = {**settings.options, **side.options}
+        path = [plugin_dir.resolve(), *side.code_path, side.root]
+        own = {"prefixes": side.own, "allowed": [str(p) for p in side.allowed],
+               "compiled": [str(p) for p in side.compiled], "side": side.label}  # fmt: skip
         env.update(
-            PYTHONPATH=os.pathsep.join([str(plugin_dir.resolve()), str(side.root)]),
+            PYTHONPATH=os.pathsep.join(str(p) for p in path),
             PYTHONHASHSEED=str(hash_seed),
             MLPERF_AB_FDS=f"{self._cmd_r:05d},{self._res_w:05d}",  # fixed width: same size in both workers
             MLPERF_AB_OPTIONS=json.dumps(options),
+            MLPERF_AB_OWN=json.dumps(own),
         )
-        # Hypothesis' and anyio's plugins only serve property and async tests, not benchmarks;
-        # leaving them out halves a worker's start-up (hypothesis alone imports in ~1 s).
-        args = [side.python, "-m", "pytest", *settings.paths, "-p", "_mlperf_ab_worker", "-p", "no:cacheprovider",
+        # -P: the working directory does not go first on sys.path, so PYTHONPATH decides
+        # which revision's code is imported.  Hypothesis' and anyio's plugins only serve
+        # property and async tests, not benchmarks; leaving them out halves a worker's
+        # start-up (hypothesis alone imports in ~1 s).
+        args = [side.python, "-P", "-m", "pytest", *settings.paths, "-p", "_mlperf_ab_worker", "-p", "no:cacheprovider",
                 "-p", "no:hypothesispytest", "-p", "no:anyio", "-q", "--benchmark-disable", "--no-header"]  # fmt: skip
         if settings.only:
             args += ["-k", settings.only]
@@ -172,7 +121,9 @@ class _Worker:
             if ready:
                 line = self._res.readline()
                 if line:
-                    return dict(json.loads(line))
+                    message = dict(json.loads(line))
+                    _check_own(self, message)
+                    return message
                 break
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 break
@@ -235,15 +186,6 @@ def _start_pair(
     return pair
 
 
-class Plan(NamedTuple):
-    """How one benchmark is measured in each process pair."""
-
-    blocks: int  # per process pair, even (A B B A cycles)
-    per_block: int  # rounds per block
-    warmup: int  # untimed rounds before each block
-    iterations: int  # calls per round
-
-
 def _plan(settings: Settings, call_time: float, iterations: int) -> tuple[int, int]:
     """(blocks per process pair, rounds per block) for one benchmark.
 
@@ -304,7 +246,9 @@ def measure(
                     i for i in (ids if ids is not None else have_a) if i in have_a and i in have_b
                 ]
                 for i in wanted:
-                    results[i] = Measurement(i, **{k: v for k, v in have_b[i].items() if k != "id"})
+                    limit = have_b[i].get("max_memory_regression")
+                    results[i] = Measurement(i, have_b[i].get("metric", "cpu"),
+                                             MAX_MEMORY_REGRESSION if limit is None else limit)  # fmt: skip
             # Peak memory once per benchmark and side, in the first wave, spread over its
             # pairs: the untimed extra call must not hold up one lane for every benchmark.
             turn = {i: wave[k % len(wave)] for k, i in enumerate(results)} if first == 0 else {}
@@ -388,9 +332,7 @@ def _measure_one(a: _Worker, b: _Worker, m: Measurement, settings: Settings,
             quick = min((ready_a, ready_b), key=lambda r: _call_time(r["call_time"], m.metric))
             call, iterations = _call_time(quick["call_time"], m.metric), int(quick["iterations"])
             blocks, per_block = _plan(settings, call, iterations)
-            plans[m.id] = Plan(
-                blocks, per_block, int(settings.warm_blocks and call < 0.005), iterations
-            )
+            plans[m.id] = Plan(blocks, per_block, iterations)
         plan = plans[m.id]
         m.iterations = plan.iterations
     blocks = max(2, round(plan.blocks * scale / 2) * 2)
@@ -398,8 +340,9 @@ def _measure_one(a: _Worker, b: _Worker, m: Measurement, settings: Settings,
     for j in range(blocks):
         order = ((a, "base"), (b, "head")) if j % 2 == 0 else ((b, "head"), (a, "base"))
         for worker, side in order:
-            reply = worker.request(t, cmd="block", rounds=plan.per_block, warmup=plan.warmup,
-                                   iterations=plan.iterations)  # fmt: skip
+            reply = worker.request(
+                t, cmd="block", rounds=plan.per_block, iterations=plan.iterations
+            )
             if not _ok(m, reply, side):
                 _finish([(a, "base")] if side == "head" else [(b, "head")], m, t)
                 return None
@@ -431,6 +374,23 @@ def _debug(msg: str) -> None:
 
 def _peak(reply: dict[str, Any]) -> int:
     return int((reply.get("memory") or {}).get("peak") or 0)
+
+
+def _check_own(worker: _Worker, reply: dict[str, Any]) -> None:
+    """Stop the run when the worker imported the project's code from outside its side."""
+    foreign = reply.get("foreign") or []
+    if not foreign:
+        return
+    name, path = foreign[0]
+    side = worker.side
+    where = ", ".join(map(str, side.code_path or side.allowed))
+    more = f" (and {len(foreign) - 1} more module(s))" if len(foreign) > 1 else ""
+    raise AbError(
+        f"mlperf ab: {side.label} imported {name} from {path}{more}, not from its own revision "
+        f"({where}); something puts other code first on sys.path (a .pth file, PYTHONPATH, a "
+        "conftest.py that edits sys.path, or a package that must be built: try --build always). "
+        f"No verdict is given for code a side did not run. Worker log: {worker.log}"
+    )
 
 
 def _ok(m: Measurement, reply: dict[str, Any], side: str) -> bool:

@@ -1,49 +1,42 @@
 """Checkouts and environments for ``mlperf ab``: git worktrees and, when needed, a venv.
 
-Both revisions run from the same interpreter whenever their ``pyproject.toml`` is
-byte-identical: the worker's ``PYTHONPATH`` puts the checkout first, so ``import
-mlperf`` (and the pytest plugin entry point) resolve to that checkout's code.  A
-revision with other dependencies gets its own venv, built once per pyproject
-under ``.cache/mlperf/ab/venvs/``.
+Both revisions run from the same interpreter whenever their declared dependencies
+are the same (``[project]`` dependencies and extras, ``requires-python``,
+``[build-system]``, poetry's and PEP 735's dependency groups): a version bump or a
+tool setting does not cost a venv.  A revision with other dependencies gets its own
+venv, built once per dependency set under ``.cache/mlperf/ab/venvs/``; it sees this
+environment's packages (pytest, pytest-benchmark, mlperf) below its own.  Which
+directory each side imports the project's own code from is :mod:`mlperf.ab.code`'s
+business.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass, field
+import sysconfig
+import tempfile
+import tomllib
 from pathlib import Path
 from typing import Any
 
+from mlperf.ab.code import prepare_code
+from mlperf.ab.types import AbError, Side
+
 __all__ = [
-    "AbError",
-    "Side",
     "checkout",
+    "dependency_key",
     "needs_own_env",
     "prepare_sides",
     "python_for",
     "repo_root",
     "resolve",
+    "tree_key",
 ]
-
-
-class AbError(RuntimeError):
-    """``mlperf ab`` cannot proceed; the message says why and what to do."""
-
-
-@dataclass
-class Side:
-    """One side of an A/B comparison: a checkout, the interpreter to run it, extra env vars."""
-
-    label: str
-    root: Path
-    python: str = sys.executable
-    env: dict[str, str] = field(default_factory=dict)
-    options: dict[str, Any] = field(
-        default_factory=dict
-    )  # pytest config.option values, when known there
 
 
 def _git(repo: Path, *args: str, check: bool = True) -> str:
@@ -107,76 +100,140 @@ def checkout(repo: Path, sha: str, cache: Path) -> Path:
     return path
 
 
+def tree_key(repo: Path, sha: str | None, rel: str) -> str:
+    """Git's hash of the files under *rel* at commit *sha*, or in the working tree (``None``).
+
+    The working tree's hash covers uncommitted and untracked (not ignored) files: it
+    is written through a scratch index, so the user's index is never touched.
+    """
+    spec = f"{sha}:{rel}" if rel else f"{sha}^{{tree}}"
+    if sha is not None:
+        return _git(repo, "rev-parse", spec)
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        for args in (["read-tree", "HEAD"], ["add", "-A", "--", rel or "."], ["write-tree"]):
+            proc = subprocess.run(["git", "-C", str(repo), *args], env=env, capture_output=True,
+                                  text=True, check=False)  # fmt: skip
+            if proc.returncode != 0:
+                raise AbError(f"mlperf ab: git {' '.join(args)} failed in {str(repo)!r}: "
+                              f"{proc.stderr.strip()}")  # fmt: skip
+        tree = proc.stdout.strip()
+    return _git(repo, "rev-parse", f"{tree}:{rel}") if rel else tree
+
+
+def dependency_key(tree: Path) -> str | None:
+    """A hash of what *tree*'s ``pyproject.toml`` declares it needs (None without one)."""
+    path = tree / "pyproject.toml"
+    if not path.is_file():
+        return None
+    try:
+        data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    project = data.get("project") or {}
+    poetry = (data.get("tool") or {}).get("poetry") or {}
+    wanted = {
+        "dependencies": project.get("dependencies"),
+        "optional": project.get("optional-dependencies"),
+        "python": project.get("requires-python"),
+        "build": data.get("build-system"),
+        "groups": data.get("dependency-groups"),
+        "poetry": [poetry.get("dependencies"), poetry.get("group"), poetry.get("extras")],
+    }
+    return hashlib.sha256(json.dumps(wanted, sort_keys=True).encode()).hexdigest()[:12]
+
+
 def needs_own_env(tree: Path, reference: Path) -> bool:
-    """True when *tree*'s pyproject.toml differs from *reference*'s (its dependencies may differ)."""
-    mine, theirs = reference / "pyproject.toml", tree / "pyproject.toml"
-    if not theirs.is_file():
-        return False
-    return not (mine.is_file() and mine.read_bytes() == theirs.read_bytes())
+    """True when *tree* declares other dependencies than *reference* (see :func:`dependency_key`)."""
+    theirs = dependency_key(tree)
+    return theirs is not None and theirs != dependency_key(reference)
 
 
 def python_for(tree: Path, reference: Path, cache: Path, extras: str = "all") -> str:
-    """Interpreter for *tree*: this one when pyproject.toml matches *reference*'s, else a venv.
+    """Interpreter for *tree*: this one when its dependencies match *reference*'s, else a venv.
 
-    The venv is keyed by the pyproject's hash and installs ``tree[extras]`` once;
-    the checkout still wins on ``PYTHONPATH``, so one venv serves every revision
-    with those dependencies.
+    The venv is keyed by the dependency hash and installs ``tree[extras]`` once.  A
+    ``.pth`` file adds this environment's site-packages *after* the venv's own, so
+    tools the project does not declare (pytest, pytest-benchmark, mlperf itself)
+    are still there, while every package the revision declares is its own version.
+    Which directory the project's own code is imported from is decided per side
+    (:mod:`mlperf.ab.code`), so one venv serves every revision with those dependencies.
     """
     if not needs_own_env(tree, reference):
         return sys.executable
-    mine, theirs = reference / "pyproject.toml", tree / "pyproject.toml"
-    digest = hashlib.sha256(theirs.read_bytes()).hexdigest()[:12]
-    venv = cache / "venvs" / digest
+    digest = dependency_key(tree)
+    venv = cache / "venvs" / str(digest)
     python = venv / "bin" / "python"
     ready = venv / ".mlperf-ready"
     if not ready.is_file():
         shutil.rmtree(venv, ignore_errors=True)
-        steps = [
-            [sys.executable, "-m", "venv", str(venv)],
-            [str(python), "-m", "pip", "install", "-q", "--upgrade", "pip"],
-            [
-                str(python),
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                f"{tree}[{extras}]" if extras else str(tree),
-            ],
-        ]
-        print(
-            f"mlperf ab: {theirs} differs from {mine}; building a separate venv in {venv}",
-            file=sys.stderr,
-        )
-        for cmd in steps:
-            if subprocess.run(cmd, check=False).returncode != 0:
-                raise AbError(
-                    f"mlperf ab: could not build the venv for {str(tree)!r} ({' '.join(cmd)} failed); "
-                    f"fix the install or pass --extras with the extras that install"
-                )
-        ready.write_text(digest + "\n")
+        target = f"{tree}[{extras}]" if extras else str(tree)
+        print(f"mlperf ab: {tree / 'pyproject.toml'} declares other dependencies than "
+              f"{reference / 'pyproject.toml'}; building a venv for it in {venv}", file=sys.stderr)  # fmt: skip
+        if subprocess.run([sys.executable, "-m", "venv", str(venv)], check=False).returncode == 0:
+            purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                     capture_output=True, text=True, check=False).stdout.strip()  # fmt: skip
+            parent = sysconfig.get_paths()["purelib"]
+            Path(purelib, "_mlperf_parent_env.pth").write_text(
+                f"import site; site.addsitedir({parent!r})\n"
+            )
+        cmd = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", target]
+        if not python.is_file() or subprocess.run(cmd, check=False).returncode != 0:
+            raise AbError(
+                f"mlperf ab: could not build the venv for {str(tree)!r} ({' '.join(cmd)} failed); "
+                "fix the install or pass --extras with the extras that install"
+            )
+        ready.write_text(f"{digest}\n")
     return str(python)
 
 
-def _revision(repo: Path, rev: str, cache: Path, extras: str) -> Side:
+def prepare_sides(
+    repo: Path,
+    base_rev: str,
+    head_rev: str | None,
+    cache: Path,
+    extras: str = "all",
+    build: str = "auto",
+    start: Path | None = None,
+) -> tuple[Side, Side]:
+    """Check out *base_rev* (and *head_rev*; default: the working tree as it is) and prepare each side.
+
+    *start* (default: the current directory) is where the user stands inside *repo*;
+    each side's pytest session runs in that directory's counterpart of its checkout,
+    so a project in a sub-directory of a monorepo is measured as it is used.
+    """
+    _ignore_cache(cache)
+    here = (start or Path.cwd()).resolve()
+    rel = here.relative_to(repo.resolve()).as_posix() if here != repo.resolve() else ""
+    base = _revision(repo, base_rev, cache, extras, build, rel)
+    if head_rev is not None:
+        return base, _revision(repo, head_rev, cache, extras, build, rel)
+    head_sha = resolve(repo, "HEAD")
+    dirty = bool(_git(repo, "status", "--porcelain", "--untracked-files=no", check=False))
+    head = Side(
+        f"working tree ({short(repo, head_sha)}{' + changes' if dirty else ''})", repo / rel
+    )
+    prepare_code(head, repo, lambda: tree_key(repo, None, rel), cache, build, own_tree=False)
+    return base, head
+
+
+def _revision(repo: Path, rev: str, cache: Path, extras: str, build: str, rel: str) -> Side:
     sha = resolve(repo, rev)
     tree = checkout(repo, sha, cache)
-    side = Side(f"{rev} ({short(repo, sha)})", tree, python_for(tree, repo, cache, extras))
+    root = tree / rel
+    side = Side(f"{rev} ({short(repo, sha)})", root, python_for(root, repo / rel, cache, extras))
+    prepare_code(side, tree, lambda: tree_key(repo, sha, rel), cache, build)
     _share_data_cache(repo, side)
     return side
 
 
-def prepare_sides(
-    repo: Path, base_rev: str, head_rev: str | None, cache: Path, extras: str = "all"
-) -> tuple[Side, Side]:
-    """Check out *base_rev* (and *head_rev*; default: the working tree as it is) and pick interpreters."""
-    base = _revision(repo, base_rev, cache, extras)
-    if head_rev is not None:
-        return base, _revision(repo, head_rev, cache, extras)
-    head_sha = resolve(repo, "HEAD")
-    dirty = bool(_git(repo, "status", "--porcelain", "--untracked-files=no", check=False))
-    return base, Side(
-        f"working tree ({short(repo, head_sha)}{' + changes' if dirty else ''})", repo
-    )
+def _ignore_cache(cache: Path) -> None:
+    """Keep git from seeing the cache (worktrees, builds, venvs), as pytest does for its own."""
+    top = cache.parent if cache.name == "ab" else cache
+    top.mkdir(parents=True, exist_ok=True)
+    marker = top / ".gitignore"
+    if not marker.is_file():
+        marker.write_text("# created by mlperf: nothing in here belongs in git\n*\n")
 
 
 def _share_data_cache(repo: Path, side: Side) -> None:

@@ -1,0 +1,200 @@
+"""``mlperf ab BASE [HEAD] [PATH ...]``: the command line of the same-run A/B."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from mlperf.ab.code import BUILD_CHOICES
+from mlperf.ab.compare import run_ab
+from mlperf.ab.trees import prepare_sides, repo_root
+from mlperf.ab.types import AbError, Settings
+from mlperf.defaults import AB_THRESHOLD
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``mlperf ab``."""
+    import mlperf.ab
+
+    parser.description = mlperf.ab.__doc__
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("base", metavar="BASE", help="base revision, e.g. origin/main or HEAD~1")
+    parser.add_argument(
+        "rest",
+        metavar="HEAD|PATH",
+        nargs="*",
+        default=[],
+        help="head revision (default: the working tree, uncommitted changes included), then "
+        "test files or directories to collect (default: what a plain `pytest` here collects: "
+        "the testpaths of your pytest configuration, else this directory)",
+    )
+    parser.add_argument(
+        "--path",
+        dest="paths",
+        nargs="+",
+        action="extend",
+        default=None,
+        metavar="PATH",
+        help="test files or directories to collect (repeatable; same as trailing PATHs)",
+    )
+    parser.add_argument(
+        "--only", metavar="EXPR", default=None, help="pytest -k expression selecting benchmarks"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="measured rounds per side and benchmark (default: as many as fit in --max-time, "
+        "at least 20)",
+    )
+    parser.add_argument(
+        "--max-time",
+        type=float,
+        default=Settings.max_time,
+        metavar="SECONDS",
+        help="measuring time per side and benchmark, in the benchmark's clock (CPU seconds unless "
+        f"metric='wall'), when --rounds is not given (default: {Settings.max_time:g})",
+    )
+    parser.add_argument(
+        "--threshold",
+        type=float,
+        default=AB_THRESHOLD,
+        metavar="FRACTION",
+        help=f"smallest change that counts, as a fraction (default: {AB_THRESHOLD:g} = "
+        f"{AB_THRESHOLD * 100:.0f} %%)",
+    )
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=Settings.pairs,
+        metavar="N",
+        help=f"pairs of fresh worker processes the rounds are spread over (default: {Settings.pairs})",
+    )
+    parser.add_argument(
+        "--lanes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="process pairs measured at once, each on its own CPU (default: one per CPU)",
+    )
+    parser.add_argument(
+        "--build",
+        choices=BUILD_CHOICES,
+        default="auto",
+        help="build each revision with the project's own build backend into a cache keyed by its "
+        "tree: 'auto' when the project has compiled extensions, generated modules or build hooks, "
+        "'always', or 'never' (import the sources as they are) (default: auto)",
+    )
+    parser.add_argument(
+        "--json",
+        metavar="PATH",
+        default=None,
+        help="write the full result, samples included ('-': stdout)",
+    )
+    parser.add_argument(
+        "--markdown", metavar="PATH", default=None, help="write a PR-comment table ('-': stdout)"
+    )
+    parser.add_argument(
+        "--no-remeasure", action="store_true", help="do not re-measure flagged benchmarks"
+    )
+    parser.add_argument(
+        "--no-extend",
+        action="store_true",
+        help="do not measure inconclusive benchmarks a second time",
+    )
+    parser.add_argument(
+        "--no-pin", action="store_true", help="do not pin each worker pair to one CPU"
+    )
+    parser.add_argument(
+        "--extras",
+        default="all",
+        help="extras to install when a revision needs its own venv (default: all)",
+    )
+
+
+def _split(repo: Path, rest: list[str], paths: list[str] | None) -> tuple[str | None, list[str]]:
+    """(head revision or None, paths) from the trailing positionals, as git reads them."""
+    head: str | None = None
+    if rest:
+        first = rest[0]
+        is_path = Path(first).exists()
+        is_rev = (
+            subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet",
+                            f"{first}^{{commit}}"], capture_output=True, check=False).returncode == 0
+        )  # fmt: skip
+        if is_path and is_rev:
+            raise AbError(f"mlperf ab: {first!r} is both a revision and a path here; write "
+                          f"`--path {first}` for the path, or name the head revision before it")  # fmt: skip
+        if not is_path and not is_rev and ("/" in first or first.endswith(".py")):
+            raise AbError(f"mlperf ab: {first!r} is neither a revision nor a file or directory "
+                          "here (PATHs are relative to this directory)")  # fmt: skip
+        if not is_path:
+            head, rest = first, rest[1:]
+    missing = [p for p in rest if not Path(p).exists()]
+    if missing:
+        raise AbError(f"mlperf ab: no such file or directory: {', '.join(map(repr, missing))} "
+                      "(PATHs are test files or directories, relative to this directory)")  # fmt: skip
+    return head, [*rest, *(paths or [])]
+
+
+def run(args: argparse.Namespace) -> int:
+    """``mlperf ab``: 1 on a REGRESSION, 2 when the comparison could not be made, else 0."""
+    for name in ("rounds", "pairs", "lanes"):
+        value = getattr(args, name)
+        if value is not None and value < (2 if name == "rounds" else 1):
+            print(
+                f"mlperf ab: --{name} must be at least {2 if name == 'rounds' else 1}; got {value!r}",
+                file=sys.stderr,
+            )
+            return 2
+    try:
+        repo = repo_root()
+        head_rev, paths = _split(repo, args.rest, args.paths)
+        cache = repo / ".cache" / "mlperf" / "ab"
+        base, head = prepare_sides(repo, args.base, head_rev, cache, args.extras, args.build)
+        settings = Settings(paths=paths, only=args.only, rounds=args.rounds, max_time=args.max_time,
+                            pairs=args.pairs, lanes=args.lanes, pin=not args.no_pin, work_dir=cache,
+                            options={"mlperf_report": str(cache / "scratch-reports"), "mlperf_no_gate": True})  # fmt: skip
+        for side in (base, head):
+            missing = [p for p in paths if not (side.root / p).exists()]
+            if missing:
+                raise AbError(f"mlperf ab: {side.label} has no {', '.join(map(repr, missing))}; "
+                              "give paths that exist in both revisions")  # fmt: skip
+        say(f"mlperf ab: base {base.label} vs head {head.label}")
+        for name, side in (("base", base), ("head", head)):
+            say(f"  {name} {side.label}: {side.origin}")
+        result = run_ab(base, head, settings, threshold=args.threshold, remeasure=not args.no_remeasure,
+                        extend=not args.no_extend, log=say)  # fmt: skip
+    except AbError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    print(result.text())
+    _write(args.json, json.dumps(result.as_dict(), indent=1) + "\n")
+    _write(args.markdown, result.markdown())
+    if result.regressions:
+        return 1
+    if not any(b.decision for b in result.benchmarks):
+        print(
+            "mlperf ab: nothing was compared (no benchmark ran in both revisions)", file=sys.stderr
+        )
+        return 2
+    return 0
+
+
+def say(msg: str) -> None:
+    """A progress line on stderr (stdout carries the result)."""
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _write(path: str | None, text: str) -> None:
+    if path == "-":
+        sys.stdout.write(text)
+    elif path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text, encoding="utf-8")
