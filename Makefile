@@ -11,7 +11,7 @@ PYTEST := $(BIN)/python -m pytest
 # Correctness mode: benchmark bodies run once, untimed; engines grouped on one xdist worker each.
 TEST_FLAGS := -n 2 --dist loadgroup --benchmark-disable -m "not cluster and not timing"
 
-.PHONY: setup lint test test-fast test-cluster test-gate bench bench-full baseline report gate-eval gpu-check chromium clean
+.PHONY: setup lint test test-fast test-cluster test-gate bench bench-full baseline report gate-eval ab-layouts-eval gpu-check chromium clean
 
 setup: $(STAMP) $(AZURITE)
 
@@ -74,6 +74,10 @@ report: setup
 # The gate's full error-rate evaluation (false alarms, detection at +5/+10/+25 %); long-running.
 gate-eval: setup
 	$(BIN)/python suites/gate/gate_eval.py --full
+
+# mlperf ab across project layouts: planted change caught, false alarms, cost of preparing a side.
+ab-layouts-eval: setup
+	$(BIN)/python suites/gate/ab_layouts_eval.py
 
 # On a machine with an NVIDIA GPU and CuPy: the `gpu` tests and the CUDA row-norm benchmark.
 gpu-check:

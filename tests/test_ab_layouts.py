@@ -38,7 +38,7 @@ pytestmark = [
 LOOP = """
 def work(n):
     total = 0
-    for i in range(n * FACTOR):
+    for i in range(int(n * FACTOR)):
         total += i * i
     return total
 
@@ -78,7 +78,7 @@ static PyObject *work(PyObject *self, PyObject *args) {
     long n;
     volatile long total = 0;
     if (!PyArg_ParseTuple(args, "l", &n)) return NULL;
-    for (long i = 0; i < n * 400 * FACTOR; i++) total += i * i;
+    for (long i = 0; i < (long)(n * 400 * FACTOR); i++) total += i * i;
     return PyLong_FromLong(total > 0 ? total : 1);
 }
 
@@ -97,6 +97,7 @@ class Project:
     files: dict[str, str]
     editable: bool = True
     needs_gcc: bool = False
+    subdir: str = ""  # the project's directory inside the repository (a monorepo)
 
 
 def _pyproject(name: str, backend: str, extra: str = "") -> str:
@@ -122,7 +123,7 @@ def _common(package: str) -> dict[str, str]:
         "bench/test_bench.py": BENCH.replace("PKG", package),
         "tests/test_unit.py": UNIT.replace("PKG", package),
         "README.md": "a project\n",
-        ".gitignore": "build/\n*.egg-info/\n*.so\n__pycache__/\n.cache/\n",
+        ".gitignore": "build/\n*.egg-info/\n*.so\n__pycache__/\n.cache/\nab-*.json\n",
     }
 
 
@@ -158,7 +159,12 @@ def _projects() -> list[Project]:
         "src/cpkg/_speed.c": C_EXT.replace("FACTOR", "1"),
         **_common("cpkg"),
     }, needs_gcc=True)  # fmt: skip
-    return [flat, hatch_src, st_src, regular, c_ext]
+    monorepo = Project("monorepo-src", "monopkg", {
+        "pyproject.toml": _pyproject("monopkg", "setuptools"),
+        "src/monopkg/__init__.py": "FACTOR = 1\n" + LOOP,
+        **_common("monopkg"),
+    }, subdir="services/api")  # fmt: skip
+    return [flat, hatch_src, st_src, regular, c_ext, monorepo]
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -192,8 +198,12 @@ def _install(python: Path, root: Path, editable: bool) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def _make(project: Project, tmp: Path) -> tuple[Path, Path]:
-    """The repository (HEAD = the planted slowdown) and the venv's python, installed at HEAD~2."""
+def _make(project: Project, tmp: Path, factor: float = 2.0) -> tuple[Path, Path]:
+    """The project's directory and the venv's python, installed at HEAD~2.
+
+    HEAD~2 is the code, HEAD~1 a README change, HEAD the package's ``work`` *factor* times
+    slower (the benchmark files never change).
+    """
     if project.needs_gcc and shutil.which("gcc") is None:
         pytest.skip("the C-extension layout needs a C compiler: apt-get install gcc")
     repo = tmp / project.name
@@ -201,25 +211,26 @@ def _make(project: Project, tmp: Path) -> tuple[Path, Path]:
     _git(repo, "init", "-q", "-b", "main")
     _git(repo, "config", "user.email", "t@example.com")
     _git(repo, "config", "user.name", "t")
-    _write(repo, {k: v.replace("FACTOR = 2", "FACTOR = 1") for k, v in project.files.items()})
+    where = repo / project.subdir
+    _write(where, {k: v.replace("FACTOR = 2", "FACTOR = 1") for k, v in project.files.items()})
     _git(repo, "add", ".")
     _git(repo, "commit", "-qm", "code")
     python = _venv(tmp)
-    _install(python, repo, project.editable)
-    (repo / "README.md").write_text("a project, documented\n")
+    _install(python, where, project.editable)
+    (where / "README.md").write_text("a project, documented\n")
     _git(repo, "commit", "-qam", "docs only")
     planted = {
         k: v.replace("FACTOR = 1", "FACTOR = 2") for k, v in project.files.items() if "FACTOR" in v
     }
     if project.needs_gcc:  # the C loop is where the work is
         planted = {k: C_EXT.replace("FACTOR", "2") for k in project.files if k.endswith(".c")}
-    _write(repo, planted)
+    _write(where, planted)
     _git(repo, "commit", "-qam", "slower")
-    return repo, python
+    return where, python
 
 
 def _ab(python: Path, repo: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], dict]:
-    out = repo.parent / f"ab-{len(list(repo.parent.glob('ab-*.json')))}.json"
+    out = repo / f"ab-{len(list(repo.glob('ab-*.json')))}.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PYTHONPATH"))}
     proc = subprocess.run(
         [str(python), "-m", "mlperf.cli", "ab", *args, "--max-time", "0.15", "--json", str(out)],
@@ -242,11 +253,13 @@ def test_each_side_measures_its_own_code(project: Project, tmp_path: Path) -> No
     assert proc.returncode == 1, log
     assert _verdicts(data)["test_changed"] == "REGRESSION", log
     assert _verdicts(data)["test_unchanged"] != "REGRESSION", log
-    trees = repo / ".cache" / "mlperf" / "ab" / "trees"
-    assert f"{project.package} from {trees.relative_to(repo)}" in proc.stderr or (
-        project.needs_gcc
-        and f"{project.package} built from {trees.relative_to(repo)}" in proc.stderr
-    ), proc.stderr  # the header says where base's code came from
+    top = Path(_git(repo, "rev-parse", "--show-toplevel"))
+    trees = top / ".cache" / "mlperf" / "ab" / "trees"
+    shown = str(trees.relative_to(repo)) if trees.is_relative_to(repo) else str(trees)
+    verb = "built from" if project.needs_gcc else "from"
+    assert f"{project.package} {verb} {shown}" in proc.stderr, (
+        proc.stderr
+    )  # where base's code came from
 
     proc, data = _ab(python, repo, "HEAD~2", "HEAD~1")
     log = proc.stdout + proc.stderr
