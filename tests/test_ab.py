@@ -181,14 +181,23 @@ def test_result_renders_for_a_pull_request() -> None:
     broken = BenchmarkVerdict(
         Measurement("suites/x/test_a.py::test_broken", error="failed in head: boom")
     )
+    m_same = Measurement(
+        "suites/x/test_a.py::test_steady", base=_blocks(rng, 1e-3), head=_blocks(rng, 1e-3)
+    )
+    steady = BenchmarkVerdict(m_same, decision=decide(m_same.base, m_same.head))
+    assert steady.label == "same"
     result = AbResult(
         "origin/main (abc)",
         "working tree (def)",
         0.03,
-        [slow, broken],
+        [slow, broken, steady],
         only_head=["suites/x/test_a.py::test_new"],
     )
     md = result.markdown()
+    assert md.splitlines()[0] == "### mlperf ab: 1 REGRESSION, 1 error, 1 same"
+    moved, folded = md.split("<details>")
+    assert "test_slow" in moved and "test_broken" in moved and "test_steady" not in moved
+    assert "1 unchanged (within ±3%)" in folded and "test_steady" in folded
     assert "| `suites/x/test_a.py::test_slow` |" in md
     assert "**REGRESSION (confirmed)**" in md
     assert "failed in head: boom" in md
@@ -390,7 +399,8 @@ def _scripted_measure(monkeypatch: pytest.MonkeyPatch, looks: dict[str, tuple[fl
     calls: list[str] = []
 
     def fake(base: Side, head: Side, settings: Settings, ids: list[str] | None = None, *,
-             scale: float = 1.0, on_collect: object = None, tag: str = "m", plans: object = None) -> list[Measurement]:  # fmt: skip
+             scale: float = 1.0, on_collect: object = None, tag: str = "m", plans: object = None,
+             on_measured: object = None) -> list[Measurement]:  # fmt: skip
         calls.append(tag)
         if callable(on_collect):
             on_collect(["t.py::b"], ["t.py::b"], [], [])
@@ -399,7 +409,10 @@ def _scripted_measure(monkeypatch: pytest.MonkeyPatch, looks: dict[str, tuple[fl
         n = round(blocks * scale)
         base_s = _blocks(rng, 1.0, blocks=n, noise=noise)
         head_s = _blocks(rng, ratio, blocks=n, noise=noise)
-        return [Measurement("t.py::b", base=base_s, head=head_s)]
+        m = Measurement("t.py::b", base=base_s, head=head_s)
+        if callable(on_measured):
+            on_measured(m, True)
+        return [m]
 
     monkeypatch.setattr(ab, "measure", fake)
     return calls
@@ -443,9 +456,16 @@ def test_a_flagged_benchmark_the_second_look_clears_is_not_a_regression(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     _scripted_measure(monkeypatch, {"m": (1.10, 0.01), "r": (1.0, 0.01)})
-    (b,) = run_ab(Side("base", tmp_path), Side("head", tmp_path)).benchmarks
+    lines: list[str] = []
+    (b,) = run_ab(Side("base", tmp_path), Side("head", tmp_path), log=lines.append).benchmarks
     assert b.first is not None and b.first.verdict == "REGRESSION"
     assert b.label == "same"
+    # One progress line as the first look decides it, one when the re-measurement clears it.
+    assert any(line.startswith("[1/1] t.py::b +") and "REGRESSION (re-measured at the end)" in line
+               for line in lines), lines  # fmt: skip
+    assert any(
+        line.startswith("  re-measured: t.py::b ") and line.endswith(" same") for line in lines
+    ), lines
 
 
 # ------------------------------------------------------------- git and the CLI

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -101,6 +102,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--markdown", metavar="PATH", default=None, help="write a PR-comment table ('-': stdout)"
     )
     parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress lines: only the result (and errors) are printed",
+    )
+    parser.add_argument(
         "--no-remeasure", action="store_true", help="do not re-measure flagged benchmarks"
     )
     parser.add_argument(
@@ -166,17 +173,22 @@ def run(args: argparse.Namespace) -> int:
             if missing:
                 raise AbError(f"mlperf ab: {side.label} has no {', '.join(map(repr, missing))}; "
                               "give paths that exist in both revisions")  # fmt: skip
+        log = None if args.quiet else say
         say(f"mlperf ab: base {base.label} vs head {head.label}")
         for name, side in (("base", base), ("head", head)):
             say(f"  {name} {side.label}: {side.origin}")
         result = run_ab(base, head, settings, threshold=args.threshold, remeasure=not args.no_remeasure,
-                        extend=not args.no_extend, log=say)  # fmt: skip
+                        extend=not args.no_extend, log=log)  # fmt: skip
     except AbError as exc:
         print(str(exc), file=sys.stderr)
         return 2
     print(result.text())
     _write(args.json, json.dumps(result.as_dict(), indent=1) + "\n")
     _write(args.markdown, result.markdown())
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:  # GitHub Actions shows this file on the run's page
+        with open(summary, "a", encoding="utf-8") as fh:
+            fh.write(result.markdown() + "\n")
     if result.regressions:
         return 1
     if not any(b.decision for b in result.benchmarks):

@@ -51,6 +51,24 @@ def _combine(first: Measurement, more: Measurement) -> Measurement:
     )  # fmt: skip
 
 
+class _Progress:
+    """One line per benchmark as it is decided, with an estimate of the time left."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.say, self.total, self.done = say, 0, 0
+        self.started = time.monotonic()
+
+    def step(self, bid: str, text: str) -> None:
+        self.say(f"  {bid}: {text}")
+
+    def decided(self, bid: str, text: str) -> None:
+        self.done += 1
+        left = self.total - self.done
+        per = (time.monotonic() - self.started) / self.done
+        eta = f"  ETA {per * left:.0f} s" if left > 0 else ""
+        self.say(f"[{self.done}/{self.total}] {bid} {text}{eta}")
+
+
 def run_ab(
     base: Side,
     head: Side,
@@ -93,41 +111,46 @@ def run_ab(
     say = log or (lambda _msg: None)
     started = time.monotonic()
     seen: dict[str, list[str]] = {}
+    progress = _Progress(say)
 
     def collected(a: list[str], b: list[str], errors_a: list[str], errors_b: list[str]) -> None:
         seen.update(only_base=[i for i in a if i not in b], only_head=[i for i in b if i not in a],
                     errors=[f"base: {e}" for e in errors_a] + [f"head: {e}" for e in errors_b])  # fmt: skip
-        say(f"mlperf ab: {len([i for i in a if i in b])} benchmarks in both revisions")
+        progress.total = len([i for i in a if i in b])
+        say(f"mlperf ab: {progress.total} benchmarks in both revisions")
+
+    def first_look(m: Measurement, complete: bool) -> None:
+        if not complete:
+            progress.step(m.id, f"measured in {len(m.base)} of {settings.pairs} process pairs")
+            return
+        v = judge(m, threshold)
+        flagged = v.decision is not None and v.decision.verdict in ("REGRESSION", "IMPROVEMENT")
+        later = (" (re-measured at the end)" if remeasure and flagged else
+                 " (measured again at the end)" if extend and _may_have_moved(v.decision, threshold) else "")  # fmt: skip
+        progress.decided(m.id, v.brief() + later)
 
     plans: dict[str, Plan] = {}  # re-measurements scale the first measurement's plan
-    first = measure(base, head, settings, on_collect=collected, tag="m", plans=plans)
+    first = measure(base, head, settings, on_collect=collected, tag="m", plans=plans,
+                    on_measured=first_look)  # fmt: skip
     verdicts = [judge(m, threshold) for m in first]
     undecided = [v for v in verdicts if _may_have_moved(v.decision, threshold)]
     if extend and undecided:
-        say(
-            f"mlperf ab: {len(undecided)} inconclusive benchmark(s): measuring them again with twice the rounds"
-        )
-        more = {
-            m.id: m
-            for m in measure(
-                base, head, settings, [v.id for v in undecided], scale=2.0, tag="e", plans=plans
-            )
-        }
+        say(f"mlperf ab: {len(undecided)} inconclusive benchmark(s) may have moved: "
+            "measuring them again with twice the rounds")  # fmt: skip
+        more = {m.id: m for m in measure(base, head, settings, [v.id for v in undecided], scale=2.0,
+                                         tag="e", plans=plans)}  # fmt: skip
         for v in undecided:
             if v.id in more:
-                both = _combine(v.measurement, more[v.id])
-                verdicts[verdicts.index(v)] = judge(both, threshold)
+                both = judge(_combine(v.measurement, more[v.id]), threshold)
+                verdicts[verdicts.index(v)] = both
+                say(f"  again: {v.id} {both.brief()} (on both looks' samples)")
     flagged = [
         v for v in verdicts if v.decision and v.decision.verdict in ("REGRESSION", "IMPROVEMENT")
     ]
     if remeasure and flagged:
         say(f"mlperf ab: re-measuring {len(flagged)} flagged benchmark(s) with twice the rounds")
-        again = {
-            m.id: m
-            for m in measure(
-                base, head, settings, [v.id for v in flagged], scale=2.0, tag="r", plans=plans
-            )
-        }
+        again = {m.id: m for m in measure(base, head, settings, [v.id for v in flagged], scale=2.0,
+                                          tag="r", plans=plans)}  # fmt: skip
         for v in flagged:
             if v.id in again:
                 redo = judge(again[v.id], threshold)
@@ -136,6 +159,9 @@ def run_ab(
                     redo = judge(_combine(v.measurement, again[v.id]), threshold)
                 redo.first, redo.first_measurement = v.decision, v.measurement
                 verdicts[verdicts.index(v)] = redo
+                say(f"  re-measured: {v.id} {redo.brief()}")
+    if any(v.measurement.error for v in verdicts):
+        say(f"mlperf ab: the workers' logs are in {settings.work_dir / 'logs'}")
     by_id = {m.id: m for m in first}
     for v in verdicts:
         v.initial = by_id.get(v.id)

@@ -63,6 +63,16 @@ class BenchmarkVerdict:
             return "REGRESSION (memory)"
         return self.decision.verdict if self.decision else "error"
 
+    def brief(self) -> str:
+        """The change with its interval and the verdict, or why there is none, on one line."""
+        m, d = self.measurement, self.decision
+        if m.error or m.skipped or d is None:
+            return f"{self.label}: {m.error or m.skipped or 'no samples'}"
+        text = f"{_pct(d.ratio)} ({_pct(d.ci_low)} .. {_pct(d.ci_high)}) {self.label}"
+        if d.verdict == "inconclusive":
+            text += f", noise ±{d.noise:.1%}"
+        return text
+
     def as_dict(self, samples: bool = True) -> dict[str, Any]:
         m = self.measurement
         out: dict[str, Any] = {
@@ -158,12 +168,7 @@ class AbResult:
         return rows
 
     def summary(self) -> str:
-        counts: dict[str, int] = {}
-        for b in self.benchmarks:
-            key = b.label.split(" ")[0]
-            counts[key] = counts.get(key, 0) + 1
-        parts = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-        return (f"mlperf ab: {self.head} vs {self.base}: {parts or 'no benchmarks'}; "
+        return (f"mlperf ab: {self.head} vs {self.base}: {self.counts()}; "
                 f"threshold {self.threshold:.0%}, {self.seconds:.0f} s")  # fmt: skip
 
     def text(self) -> str:
@@ -174,27 +179,49 @@ class AbResult:
         ]
         return "\n".join([*lines, *self._notes(), self.summary()])
 
+    def counts(self) -> str:
+        """``1 REGRESSION, 40 same``: how many benchmarks got each verdict."""
+        counts: dict[str, int] = {}
+        for b in self.benchmarks:
+            key = b.label.split(" (")[0]
+            counts[key] = counts.get(key, 0) + 1
+        order = (
+            "REGRESSION",
+            "REGRESSION (memory)",
+            "IMPROVEMENT",
+            "inconclusive",
+            "error",
+            "skipped",
+            "same",
+        )
+        ranked = sorted(
+            counts.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else 99, kv[0])
+        )
+        return ", ".join(f"{n} {k}" for k, n in ranked) or "no benchmarks"
+
     def markdown(self) -> str:
+        """A pull-request comment: the counts first, then the rows that moved, the rest folded."""
         rows = self.rows()
-        out = [f"### mlperf A/B: `{self.head}` vs `{self.base}`", ""]
-        out.append("| " + " | ".join(rows[0]) + " |")
-        out.append("|" + "---|" * len(rows[0]))
-        for r in rows[1:]:
-            cells = [
-                f"`{r[0]}`",
-                *r[1:-1],
-                f"**{r[-1]}**" if r[-1].startswith("REGRESSION") else r[-1],
-            ]
-            out.append("| " + " | ".join(cells) + " |")
-        out += [
-            "",
-            *(f"- {n}" for n in self._notes()),
-            "",
-            self.summary().replace("mlperf ab: ", ""),
-        ]
+        header = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+
+        def cells(r: list[str]) -> str:
+            verdict = f"**{r[-1]}**" if r[-1].startswith("REGRESSION") else r[-1]
+            return "| " + " | ".join([f"`{r[0]}`", *r[1:-1], verdict]) + " |"
+
+        moved = [r for r in rows[1:] if r[-1] != "same"]
+        same = [r for r in rows[1:] if r[-1] == "same"]
+        out = [f"### mlperf ab: {self.counts()}", "",
+               f"`{self.head}` vs `{self.base}`, threshold {self.threshold:.0%}, {self.seconds:.0f} s", ""]  # fmt: skip
+        if moved:
+            out += [*header, *map(cells, moved), ""]
+        if same:
+            out += [f"<details><summary>{len(same)} unchanged (within ±{self.threshold:.0%})</summary>", "",
+                    *header, *map(cells, same), "", "</details>", ""]  # fmt: skip
+        out += [f"- {n}" for n in self._notes()]
         out.append(
             "\nREGRESSION = one-sided Mann-Whitney p < 0.01 and the whole 95 % bootstrap interval of the "
-            f"median ratio above +{self.threshold:.0%}, confirmed by a re-measurement with twice the rounds."
+            f"median ratio above +{self.threshold:.0%}, confirmed by a re-measurement with twice the rounds; "
+            f"same = the whole interval within ±{self.threshold:.0%}; inconclusive = neither."
         )
         return "\n".join(out) + "\n"
 

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -206,6 +207,7 @@ def _plan(settings: Settings, call_time: float, iterations: int) -> tuple[int, i
 def measure(
     base: Side, head: Side, settings: Settings, ids: list[str] | None = None, *, scale: float = 1.0,
     on_collect: Any = None, tag: str = "m", plans: dict[str, Plan] | None = None,
+    on_measured: Callable[[Measurement, bool], None] | None = None,
 ) -> list[Measurement]:  # fmt: skip
     """Measure *ids* (default: every benchmark both sides collect) in ``settings.pairs`` process pairs.
 
@@ -216,6 +218,9 @@ def measure(
     that a re-measurement really has *scale* times the rounds of the first, whatever
     the probe of a busy moment would say; new plans are added to it.
     *on_collect(base_ids, head_ids)* is called with what each side collected.
+    *on_measured(m, complete)* is called as soon as every pair of a wave has measured
+    (or failed) benchmark *m*; *complete* is true in the last wave, when *m* holds all
+    its samples and can be decided.
     """
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     pin = settings.pin and len(cpus) > 0
@@ -253,22 +258,15 @@ def measure(
             # pairs: the untimed extra call must not hold up one lane for every benchmark.
             turn = {i: wave[k % len(wave)] for k, i in enumerate(results)} if first == 0 else {}
             memory = {p: {i for i, q in turn.items() if q == p} for p in wave}
+            collector = _Wave(wave, first + lanes >= settings.pairs, on_measured)
             with ThreadPoolExecutor(len(wave)) as pool:
                 futures = [
                     pool.submit(_lane, a, b, list(results.values()), settings, plans, lock,
-                                lane_cpu[p], scale, memory[p], f"{tag}{p}")
+                                lane_cpu[p], scale, memory[p], f"{tag}{p}", collector.report(p))
                     for p, (a, b) in zip(wave, started, strict=True)
                 ]  # fmt: skip
-                got = dict(zip(wave, [f.result() for f in futures], strict=True))
-            for p in wave:  # in pair order, whichever lane finished first
-                for m in results.values():
-                    if m.id in got[p] and not (m.error or m.skipped):
-                        samples = got[p][m.id]
-                        m.base.append(samples.base)
-                        m.head.append(samples.head)
-                        if samples.memory is not None:
-                            m.base_memory.append(samples.memory[0])
-                            m.head_memory.append(samples.memory[1])
+                for f in futures:
+                    f.result()
         finally:
             for pair in started:
                 for w in pair:
@@ -280,19 +278,47 @@ def measure(
 
 def _lane(a: _Worker, b: _Worker, todo: list[Measurement], settings: Settings,
           plans: dict[str, Plan], lock: threading.Lock, cpu: int | None, scale: float,
-          memory: set[str], tag: str) -> dict[str, _Samples]:  # fmt: skip
+          memory: set[str], tag: str, report: Callable[[Measurement, _Samples | None], None]) -> None:  # fmt: skip
     """Measure every benchmark of *todo* in one process pair, on *cpu* (peak memory of those in *memory*)."""
-    out = {}
     for m in todo:
-        if m.error or m.skipped:
-            continue
-        t0 = time.monotonic()
-        pinned = [cpu] if cpu is not None and m.metric == "cpu" else None
-        samples = _measure_one(a, b, m, settings, plans, lock, pinned, scale, m.id in memory)
-        if samples is not None:
-            out[m.id] = samples
-        _debug(f"{tag} {m.id}: plan {plans.get(m.id)}, {time.monotonic() - t0:.1f} s")
-    return out
+        samples = None
+        if not (m.error or m.skipped):
+            t0 = time.monotonic()
+            pinned = [cpu] if cpu is not None and m.metric == "cpu" else None
+            samples = _measure_one(a, b, m, settings, plans, lock, pinned, scale, m.id in memory)
+            _debug(f"{tag} {m.id}: plan {plans.get(m.id)}, {time.monotonic() - t0:.1f} s")
+        report(m, samples)
+
+
+class _Wave:
+    """Gathers each benchmark's samples from the pairs of one wave, in pair order."""
+
+    def __init__(self, pairs: list[int], last: bool,
+                 on_measured: Callable[[Measurement, bool], None] | None) -> None:  # fmt: skip
+        self._pairs, self._last, self._on_measured = pairs, last, on_measured
+        self._got: dict[str, dict[int, _Samples | None]] = {}
+        self._lock = threading.Lock()
+
+    def report(self, pair: int) -> Callable[[Measurement, _Samples | None], None]:
+        def done(m: Measurement, samples: _Samples | None) -> None:
+            with self._lock:
+                got = self._got.setdefault(m.id, {})
+                got[pair] = samples
+                if len(got) < len(self._pairs):
+                    return
+                for p in self._pairs:  # in pair order, whichever lane finished first
+                    s = got[p]
+                    if s is None or m.error or m.skipped:
+                        continue
+                    m.base.append(s.base)
+                    m.head.append(s.head)
+                    if s.memory is not None:
+                        m.base_memory.append(s.memory[0])
+                        m.head_memory.append(s.memory[1])
+                if self._on_measured is not None:
+                    self._on_measured(m, self._last)
+
+        return done
 
 
 class _Samples(NamedTuple):
