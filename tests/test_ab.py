@@ -372,6 +372,21 @@ def test_process_pairs_measure_side_by_side_each_on_its_own_cpu(tmp_path: Path) 
     assert lo1 < hi2 and lo2 < hi1  # and at the same time, not one pair after the other
 
 
+@pytest.mark.parametrize(
+    "addopts", ["--benchmark-only --ff -p pytester", "--benchmark-skip -n 2 --lf"]
+)
+def test_the_users_addopts_do_not_stop_the_workers(toy: Path, addopts: str) -> None:
+    # Common project settings: benchmarks skipped in ordinary runs, or only benchmarks;
+    # xdist on by default; the cache plugin's selections.  The workers measure regardless.
+    (toy / "pytest.ini").write_text(f"[pytest]\naddopts = {addopts}\n")
+    result = run_ab(Side("base", toy), Side("head", toy), _settings(toy, only="test_loop", pairs=1),
+                    remeasure=False, extend=False)  # fmt: skip
+    (loop,) = result.benchmarks
+    assert loop.decision is not None, loop.measurement.error or loop.measurement.skipped
+    log = (toy / ".cache" / "ab" / "logs" / "m0-base.log").read_text()
+    assert "options set aside for measuring" in log  # and the worker says which
+
+
 def test_a_worker_that_cannot_start_is_reported_with_its_log(toy: Path) -> None:
     (toy / "conftest.py").write_text("raise RuntimeError('conftest exploded')\n")
     with pytest.raises(AbError, match="stopped answering(.|\n)*conftest exploded"):

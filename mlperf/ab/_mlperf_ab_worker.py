@@ -44,9 +44,36 @@ OWN_ENV = "MLPERF_AB_OWN"
 _MAX_ITERATIONS = 1_000_000
 
 
+#: options of the user's configuration (``addopts``) that would stop a worker from doing its
+#: job, set to what the worker needs before the plugins that own them read them.  Nothing
+#: is switched off with ``-p no:...``, which would make such an option unrecognised.
+NEUTRAL_OPTIONS: dict[str, Any] = {
+    # pytest-benchmark runs disabled: the worker times the rounds itself, through the fixture
+    "benchmark_disable": True, "benchmark_enable": False, "benchmark_only": False, "benchmark_skip": False,
+    # pytest-xdist: one process is the worker; it must not start its own
+    "numprocesses": 0, "dist": "no", "tx": [],
+    # the cache plugin's selections (--lf, --ff, --nf, --sw) would change what is collected
+    "lf": False, "failedfirst": False, "newfirst": False, "stepwise": False, "stepwise_skip": False,
+    # pytest-timeout: a benchmark is measured for many seconds inside one test call
+    "timeout": 0,
+}  # fmt: skip
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     if not os.environ.get(FDS_ENV):
         return
+    overridden = []
+    for name, value in NEUTRAL_OPTIONS.items():
+        if hasattr(config.option, name) and getattr(config.option, name) not in (value, None):
+            overridden.append(f"{name}={getattr(config.option, name)!r}")
+        if hasattr(config.option, name):
+            setattr(config.option, name, value)
+    if overridden:  # said in the worker's log
+        print(
+            f"mlperf ab worker: options set aside for measuring: {', '.join(overridden)}",
+            flush=True,
+        )
     # Only options this revision knows are set, so an old revision never sees an unknown flag.
     for name, value in json.loads(os.environ.get(OPTIONS_ENV) or "{}").items():
         if hasattr(config.option, name):

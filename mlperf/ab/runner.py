@@ -91,11 +91,11 @@ class _Worker:
             MLPERF_AB_OWN=json.dumps(own),
         )
         # -P: the working directory does not go first on sys.path, so PYTHONPATH decides
-        # which revision's code is imported.  Hypothesis' and anyio's plugins only serve
-        # property and async tests, not benchmarks; leaving them out halves a worker's
-        # start-up (hypothesis alone imports in ~1 s).
-        args = [side.python, "-P", "-m", "pytest", *settings.paths, "-p", "_mlperf_ab_worker", "-p", "no:cacheprovider",
-                "-p", "no:hypothesispytest", "-p", "no:anyio", "-q", "--benchmark-disable", "--no-header"]  # fmt: skip
+        # which revision's code is imported.  No plugin of the user's is switched off
+        # (its options in addopts would become errors): the worker sets the few options
+        # that would stop it from measuring (see NEUTRAL_OPTIONS in the worker).
+        args = [side.python, "-P", "-m", "pytest", *settings.paths, "-p", "_mlperf_ab_worker",
+                "-q", "--no-header"]  # fmt: skip
         if settings.only:
             args += ["-k", settings.only]
         self.side, self.log, self.args, self.env = side, log, args, env
