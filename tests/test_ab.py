@@ -272,6 +272,10 @@ def test_fragile(benchmark):
 
 def test_not_a_benchmark():
     pass
+
+@pytest.mark.benchmark
+def test_marked():  # pytest-codspeed's style: the whole test is the measured call
+    assert work(int(2000 * float(os.environ.get("TOY_SLOWDOWN", "1")))) > 0
 """
 
 QUICK = {"max_time": 0.05, "min_rounds": 6, "pairs": 2, "warmup_time": 0.0}
@@ -290,7 +294,12 @@ def _settings(root: Path, **kw: object) -> Settings:
 def test_run_ab_measures_every_benchmark_in_interleaved_pairs(toy: Path) -> None:
     result = run_ab(Side("base", toy), Side("head", toy), _settings(toy, only="not fragile"))
     by_id = {b.id.split("::")[1]: b for b in result.benchmarks}
-    assert set(by_id) == {"test_loop", "test_pedantic", "test_wall"}  # only benchmark tests
+    assert set(by_id) == {
+        "test_loop",
+        "test_pedantic",
+        "test_wall",
+        "test_marked",
+    }  # only benchmarks
     loop = by_id["test_loop"].initial
     assert loop is not None
     assert len(loop.base) == len(loop.head) == 2  # two process pairs
@@ -404,6 +413,14 @@ def test_a_threefold_slowdown_is_a_confirmed_regression(toy: Path) -> None:
         loop.decision is not None and loop.decision.n_base > loop.first.n_base
     )  # with more rounds
     assert result.regressions == [loop.id]
+
+
+@pytest.mark.timing
+def test_a_marker_style_benchmark_is_measured_as_whole_calls(toy: Path) -> None:
+    head = Side("head", toy, env={"TOY_SLOWDOWN": "3"})
+    (marked,) = run_ab(Side("base", toy), head, _settings(toy, only="test_marked")).benchmarks
+    assert marked.label == "REGRESSION", marked.brief()
+    assert marked.decision is not None and 2.0 < marked.decision.ratio < 4.5
 
 
 def _scripted_measure(monkeypatch: pytest.MonkeyPatch, looks: dict[str, tuple[float, float]],

@@ -92,6 +92,15 @@ def _metric(item: pytest.Item) -> dict[str, Any]:
     }
 
 
+def _whole_call(item: pytest.Item) -> bool:
+    """A benchmark in pytest-codspeed's style: marked ``benchmark``, without the fixture."""
+    return (
+        isinstance(item, pytest.Function)
+        and item.get_closest_marker("benchmark") is not None
+        and "benchmark" not in item.fixturenames
+    )
+
+
 def _foreign() -> list[tuple[str, str]]:
     """The project's imported modules that did not come from this side's own code."""
     own = json.loads(os.environ.get(OWN_ENV) or "{}")
@@ -255,6 +264,8 @@ class _Worker:
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> Any:
         original = pyfuncitem.funcargs.get("benchmark")
+        if self._request is not None and original is None and _whole_call(pyfuncitem):
+            return (yield from self._whole_calls(pyfuncitem))
         if self._request is None or original is None:
             return (yield)
         pyfuncitem.funcargs["benchmark"] = _Proxy(original, self)
@@ -263,12 +274,33 @@ class _Worker:
         finally:  # pytest-benchmark checks the fixture's type when it makes the report
             pyfuncitem.funcargs["benchmark"] = original
 
+    def _whole_calls(self, item: pytest.Function) -> Any:
+        """Measure a marker-style benchmark: the whole test function is the measured call."""
+        function = item.obj
+
+        def measured(**kwargs: Any) -> Any:
+            def step(n: int) -> tuple[float, float, Any]:
+                c0, w0 = time.process_time(), time.perf_counter()
+                for _ in range(n):
+                    result = function(**kwargs)
+                w1, c1 = time.perf_counter(), time.process_time()
+                return c1 - c0, w1 - w0, result
+
+            return self.measure(step, False, 0)
+
+        item.obj = measured
+        try:
+            return (yield)
+        finally:
+            item.obj = function
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> bool:
         items = {
             it.nodeid: it
             for it in session.items
-            if "benchmark" in getattr(it, "fixturenames", ()) and not it.get_closest_marker("skip")
+            if ("benchmark" in getattr(it, "fixturenames", ()) or _whole_call(it))
+            and not it.get_closest_marker("skip")
         }
         described = [_metric(it) for it in items.values()]
         self._send(event="hello", items=described, errors=self._collect_errors, aslr=_aslr(),
