@@ -8,6 +8,7 @@ from typing import Any
 
 from mlperf.ab.types import Measurement
 from mlperf.ab.verdict import Decision
+from mlperf.verdicts import change_text
 
 __all__ = ["SCHEMA_VERSION", "AbResult", "BenchmarkVerdict", "memory_verdict"]
 
@@ -68,7 +69,7 @@ class BenchmarkVerdict:
         m, d = self.measurement, self.decision
         if m.error or m.skipped or d is None:
             return f"{self.label}: {m.error or m.skipped or 'no samples'}"
-        text = f"{_pct(d.ratio)} ({_pct(d.ci_low)} .. {_pct(d.ci_high)}) {self.label}"
+        text = f"{change_text(d.ratio, d.ci_low, d.ci_high)} {self.label}"
         if d.verdict == "inconclusive":
             text += f", noise ±{d.noise:.1%}"
         return text
@@ -124,7 +125,6 @@ class AbResult:
                 "base",
                 "head",
                 "change (95% CI)",
-                "p",
                 "peak memory",
                 "verdict",
             ]
@@ -139,11 +139,10 @@ class AbResult:
             )
             if d is None:
                 rows.append(
-                    [m.id, m.metric, "-", "-", m.error or m.skipped or "-", "-", mem_text, b.label]
+                    [m.id, m.metric, "-", "-", m.error or m.skipped or "-", mem_text, b.label]
                 )
                 continue
-            p = d.p_slower if d.ratio >= 1 else d.p_faster
-            change = f"{_pct(d.ratio)} ({_pct(d.ci_low)} .. {_pct(d.ci_high)})"
+            change = change_text(d.ratio, d.ci_low, d.ci_high)
             label = b.label + (
                 " (confirmed)" if b.first is not None and b.first.verdict == d.verdict else ""
             )
@@ -160,7 +159,6 @@ class AbResult:
                     _time(d.base_median),
                     _time(d.head_median),
                     change,
-                    f"{p:.2g}",
                     mem_text,
                     label,
                 ]
@@ -208,8 +206,8 @@ class AbResult:
             verdict = f"**{r[-1]}**" if r[-1].startswith("REGRESSION") else r[-1]
             return "| " + " | ".join([f"`{r[0]}`", *r[1:-1], verdict]) + " |"
 
-        moved = [r for r in rows[1:] if r[-1] != "same"]
-        same = [r for r in rows[1:] if r[-1] == "same"]
+        moved = [r for r in rows[1:] if r[-1].split(" (")[0] != "same"]
+        same = [r for r in rows[1:] if r[-1].split(" (")[0] == "same"]
         out = [f"### mlperf ab: {self.counts()}", "",
                f"`{self.head}` vs `{self.base}`, threshold {self.threshold:.0%}, {self.seconds:.0f} s", ""]  # fmt: skip
         if moved:
@@ -230,10 +228,6 @@ class AbResult:
         notes += [f"only in head (new, not compared): {i}" for i in self.only_head]
         notes += [f"collection error: {e}" for e in self.collect_errors]
         return notes
-
-
-def _pct(ratio: float) -> str:
-    return f"{(ratio - 1) * 100:+.1f}%"
 
 
 def _time(s: float) -> str:

@@ -23,10 +23,11 @@ from statistics import NormalDist
 
 import numpy as np
 
+from mlperf.defaults import AB_THRESHOLD
+from mlperf.verdicts import ALPHA, VERDICTS, classify, row_text
+
 __all__ = ["VERDICTS", "Decision", "block_log_ratios", "decide", "paired_block_bootstrap"]
 
-#: every verdict :func:`decide` can return
-VERDICTS = ("REGRESSION", "IMPROVEMENT", "same", "inconclusive")
 
 Blocks = Sequence[Sequence[Sequence[float]]]  # [process pair][block][round]
 
@@ -58,17 +59,10 @@ class Decision:
         return int(min(1e9, math.ceil(self.n_base * max(1.0, scale))))
 
     def text(self) -> str:
-        """``1.08x slower (95% CI 1.05-1.11, p=0.0002): REGRESSION``, pyperf-style."""
-        if abs(self.ratio - 1) < 0.0005:
-            change = "same speed"
-        elif self.ratio > 1:
-            change = f"{self.ratio:.3f}x slower"
-        else:
-            change = f"{1 / self.ratio:.3f}x faster"
-        p = self.p_slower if self.ratio >= 1 else self.p_faster
-        text = f"{change} (95% CI {self.ci_low:.3f}-{self.ci_high:.3f}, p={p:.2g})"
+        """``+8.0% (+5.0% .. +11.0%) REGRESSION``, and for an inconclusive one how noisy it was."""
+        text = row_text(self.ratio, self.ci_low, self.ci_high, self.verdict)
         if self.verdict == "inconclusive":
-            text += f": inconclusive, noise ±{self.noise:.1%} vs threshold {self.threshold:.0%}"
+            text += f", noise ±{self.noise:.1%} vs threshold {self.threshold:.0%}"
             if self.threshold > 0:
                 text += f" (about --rounds {self.rounds_to_resolve()} would resolve it)"
         return text
@@ -181,20 +175,19 @@ def decide(
     base: Blocks,
     head: Blocks,
     *,
-    threshold: float = 0.03,
-    alpha: float = 0.01,
+    threshold: float = AB_THRESHOLD,
+    alpha: float = ALPHA,
     level: float = 0.95,
     n_boot: int = 2000,
     seed: int = 0,
 ) -> Decision:
     """Verdict of head against base from interleaved block samples.
 
-    ``REGRESSION`` needs both a one-sided Mann-Whitney p < *alpha* and the whole
-    confidence interval of the median ratio above ``1 + threshold``;
-    ``IMPROVEMENT`` is the mirror image (p < *alpha* the other way and the interval
-    below ``1 / (1 + threshold)``).  ``same`` means the interval lies inside the
-    band ``[1 / (1 + threshold), 1 + threshold]``; anything else is
-    ``inconclusive``: the run was too noisy to tell, and :attr:`Decision.noise`
+    The rule is every gate's (:func:`mlperf.verdicts.classify`): ``REGRESSION``
+    needs both a one-sided Mann-Whitney p < *alpha* and the whole confidence
+    interval of the median ratio above ``1 + threshold``; ``IMPROVEMENT`` is the
+    mirror image; ``same`` means the interval lies inside the band; anything else
+    is ``inconclusive``: the run was too noisy to tell, and :attr:`Decision.noise`
     says by how much.
     """
     from mlperf.stats import mann_whitney
@@ -206,15 +199,7 @@ def decide(
     ratio, lo, hi = paired_block_bootstrap(base, head, level=level, n_boot=n_boot, seed=seed)
     p_slower = mann_whitney(b, a, "greater").p
     p_faster = mann_whitney(b, a, "less").p
-    up, down = 1 + threshold, 1 / (1 + threshold)
-    if p_slower < alpha and lo > up:
-        verdict = "REGRESSION"
-    elif p_faster < alpha and hi < down:
-        verdict = "IMPROVEMENT"
-    elif lo >= down and hi <= up:
-        verdict = "same"
-    else:
-        verdict = "inconclusive"
+    verdict = classify(ratio, lo, hi, p_slower, p_faster, threshold=threshold, alpha=alpha)
     med_a, med_b = float(np.median(a)), float(np.median(b))
     return Decision(
         verdict=verdict,
