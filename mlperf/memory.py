@@ -1,4 +1,8 @@
-"""Memory: dtype optimisation, footprints, peak memory, chunked aggregation."""
+"""Memory: dtype optimisation, footprints, peak memory.
+
+Chunked (streaming) aggregation, which bounds memory by one chunk, is
+:func:`mlperf.io.chunked_agg`.
+"""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ import pytest
 from io_tutorial import format_loop
 from pandas.testing import assert_frame_equal
 
-from mlperf.chunked import chunked_agg
+from mlperf.io.chunked import chunked_agg
 from mlperf.io import FORMATS, compare_formats, frames_equal, load, plot_formats, save
 from mlperf.memory import peak_memory
 

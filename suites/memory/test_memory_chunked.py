@@ -18,7 +18,7 @@ from memory_helpers import MiB, cpu_ratio, extra_peak
 from memory_tutorial import chunked_processing, process_in_chunks
 from pandas.testing import assert_frame_equal
 
-from mlperf.chunked import chunked_agg
+from mlperf.io.chunked import chunked_agg
 from mlperf.data import make_customers
 
 TUTORIAL_AGGS = {"age": "mean", "income": "mean", "score": "mean"}

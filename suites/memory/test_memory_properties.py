@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.pandas import column, data_frames, range_indexes
 from pandas.testing import assert_frame_equal
 
-from mlperf.chunked import chunked_agg
+from mlperf.io.chunked import chunked_agg
 from mlperf.memory import footprint, optimize_dtypes
 
 _NUMPY = {

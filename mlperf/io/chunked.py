@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlperf._sources import empty_frame, iter_chunks
+from mlperf.io.sources import empty_frame, iter_chunks
 
 __all__ = ["AGG_FUNCS", "chunked_agg", "iter_chunks"]
 

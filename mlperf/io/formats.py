@@ -1,7 +1,7 @@
 """The file-format registry behind :mod:`mlperf.io`: writers, readers, refusals.
 
 Each :class:`Format` pairs a writer and a reader with the list of changes it
-declares, implemented in :mod:`mlperf._expect`, and with a refusal rule for the
+declares, implemented in :mod:`mlperf.io.expect`, and with a refusal rule for the
 frames it would lose rows or columns of.  Pickle remembers a SHA-256 of every
 file this process wrote (see :func:`_pickle_read` for why).
 """
@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlperf import _h5columns
-from mlperf._expect import (
+from mlperf.io import h5columns
+from mlperf.io.expect import (
     expect_arrow,
     expect_csv,
     expect_hdf,
@@ -272,7 +272,7 @@ FORMATS: dict[str, Format] = {
             expect_hdf, _also(_names(), _no_rows),
         ),
         Format(
-            "h5py", "HDF5 (h5py, column-wise)", ".h5", _h5columns.write, _h5columns.read,
+            "h5py", "HDF5 (h5py, column-wise)", ".h5", h5columns.write, h5columns.read,
             (), lambda df: df, lambda df: None,
         ),
         Format("pickle", "Pickle", ".pkl", _pickle_write, _pickle_read, (), lambda df: df, lambda df: None),
