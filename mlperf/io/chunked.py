@@ -24,7 +24,7 @@ import pandas as pd
 
 from mlperf.io.sources import empty_frame, iter_chunks
 
-__all__ = ["AGG_FUNCS", "chunked_agg", "iter_chunks"]
+__all__ = ["AGG_FUNCS", "between_m2", "chunked_agg", "iter_chunks"]
 
 #: the aggregations chunked_agg can combine exactly
 AGG_FUNCS = ("count", "sum", "mean", "min", "max", "var", "std")
@@ -201,21 +201,50 @@ def _merge(parts: pd.DataFrame, nkeys: int, stats: dict[Any, list[str]]) -> pd.D
     merged = pd.concat(out.values(), axis=1)
     cols = [c for c, wanted in stats.items() if "m2" in wanted]
     if cols:
-        counts = parts["n"][cols].to_numpy(dtype=np.float64)
-        sums = parts["sum"][cols].to_numpy(dtype=np.float64, na_value=np.nan)
-        total = merged["sum"][cols].to_numpy(dtype=np.float64, na_value=np.nan)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = pd.DataFrame(
-                total / merged["n"][cols].to_numpy(dtype=np.float64), index=merged.index
-            )
-            gaps = sums / counts - mean.reindex(parts.index).to_numpy()
-        spread = pd.DataFrame(
-            np.where(counts > 0, counts * gaps * gaps, 0.0), index=parts.index, columns=cols
-        )
-        spread = spread.groupby(level=levels, sort=False).sum()
+        spread = between_m2(parts["n"][cols], parts["sum"][cols], merged["n"][cols], merged["sum"][cols])
         for col in cols:
             merged[("m2", col)] = merged[("m2", col)] + spread[col]
     return merged
+
+
+def between_m2(
+    counts: pd.DataFrame, sums: pd.DataFrame, n: pd.DataFrame, total: pd.DataFrame
+) -> pd.DataFrame:
+    """The term Chan's merge adds to the parts' summed M2: ``sum(n_k * (mean_k - mean)**2)``.
+
+    The one implementation of the merge of grouped statistics: chunked aggregation
+    merges chunks with it, and the distributed engines merge partitions
+    (:func:`mlperf.distributed._common.combine_partials`).  A group's M2 (sum of
+    squared deviations from its mean) is the sum of its parts' M2 plus this term.
+
+    Parameters
+    ----------
+    counts, sums:
+        Count and sum of each part, one row per part, indexed by the part's group
+        key (a group's key repeats over its parts), one column per value column.
+    n, total:
+        Count and sum of each group (the parts' counts and sums added up), indexed
+        by the group key, same columns.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Per group (keys in order of first appearance), same columns; a part with no
+        values adds nothing.
+    """
+    c = counts.to_numpy(dtype=np.float64)
+    s = sums.to_numpy(dtype=np.float64, na_value=np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = pd.DataFrame(
+            total.to_numpy(dtype=np.float64, na_value=np.nan) / n.to_numpy(dtype=np.float64),
+            index=n.index,
+        )
+        gaps = s / c - mean.reindex(counts.index).to_numpy()
+    spread = pd.DataFrame(
+        np.where(c > 0, c * gaps * gaps, 0.0), index=counts.index, columns=counts.columns
+    )
+    levels = list(range(counts.index.nlevels))
+    return spread.groupby(level=levels, sort=False, dropna=False).sum()
 
 
 def _finish(
