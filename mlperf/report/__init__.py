@@ -19,10 +19,22 @@ import math
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from mlperf.report.charts import plot_ratios, plot_trends
+from mlperf.records import (
+    DEFAULT_MAX_REGRESSION,
+    DEFAULT_METRIC,
+    RUN_KIND,
+    RUN_SCHEMA_VERSION,
+    samples_of,
+)
+from mlperf.report.charts import RatioRow, plot_ratios, plot_trends
 from mlperf.report.page import CSS, SCRIPT, family_section, img, markdown_to_html, table
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from mlperf.records import BaselineEntry, RunRecord
 
 __all__ = [
     "ReportError",
@@ -42,7 +54,7 @@ class ReportError(Exception):
     """The inputs cannot make a report; the message says which file and what to do."""
 
 
-def load_run(reports: Path) -> dict[str, Any] | None:
+def load_run(reports: Path) -> RunRecord | None:
     """``reports/latest.json`` (None when absent); refuses another kind or schema version."""
     path = reports / "latest.json"
     if not path.is_file():
@@ -53,16 +65,17 @@ def load_run(reports: Path) -> dict[str, Any] | None:
         raise ReportError(
             f"{str(path)!r} is unreadable ({exc}); re-create it with `make bench`"
         ) from exc
-    if not isinstance(data, dict) or data.get("kind") != "mlperf-run":
+    if not isinstance(data, dict) or data.get("kind") != RUN_KIND:
         raise ReportError(
             f"{str(path)!r} is not an mlperf run file (kind {data.get('kind')!r}); re-run `make bench`"
         )
-    if data.get("schema_version") != 1:
+    if data.get("schema_version") != RUN_SCHEMA_VERSION:
         raise ReportError(
-            f"{str(path)!r} has schema_version {data.get('schema_version')!r}; this mlperf reads 1; "
-            "re-run `make bench` with this version (or upgrade mlperf to read a newer file)"
+            f"{str(path)!r} has schema_version {data.get('schema_version')!r}; this mlperf reads "
+            f"{RUN_SCHEMA_VERSION}; re-run `make bench` with this version (or upgrade mlperf to "
+            "read a newer file)"
         )
-    return data
+    return cast("RunRecord", data)
 
 
 def load_history(reports: Path, machine: str, limit: int = 100) -> tuple[list[dict[str, Any]], int]:
@@ -78,28 +91,37 @@ def load_history(reports: Path, machine: str, limit: int = 100) -> tuple[list[di
             except json.JSONDecodeError:
                 bad += 1  # a run killed mid-write leaves a torn last line; the rest still counts
                 continue
-            if isinstance(entry, dict) and entry.get("kind") == "mlperf-run":
+            if isinstance(entry, dict) and entry.get("kind") == RUN_KIND:
                 runs.append(entry)
             else:
                 bad += 1
     return runs[-limit:], bad
 
 
-def _ratio_rows(run: dict[str, Any], stored: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def _ratio_rows(run: RunRecord, stored: Mapping[str, BaselineEntry]) -> list[RatioRow]:
     from mlperf.stats import bootstrap_ratio_ci
 
-    rows = []
+    rows: list[RatioRow] = []
     for rec in run.get("benchmarks", []):
         ref = stored.get(rec["id"])
-        metric = rec.get("metric", "cpu")
-        new = (rec.get(metric) or {}).get("samples") or []
-        old = ((ref or {}).get(metric) or {}).get("samples") or []
+        metric = rec.get("metric", DEFAULT_METRIC)
+        new = samples_of(rec.get(metric))
+        old = samples_of(ref.get(metric) if ref else None)
         if not new or not old:
             continue
         ratio = float(_median(new) / _median(old)) if _median(old) > 0 else math.inf
         lo, hi = bootstrap_ratio_ci(old, new) if min(old) > 0 else (ratio, ratio)
-        rows.append({"id": rec["id"], "ratio": ratio, "lo": lo, "hi": hi, "limit": 1 + rec.get("max_regression", 0.25),
-                     "verdict": (rec.get("verdict") or {}).get("time", "")})  # fmt: skip
+        verdict = rec.get("verdict")
+        rows.append(
+            {
+                "id": rec["id"],
+                "ratio": ratio,
+                "lo": lo,
+                "hi": hi,
+                "limit": 1 + rec.get("max_regression", DEFAULT_MAX_REGRESSION),
+                "verdict": verdict.get("time", "") if verdict else "",
+            }
+        )
     return rows
 
 
@@ -141,13 +163,13 @@ def build_report(
         When ``latest.json`` or a baseline file is unreadable or of another schema.
     """
     from mlperf.baselines import BaselineError, load_machine, machine_id
-    from mlperf.plugin import verdict_rows
+    from mlperf.report.latest import verdict_rows
 
     reports, baselines = Path(reports), Path(baselines)
     page = Path(output) if output else reports / "index.html"
     page.parent.mkdir(parents=True, exist_ok=True)
     run = load_run(reports)
-    machine = machine or (run or {}).get("machine_id") or machine_id()
+    machine = machine or (run.get("machine_id") if run else None) or machine_id()
     try:
         stored = load_machine(baselines, machine)
     except BaselineError as exc:

@@ -8,7 +8,7 @@ machine's changing load falls on all of them alike.  The same first-measurement
 samples are also judged by two other rules:
 
 * stored baseline: :func:`mlperf.stats.compare_samples` with ``max_regression``
-  0.25 (the plugin's default), reference = base samples of one process from the
+  0.25 (the plugin's default, :data:`mlperf.records.DEFAULT_MAX_REGRESSION`), reference = base samples of one process from the
   *previous* trial (as a baseline recorded earlier in another process), new = head
   samples of one process of this trial;
 * ``min:5%``: pytest-benchmark's ``--benchmark-compare-fail=min:5%`` applied to the
@@ -157,6 +157,7 @@ def decisions_of(entry: dict[str, Any], previous_base: dict[str, list[float]]) -
     previous trial: the stored-baseline rule's reference.
     """
     from mlperf.ab.verdict import block_log_ratios
+    from mlperf.records import DEFAULT_MAX_REGRESSION
     from mlperf.stats import compare_samples
 
     out = []
@@ -172,7 +173,9 @@ def decisions_of(entry: dict[str, Any], previous_base: dict[str, list[float]]) -
         if kind in previous_base:
             stored = (
                 compare_samples(
-                    previous_base[kind], _flat(init["head"][:1]), max_regression=0.25
+                    previous_base[kind],
+                    _flat(init["head"][:1]),
+                    max_regression=DEFAULT_MAX_REGRESSION,
                 ).verdict
                 == "REGRESSION"
             )
