@@ -1,4 +1,4 @@
-"""mlperf.cloud._common: redaction, telemetry opt-out, metric lines, input checks; and import cost."""
+"""mlperf.cloud.common: redaction, telemetry opt-out, metric lines, input checks; and import cost."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlperf.cloud import training_script
-from mlperf.cloud._common import (
+from mlperf.cloud.common import (
     AZURE_CLIENT_KWARGS,
     DEFAULT_RANGES,
     TELEMETRY_OPT_OUT_ENV,

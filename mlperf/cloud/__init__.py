@@ -1,7 +1,12 @@
 """Cloud ML on SageMaker, Vertex AI and Azure ML, and a local run of the same training script.
 
-``import mlperf.cloud`` imports no SDK; each provider lives in its own module
-(:mod:`mlperf.cloud.sagemaker`, :mod:`mlperf.cloud.vertex`, :mod:`mlperf.cloud.azure`).
+``import mlperf.cloud`` imports no SDK; each provider is a package named like its
+suite folder (:mod:`mlperf.cloud.sagemaker`, :mod:`mlperf.cloud.vertex`,
+:mod:`mlperf.cloud.azure`, tested under ``suites/cloud/<provider>/``), laid out the
+same way: ``__init__`` (the public verbs), ``_base`` (client or session, shared
+helpers), ``_training`` (upload, train, tune) and ``_serving`` (deploy, predict,
+delete; SageMaker's clean-up is ``_cleanup``).  What the providers share (errors, redaction, telemetry opt-out, metric
+parsing, argument checks) is :mod:`mlperf.cloud.common`.
 :func:`run_local` runs a training script in a subprocess under one provider's
 conventions (directories, environment variables, argument style) so a user can
 test it before paying for a cloud job.
@@ -20,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from mlperf.cloud._common import CloudError, parse_metrics, redact
+from mlperf.cloud.common import CloudError, parse_metrics, redact
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from mlperf.cloud import PROVIDERS, CloudError, run_local, training_script
-from mlperf.cloud._common import metric_regex
+from mlperf.cloud.common import metric_regex
 
 HPS = {"n_estimators": 60, "max_depth": 6}
 

@@ -28,7 +28,7 @@ from hypothesis.extra.pandas import column, data_frames, range_indexes
 
 from mlperf._optional import available, install_hint
 from mlperf.cloud import training_script
-from mlperf.cloud._common import CloudError
+from mlperf.cloud.common import CloudError
 from mlperf.cloud.azure import (
     BASE_IMAGE,
     best_trial,

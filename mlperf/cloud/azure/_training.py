@@ -1,18 +1,4 @@
-"""Azure Machine Learning (SDK v2, ``azure-ai-ml``): upload, train, tune, register, deploy, predict, delete.
-
-The seed tutorial used SDK v1 (``azureml-core``), out of support since 2026-06-30
-and not installable beside numpy 2 / pandas 3.  Here the same flow runs on SDK v2:
-the CSV goes to Blob Storage and becomes a ``uri_file`` data asset; a ``command()``
-job runs mlperf's training script (:func:`mlperf.cloud.training_script`, the one
-:func:`mlperf.cloud.run_local` runs with ``provider="azure"``) in an environment
-built from a conda spec pinned to the versions installed here; ``.sweep()``
-searches the tutorial's space; the best model is registered and served by a
-managed online endpoint whose scoring script is the same file (``init``/``run``).
-
-Every verb takes ``ml_client``, an ``azure.ai.ml.MLClient``; None builds one with
-:func:`connect` (``config.json`` + ``DefaultAzureCredential``), lazily.  Blob
-uploads take a ``BlobServiceClient`` or a connection string, so they run against
-Azurite as well as Azure.  SDK telemetry is off.
+"""Azure ML data, training and tuning: upload_data, train, tune, best_trial, register_model.
 """
 
 from __future__ import annotations
@@ -23,18 +9,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlperf._optional import require
-from mlperf.cloud._azure_base import (
-    BASE_IMAGE,
-    _azure_call,
-    _check_names,
-    _client,
-    _staged,
-    conda_spec,
-    connect,
+from mlperf.cloud.azure._base import (
+    azure_call,
+    check_names,
     environment,
+    resolve_client,
+    staged,
 )
-from mlperf.cloud._azure_serving import DEFAULT_INSTANCE_TYPE, delete, deploy, predict
-from mlperf.cloud._common import (
+from mlperf.cloud.common import (
     DEFAULT_MAX_JOBS,
     DEFAULT_MAX_PARALLEL_JOBS,
     DEFAULT_OBJECTIVE,
@@ -49,16 +31,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
-    "BASE_IMAGE",
     "DEFAULT_COMPUTE",
-    "DEFAULT_INSTANCE_TYPE",
     "best_trial",
-    "conda_spec",
-    "connect",
-    "delete",
-    "deploy",
-    "environment",
-    "predict",
     "register_model",
     "train",
     "tune",
@@ -128,13 +102,13 @@ def upload_data(
             )
         blob_service = blob.BlobServiceClient.from_connection_string(connection_string)
     client = blob_service.get_container_client(container)
-    if not _azure_call("upload_data", client.exists):
+    if not azure_call("upload_data", client.exists):
         raise CloudError(
             f"upload_data: container {container!r} does not exist in storage account "
             f"{blob_service.account_name!r}; create it with `az storage container create "
             f"--name {container} --account-name {blob_service.account_name}` or pass an existing one"
         )
-    uploaded = _azure_call(
+    uploaded = azure_call(
         "upload_data",
         client.upload_blob,
         blob_name,
@@ -150,7 +124,7 @@ def upload_data(
         description=f"mlperf training data: {len(frame)} rows, label {target!r}",
     )
     if ml_client is not None:
-        asset = _azure_call("upload_data", ml_client.data.create_or_update, asset)
+        asset = azure_call("upload_data", ml_client.data.create_or_update, asset)
     return asset
 
 
@@ -202,14 +176,14 @@ def _check_hyperparameters(hps: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _submit(what: str, ml_client: Any, job: Any, wait: bool) -> Any:
-    submitted = _azure_call(what, ml_client.jobs.create_or_update, job)
+    submitted = azure_call(what, ml_client.jobs.create_or_update, job)
     if not wait:
         return submitted
     try:
         ml_client.jobs.stream(submitted.name)  # raises JobException with the run's error
     except Exception as exc:
         raise CloudError(f"{what}: job {submitted.name!r} failed: {_job_error(exc)}") from exc
-    final = _azure_call(what, ml_client.jobs.get, submitted.name)
+    final = azure_call(what, ml_client.jobs.get, submitted.name)
     if final.status in _FAILED:
         raise CloudError(
             f"{what}: job {submitted.name!r} ended {final.status}; see {final.studio_url}"
@@ -269,9 +243,9 @@ def train(
     hps = _check_hyperparameters(
         DEFAULT_HYPERPARAMETERS if hyperparameters is None else hyperparameters
     )
-    _check_names(hps, script, "train")
-    ml_client = _client(ml_client)
-    with _staged(script) as code:
+    check_names(hps, script, "train")
+    ml_client = resolve_client(ml_client)
+    with staged(script) as code:
         job = _command(data, hps, code, env, compute, "mlperf-train")
         return _submit("train", ml_client, job, wait)
 
@@ -324,7 +298,7 @@ def tune(
         The sweep failed or Azure refused it.
     """
     space = check_ranges(ranges, func="tune")
-    _check_names(space, script, "tune")
+    check_names(space, script, "tune")
     if goal not in ("maximize", "minimize"):
         raise ValueError(f"tune: goal must be 'maximize' or 'minimize'; got {goal!r}")
     if not 1 <= max_concurrent_trials <= max_total_trials:
@@ -333,9 +307,9 @@ def tune(
             f"max_concurrent_trials={max_concurrent_trials!r}, max_total_trials={max_total_trials!r}"
         )
     search = _search_space(space)
-    ml_client = _client(ml_client)
+    ml_client = resolve_client(ml_client)
     defaults = {name: lo for name, (lo, _hi) in space.items()}
-    with _staged(script) as code:
+    with staged(script) as code:
         base = _command(data, defaults, code, env, compute, "mlperf-sweep")
         job = base(**search).sweep(
             compute=compute,
@@ -355,7 +329,7 @@ def tune(
 def best_trial(sweep_job: Any, *, ml_client: Any = None) -> str:
     """Name of the best trial of a finished sweep (its ``best_child_run_id``)."""
     name = sweep_job if isinstance(sweep_job, str) else sweep_job.name
-    job = _azure_call("best_trial", _client(ml_client).jobs.get, name)
+    job = azure_call("best_trial", resolve_client(ml_client).jobs.get, name)
     best = (job.properties or {}).get("best_child_run_id")
     if not best:
         raise CloudError(
@@ -386,4 +360,4 @@ def register_model(
         type=ml.constants.AssetTypes.CUSTOM_MODEL,
         description=f"random forest trained by job {job_name}",
     )
-    return _azure_call("register_model", _client(ml_client).models.create_or_update, model)
+    return azure_call("register_model", resolve_client(ml_client).models.create_or_update, model)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlperf._optional import require
 from mlperf.cloud import training_script
-from mlperf.cloud._common import AZURE_CLIENT_KWARGS, CloudError, disable_telemetry
+from mlperf.cloud.common import AZURE_CLIENT_KWARGS, CloudError, disable_telemetry
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -57,11 +57,11 @@ def connect(config_path: str | os.PathLike[str] | None = None, *, credential: An
         ) from exc
 
 
-def _client(ml_client: Any) -> Any:
+def resolve_client(ml_client: Any) -> Any:
     return ml_client if ml_client is not None else connect()
 
 
-def _azure_call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+def azure_call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Run an SDK call, turning Azure transport and service errors into a CloudError."""
     errors = require("azure.core.exceptions", "Azure ML")
     try:
@@ -106,7 +106,7 @@ def environment(spec: Mapping[str, Any] | None = None, image: str = BASE_IMAGE) 
 
 
 @contextmanager
-def _staged(script: str | os.PathLike[str] | None) -> Iterator[Path]:
+def staged(script: str | os.PathLike[str] | None) -> Iterator[Path]:
     """A directory holding only the script: Azure uploads the whole code directory."""
     src = Path(script) if script is not None else training_script()
     if not src.is_file():
@@ -128,7 +128,7 @@ def _script_flags() -> set[str]:
     return set(vars(module.parse_args([])))
 
 
-def _check_names(names: Any, script: Any, func: str) -> None:
+def check_names(names: Any, script: Any, func: str) -> None:
     """Refuse a hyper-parameter mlperf's script would ignore; a user's own script is trusted."""
     if script is not None:
         return

@@ -22,7 +22,7 @@ from pandas.testing import assert_frame_equal
 
 from mlperf.cloud import CloudError, run_local, training_script
 from mlperf.cloud import sagemaker as sm_mod
-from mlperf.cloud._common import metric_regex
+from mlperf.cloud.common import metric_regex
 
 pytestmark = [pytest.mark.xdist_group("cloud-aws")]
 

@@ -6,8 +6,13 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from mlperf._optional import require
-from mlperf.cloud._common import CloudError
-from mlperf.cloud._vertex_base import DEFAULT_MACHINE_TYPE, VertexSession, _call, _session
+from mlperf.cloud.common import CloudError
+from mlperf.cloud.vertex._base import (
+    DEFAULT_MACHINE_TYPE,
+    VertexSession,
+    resolve_session,
+    vertex_call,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,11 +62,11 @@ def deploy(
             "deploy: need 1 <= min_replica_count <= max_replica_count; got "
             f"{min_replica_count!r}, {max_replica_count!r}"
         )
-    s = _session(session)
+    s = resolve_session(session)
     aiplatform = require("google.cloud.aiplatform", "Vertex AI")
-    endpoint = _call("deploy", s, aiplatform.Endpoint.create, display_name=display_name, **s._kw())
+    endpoint = vertex_call("deploy", s, aiplatform.Endpoint.create, display_name=display_name, **s._kw())
     try:
-        _call(
+        vertex_call(
             "deploy",
             s,
             model.deploy,
@@ -142,14 +147,14 @@ def predict(
         )
     if len(rows) == 0:
         raise ValueError(f"predict: no rows to predict (columns {list(rows.columns)!r})")
-    s = _session(session)
+    s = resolve_session(session)
     if isinstance(endpoint, str):
         aiplatform = require("google.cloud.aiplatform", "Vertex AI")
-        endpoint = _call("predict", s, aiplatform.Endpoint, endpoint, **s._kw())
+        endpoint = vertex_call("predict", s, aiplatform.Endpoint, endpoint, **s._kw())
     out: list[dict[str, Any]] = []
     for start in range(0, len(rows), batch_size):
         batch = _instances(rows.iloc[start : start + batch_size])
-        reply = _call("predict", s, endpoint.predict, instances=batch)
+        reply = vertex_call("predict", s, endpoint.predict, instances=batch)
         if len(reply.predictions) != len(batch):
             raise CloudError(
                 f"predict: endpoint {endpoint.resource_name!r} answered "
@@ -188,15 +193,15 @@ def delete(
     CloudError
         A delete failed; resources before it in the order above are already gone.
     """
-    s = _session(session)
+    s = resolve_session(session)
     aiplatform = require("google.cloud.aiplatform", "Vertex AI")
     if isinstance(endpoint, str):
-        endpoint = _call("delete", s, aiplatform.Endpoint, endpoint, **s._kw())
-    _call("delete", s, endpoint.undeploy_all)  # Vertex refuses to delete an endpoint in use
+        endpoint = vertex_call("delete", s, aiplatform.Endpoint, endpoint, **s._kw())
+    vertex_call("delete", s, endpoint.undeploy_all)  # Vertex refuses to delete an endpoint in use
     gone = []
     for resource in (endpoint, model, dataset):
         if resource is not None:
             name = resource.resource_name
-            _call("delete", s, resource.delete)
+            vertex_call("delete", s, resource.delete)
             gone.append(name)
     return gone

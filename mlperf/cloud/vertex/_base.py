@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mlperf._optional import require
-from mlperf.cloud._common import CloudError, disable_telemetry
+from mlperf.cloud.common import CloudError, disable_telemetry
 
 __all__ = ["DEFAULT_MACHINE_TYPE", "VertexSession", "connect"]
 
@@ -90,7 +90,7 @@ def connect(
     return VertexSession(resolved, config.location, credentials, api_endpoint)
 
 
-def _session(session: VertexSession | None) -> VertexSession:
+def resolve_session(session: VertexSession | None) -> VertexSession:
     return session if session is not None else connect()
 
 
@@ -123,7 +123,7 @@ def _probe(what: str, session: VertexSession, timeout: float = 5.0) -> None:
     _REACHED[(host, port)] = now
 
 
-def _call(what: str, session: VertexSession, fn: Any, *args: Any, **kwargs: Any) -> Any:
+def vertex_call(what: str, session: VertexSession, fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Run an SDK call, turning transport and API failures into a CloudError naming *what*."""
     exceptions = require("google.api_core.exceptions")
     requests = require("requests")
