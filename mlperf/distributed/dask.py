@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from mlperf._optional import require
-from mlperf.distributed._common import (
+from mlperf.distributed.common import (
     DEFAULT_FEATURES,
     INPUT_COLUMNS,
     LABEL_SOURCE,
@@ -66,7 +66,7 @@ def dask_client(
         2 x 1 fits this project's 2-core machines; FACTS.md measured 4 x 2 starting
         twice as slowly for nothing.
     tmp:
-        Root of temporary files (default :func:`~mlperf.distributed._common.tmp_root`);
+        Root of temporary files (default :func:`~mlperf.distributed.common.tmp_root`);
         worker spill and scratch go to ``<tmp>/dask``.
 
     Raises
@@ -167,7 +167,7 @@ def region_summary(data: Any, *, min_users: int = 0, session: Client | None = No
     Returns
     -------
     pandas.DataFrame
-        Layout of :func:`mlperf.distributed._common.region_summary`.
+        Layout of :func:`mlperf.distributed.common.region_summary`.
     """
     func = "dask.region_summary"
     min_users = check_min_users(min_users, func)

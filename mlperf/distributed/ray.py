@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from mlperf._optional import require
-from mlperf.distributed._common import (
+from mlperf.distributed.common import (
     DEFAULT_FEATURES,
     INPUT_COLUMNS,
     LABEL_SOURCE,
@@ -84,7 +84,7 @@ def ray_runtime(
     num_cpus:
         Local Ray only; default all cores.
     tmp:
-        Root of temporary files (default :func:`~mlperf.distributed._common.tmp_root`);
+        Root of temporary files (default :func:`~mlperf.distributed.common.tmp_root`);
         a local Ray's session dir goes to ``<tmp>/ray``.
 
     Raises
@@ -174,7 +174,7 @@ def region_summary(data: Any, *, min_users: int = 0) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Layout of :func:`mlperf.distributed._common.region_summary`.
+        Layout of :func:`mlperf.distributed.common.region_summary`.
     """
     func = "ray.region_summary"
     min_users = check_min_users(min_users, func)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from mlperf._optional import require
-from mlperf.distributed._common import (
+from mlperf.distributed.common import (
     DEFAULT_FEATURES,
     INPUT_COLUMNS,
     LABEL_SOURCE,
@@ -98,7 +98,7 @@ def spark_session(
     app_name:
         Application name.
     tmp:
-        Root of temporary files (default :func:`~mlperf.distributed._common.tmp_root`);
+        Root of temporary files (default :func:`~mlperf.distributed.common.tmp_root`);
         ``spark.local.dir``, the warehouse and the JVM's temp dir go to ``<tmp>/spark``.
     conf:
         Extra Spark settings, applied last.
@@ -244,7 +244,7 @@ def region_summary(
     Returns
     -------
     pandas.DataFrame
-        Layout of :func:`mlperf.distributed._common.region_summary`.
+        Layout of :func:`mlperf.distributed.common.region_summary`.
     """
     func = "spark.region_summary"
     min_users = check_min_users(min_users, func)

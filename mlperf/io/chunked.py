@@ -214,7 +214,7 @@ def between_m2(
 
     The one implementation of the merge of grouped statistics: chunked aggregation
     merges chunks with it, and the distributed engines merge partitions
-    (:func:`mlperf.distributed._common.combine_partials`).  A group's M2 (sum of
+    (:func:`mlperf.distributed.common.combine_partials`).  A group's M2 (sum of
     squared deviations from its mean) is the sum of its parts' M2 plus this term.
 
     Parameters

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import psutil
 
-from mlperf.distributed._common import SUMMARY_COLUMNS
+from mlperf.distributed.common import SUMMARY_COLUMNS
 
 __all__ = ["EngineTable", "TreeRss", "assert_summary_equal"]
 

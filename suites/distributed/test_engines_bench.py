@@ -21,7 +21,7 @@ import pytest
 from dist_helpers import TreeRss, assert_summary_equal
 
 from mlperf.data import make_purchases
-from mlperf.distributed import _common
+from mlperf.distributed import common
 
 WALL = pytest.mark.mlperf(metric="wall")
 # The plugin's memory round sees only this process, not the engine's: skip it for
@@ -58,7 +58,7 @@ SIZES = [
 
 def _summary_fn(engine: str) -> Any:
     if engine == "pandas":
-        return _common.region_summary
+        return common.region_summary
     if engine in ("duckdb", "polars"):
         from mlperf.distributed import peers
 
@@ -92,7 +92,7 @@ def test_region_summary_parquet(
     folder = purchases_parquet(n_rows)
     result, tree = _run(benchmark, _summary_fn(engine), folder, rounds=3)
     engine_table.record(benchmark, "region_summary", "parquet", n_rows, engine, tree)
-    expected = result if engine == "pandas" else _common.region_summary(folder)
+    expected = result if engine == "pandas" else common.region_summary(folder)
     assert_summary_equal(result, expected, scale=1e3)
     assert result["user_count"].sum() == n_rows
 
@@ -111,7 +111,7 @@ def test_region_summary_frame(
     df = mlperf_data("purchases", n_rows)
     result, tree = _run(benchmark, _summary_fn(engine), df, rounds=3)
     engine_table.record(benchmark, "region_summary", "frame", n_rows, engine, tree)
-    assert_summary_equal(result, _common.region_summary(df), scale=1e3)
+    assert_summary_equal(result, common.region_summary(df), scale=1e3)
 
 
 def _seed_spark(df: pd.DataFrame) -> pd.DataFrame:
@@ -173,7 +173,7 @@ def _sklearn_forest(df: pd.DataFrame, n_trees: int, max_depth: int) -> float:
     from sklearn.model_selection import train_test_split
 
     y = (df.purchase_amount > df.purchase_amount.mean()).astype(int)
-    X = df[list(_common.DEFAULT_FEATURES)]
+    X = df[list(common.DEFAULT_FEATURES)]
     Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, random_state=42)
     model = RandomForestClassifier(n_trees, max_depth=max_depth, random_state=42, n_jobs=-1)
     return float(balanced_accuracy_score(yte, model.fit(Xtr, ytr).predict(Xte)))

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from mlperf.data import make_purchases
-from mlperf.distributed._common import ForestResult
+from mlperf.distributed.common import ForestResult
 
 #: small enough to fit the test budget, large enough for a +-0.03 balanced accuracy
 N_ROWS, N_TREES, DEPTH = 20_000, 20, 6

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.pandas import column, data_frames, range_indexes
 
-from mlperf.distributed import _common
+from mlperf.distributed import common
 
 REGIONS = ["Tokyo", "Osaka", "東京", "大阪", "Fukuoka", "Zürich", "a b", ""]
 SCALE = 1e6
@@ -70,7 +70,7 @@ def test_engines_match_pandas(
 ) -> None:
     if fixture:
         request.getfixturevalue(fixture)
-    expected = _common.region_summary(df, min_users=min_users)
+    expected = common.region_summary(df, min_users=min_users)
     got = _engine(engine)(df, min_users=min_users)
     assert_summary_equal(got, expected, scale=SCALE)
 
@@ -83,7 +83,7 @@ def test_reference_edge_cases() -> None:
         "income": [1.0, 3.0, 5.0, 7.0],
         "purchase_amount": [10.0, np.nan, 2.0, np.nan],
     })  # fmt: skip
-    out = _common.region_summary(df)
+    out = common.region_summary(df)
     assert list(out.index) == ["Nagoya", "Osaka", "東京"]
     assert out.loc["東京", "user_count"] == 2
     assert out.loc["東京", "std_age"] == pytest.approx(np.std([30.0, 40.0], ddof=1))
@@ -91,7 +91,7 @@ def test_reference_edge_cases() -> None:
     assert np.isnan(out.loc["Nagoya", "avg_age"])
     assert np.isnan(out.loc["Nagoya", "total_purchase"])  # nothing to sum is not 0
     assert out.loc["東京", "total_purchase"] == 10.0
-    assert list(_common.region_summary(df, min_users=1).index) == ["東京"]
+    assert list(common.region_summary(df, min_users=1).index) == ["東京"]
 
 
 def _offset_frame(offset: float) -> pd.DataFrame:
@@ -117,7 +117,7 @@ def test_seed_dask_std_is_wrong_ours_is_exact(dask_client: Any) -> None:
     from mlperf.distributed.dask import region_summary
 
     df = _offset_frame(1e8)
-    expected = _common.region_summary(df)
+    expected = common.region_summary(df)
     seed_way = (
         dd.from_pandas(df, npartitions=4).groupby("region").agg({"age": ["mean", "std"]}).compute()
     )
@@ -136,7 +136,7 @@ def test_engines_exact_at_large_offset(
     if fixture:
         request.getfixturevalue(fixture)
     df = _offset_frame(1e8)
-    assert_summary_equal(_engine(engine)(df), _common.region_summary(df), scale=1e8)
+    assert_summary_equal(_engine(engine)(df), common.region_summary(df), scale=1e8)
 
 
 @pytest.mark.parametrize(("engine", "fixture"), ENGINES)
@@ -147,7 +147,7 @@ def test_parquet_path_input(
     if fixture:
         request.getfixturevalue(fixture)
     folder = purchases_parquet(30_000)
-    expected = _common.region_summary(folder, min_users=7_000)
+    expected = common.region_summary(folder, min_users=7_000)
     assert len(expected) > 0
     assert_summary_equal(_engine(engine)(folder, min_users=7_000), expected, scale=1e3)
 
