@@ -85,7 +85,9 @@ def correctness_mode(config: pytest.Config) -> str | None:
     bs = getattr(config, "_benchmarksession", None)
     if bs is None or not bs.disabled:
         return None
-    return "pytest-xdist is active" if getattr(bs, "xdist_warning", False) else "--benchmark-disable"
+    return (
+        "pytest-xdist is active" if getattr(bs, "xdist_warning", False) else "--benchmark-disable"
+    )
 
 
 class DualClock:
@@ -230,7 +232,10 @@ class Recorder:
             return None
         wall, cpu = sink.clock.rounds(len(data), stats.iterations)
         if len(wall) != len(data):
-            wall, cpu = data, []  # pytest-benchmark changed its timer protocol: its wall samples only
+            wall, cpu = (
+                data,
+                [],
+            )  # pytest-benchmark changed its timer protocol: its wall samples only
         record: BenchmarkRecord = {
             "id": item.nodeid,
             "suite": suite_of(item.nodeid),

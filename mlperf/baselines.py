@@ -52,10 +52,25 @@ __all__ = [
 SCHEMA_VERSION = 1
 #: packages whose versions go into every result and baseline file
 TRACKED_PACKAGES = (
-    "numpy", "pandas", "pyarrow", "numba", "scikit-learn", "pyspark", "dask", "distributed",
-    "ray", "duckdb", "polars", "h5py", "tables", "pytest-benchmark", "sagemaker",
-    "google-cloud-aiplatform", "azure-ai-ml", "mlperf",
-)  # fmt: skip
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "numba",
+    "scikit-learn",
+    "pyspark",
+    "dask",
+    "distributed",
+    "ray",
+    "duckdb",
+    "polars",
+    "h5py",
+    "tables",
+    "pytest-benchmark",
+    "sagemaker",
+    "google-cloud-aiplatform",
+    "azure-ai-ml",
+    "mlperf",
+)
 #: samples kept per benchmark and clock (evenly thinned beyond this)
 MAX_SAMPLES = 200
 FIX_HINT = (
@@ -126,8 +141,12 @@ def current_commit(root: Path | str = ".") -> str | None:
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root, capture_output=True, text=True, timeout=10, check=True,
-        ).stdout.strip()  # fmt: skip
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{head}-dirty" if dirty else head

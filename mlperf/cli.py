@@ -46,7 +46,8 @@ def _baseline_show(args: argparse.Namespace) -> int:
         print(f"no baselines in {folder}; record them with `mlperf baseline save`", file=sys.stderr)
         return 1
     print(
-        f"{'benchmark':70} {'metric':6} {'cpu median':>12} {'wall median':>12} {'peak MiB':>9}  recorded"
+        f"{'benchmark':70} {'metric':6} {'cpu median':>12} {'wall median':>12} {'peak MiB':>9}  "
+        "recorded"
     )
     for bid, e in sorted(entries.items()):
         cpu, wall, memory = _median(e.get("cpu")), _median(e.get("wall")), e.get("memory")
@@ -87,8 +88,16 @@ def _baseline_diff(args: argparse.Namespace) -> int:
 
 
 def _baseline_save(args: argparse.Namespace) -> int:
-    cmd = [sys.executable, "-m", "pytest", *(args.paths or ["suites"]), "--benchmark-enable",
-           "--mlperf-save-baseline", f"--mlperf-baselines={args.dir}", *args.pytest_args]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        *(args.paths or ["suites"]),
+        "--benchmark-enable",
+        "--mlperf-save-baseline",
+        f"--mlperf-baselines={args.dir}",
+        *args.pytest_args,
+    ]
     print("+", " ".join(cmd), flush=True)
     return subprocess.call(cmd)
 
@@ -102,8 +111,13 @@ def _parser() -> argparse.ArgumentParser:
     save = bsub.add_parser("save", help="run the suites with benchmarks on and store the results")
     save.add_argument("paths", nargs="*", help="suites or test files (default: suites)")
     save.add_argument("--dir", default="baselines", help="baselines directory (default: baselines)")
-    save.add_argument("--pytest-args", dest="pytest_args", nargs=argparse.REMAINDER, default=[],
-                      help="everything after this goes to pytest")  # fmt: skip
+    save.add_argument(
+        "--pytest-args",
+        dest="pytest_args",
+        nargs=argparse.REMAINDER,
+        default=[],
+        help="everything after this goes to pytest",
+    )
     save.set_defaults(func=_baseline_save)
     show = bsub.add_parser("show", help="list this machine's stored baselines")
     show.add_argument("--dir", default="baselines")

@@ -121,13 +121,26 @@ _BLOCK = 1 << 16
 _F32 = np.finfo(np.float32)
 # Smallest first; on equal size the signed type wins (safer under subtraction).
 _INT_LADDER: tuple[type[np.integer[Any]], ...] = (
-    np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64,
-)  # fmt: skip
+    np.int8,
+    np.uint8,
+    np.int16,
+    np.uint16,
+    np.int32,
+    np.uint32,
+    np.int64,
+    np.uint64,
+)
 _NULLABLE_NAME = {"i": "Int", "u": "UInt"}
 _NULLABLE_INTS = (
-    pd.Int8Dtype, pd.Int16Dtype, pd.Int32Dtype, pd.Int64Dtype,
-    pd.UInt8Dtype, pd.UInt16Dtype, pd.UInt32Dtype, pd.UInt64Dtype,
-)  # fmt: skip
+    pd.Int8Dtype,
+    pd.Int16Dtype,
+    pd.Int32Dtype,
+    pd.Int64Dtype,
+    pd.UInt8Dtype,
+    pd.UInt16Dtype,
+    pd.UInt32Dtype,
+    pd.UInt64Dtype,
+)
 _NULLABLE_FLOATS = (pd.Float32Dtype, pd.Float64Dtype)
 
 REPORT_COLUMNS = (
@@ -332,9 +345,9 @@ def _plan(s: pd.Series, floats: FloatMode, categories: float, measure: bool) -> 
     dtype = s.dtype
     if isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(dtype):
         return _Change(note="already compact")
-    if isinstance(dtype, np.dtype) and dtype.kind in "iu" or isinstance(dtype, _NULLABLE_INTS):
+    if (isinstance(dtype, np.dtype) and dtype.kind in "iu") or isinstance(dtype, _NULLABLE_INTS):
         return _shrink_int(s)
-    if isinstance(dtype, np.dtype) and dtype.kind == "f" or isinstance(dtype, _NULLABLE_FLOATS):
+    if (isinstance(dtype, np.dtype) and dtype.kind == "f") or isinstance(dtype, _NULLABLE_FLOATS):
         return _shrink_float(s, floats, measure)
     if categories > 0 and _is_text(s):
         return _to_category(s, categories)
@@ -452,10 +465,18 @@ def optimize_dtypes(
         if return_report:
             new_col = out.iloc[:, i]
             rows.append(
-                (i, out.columns[i], str(col.dtype), str(new_col.dtype),
-                 _column_bytes(col), _column_bytes(new_col),
-                 change.lossy, change.max_rel_error, change.note)
-            )  # fmt: skip
+                (
+                    i,
+                    out.columns[i],
+                    str(col.dtype),
+                    str(new_col.dtype),
+                    _column_bytes(col),
+                    _column_bytes(new_col),
+                    change.lossy,
+                    change.max_rel_error,
+                    change.note,
+                )
+            )
         del col  # let the replaced column go before the next one is converted
     if not return_report:
         return out

@@ -63,7 +63,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--mlperf-cloud",
         action="store_true",
         default=False,
-        help="run tests marked 'cloud' against real cloud accounts; they spend money (default: skip)",
+        help="run tests marked 'cloud' against real cloud accounts; they spend money "
+        "(default: skip)",
     )
     group.addoption(
         "--mlperf-slow",
@@ -134,13 +135,15 @@ def _check_options(config: pytest.Config) -> None:
     confirm = config.getoption("mlperf_confirm")
     if confirm < 0:
         raise pytest.UsageError(
-            f"--mlperf-confirm={confirm} must be >= 0 (re-measurements of a time REGRESSION; 0 turns them off)."
+            f"--mlperf-confirm={confirm} must be >= 0 (re-measurements of a time REGRESSION; 0 "
+            "turns them off)."
         )
     if config.getoption("mlperf_cluster") and not any(
         os.environ.get(v) for v in _CLUSTER_VARS.values()
     ):
         raise pytest.UsageError(
-            "--mlperf-cluster needs the cluster's address: set SPARK_REMOTE, DASK_SCHEDULER_ADDRESS "
+            "--mlperf-cluster needs the cluster's address: set SPARK_REMOTE, "
+            "DASK_SCHEDULER_ADDRESS "
             "and/or RAY_ADDRESS (make test-cluster starts a loopback cluster and sets them)."
         )
     if config.getoption("mlperf_save_baseline"):
@@ -149,7 +152,8 @@ def _check_options(config: pytest.Config) -> None:
         )
         if disabled or config.getoption("numprocesses", None):
             raise pytest.UsageError(
-                "--mlperf-save-baseline needs measured benchmarks: drop --benchmark-disable/--benchmark-skip "
+                "--mlperf-save-baseline needs measured benchmarks: drop "
+                "--benchmark-disable/--benchmark-skip "
                 "and -n (pytest-xdist turns benchmarks off), or run `make baseline`."
             )
 
@@ -176,7 +180,10 @@ def _skip_reason(item: pytest.Item, config: pytest.Config) -> str | None:
             if item.get_closest_marker(engine) and not os.environ.get(var):
                 return f"cluster test for {engine}: set {var} to the cluster's address"
     if item.get_closest_marker("gpu") and not _cuda_present():
-        return "gpu test: no CUDA device found (needs an NVIDIA GPU and CuPy: pip install cupy-cuda12x or cupy-cuda13x)"
+        return (
+            "gpu test: no CUDA device found (needs an NVIDIA GPU and CuPy: "
+            "pip install cupy-cuda12x or cupy-cuda13x)"
+        )
     return None
 
 

@@ -165,7 +165,8 @@ def mann_whitney(
         p = min(1.0, 2 * min(p_greater, p_less))
     else:
         raise ValueError(
-            f"mann_whitney: alternative must be 'greater', 'less' or 'two-sided'; got {alternative!r}"
+            "mann_whitney: alternative must be 'greater', 'less' or 'two-sided'; got "
+            f"{alternative!r}"
         )
     return MannWhitney(u=u, p=float(min(1.0, max(0.0, p))), exact=exact)
 

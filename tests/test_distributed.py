@@ -52,8 +52,12 @@ def test_imports_stay_light() -> None:
 
 
 def _frame(**cols: list[object]) -> pd.DataFrame:
-    base = {"region": ["a", "a", "b"], "age": [1.0, 3.0, 5.0], "income": [2.0, 2.0, 2.0],
-            "purchase_amount": [1.0, 2.0, 3.0]}  # fmt: skip
+    base = {
+        "region": ["a", "a", "b"],
+        "age": [1.0, 3.0, 5.0],
+        "income": [2.0, 2.0, 2.0],
+        "purchase_amount": [1.0, 2.0, 3.0],
+    }
     base.update(cols)
     return pd.DataFrame(base).astype({"region": "str"})
 
@@ -63,9 +67,17 @@ def test_reference_layout_and_values() -> None:
     assert list(out.columns) == list(common.SUMMARY_COLUMNS)
     assert out.index.name == "region" and list(out.index) == ["a", "b"]
     assert out["user_count"].dtype == np.int64
-    assert out.loc["a"].to_dict() == pytest.approx({
-        "user_count": 2, "avg_age": 2.0, "std_age": np.sqrt(2.0), "avg_income": 2.0,
-        "std_income": 0.0, "avg_purchase": 1.5, "total_purchase": 3.0})  # fmt: skip
+    assert out.loc["a"].to_dict() == pytest.approx(
+        {
+            "user_count": 2,
+            "avg_age": 2.0,
+            "std_age": np.sqrt(2.0),
+            "avg_income": 2.0,
+            "std_income": 0.0,
+            "avg_purchase": 1.5,
+            "total_purchase": 3.0,
+        }
+    )
     assert np.isnan(out.loc["b", "std_age"])
 
 
@@ -98,12 +110,14 @@ def test_min_users_must_be_a_count(min_users: object) -> None:
 
 values = st.floats(min_value=-1e9, max_value=1e9, width=64) | st.just(float("nan"))
 frames = data_frames(
-    columns=[column("region", elements=st.sampled_from(["x", "東京", "y"]), dtype=object),
-             column("age", elements=values, dtype=float),
-             column("income", elements=values, dtype=float),
-             column("purchase_amount", elements=values, dtype=float)],
+    columns=[
+        column("region", elements=st.sampled_from(["x", "東京", "y"]), dtype=object),
+        column("age", elements=values, dtype=float),
+        column("income", elements=values, dtype=float),
+        column("purchase_amount", elements=values, dtype=float),
+    ],
     index=range_indexes(min_size=1, max_size=60),
-).map(lambda df: df.astype({"region": "str"}))  # fmt: skip
+).map(lambda df: df.astype({"region": "str"}))
 
 
 @settings(max_examples=50, deadline=None)
@@ -121,9 +135,7 @@ def test_merge_is_exact_where_sum_of_squares_is_not() -> None:
     rng = np.random.default_rng(0)
     x = 1e8 + rng.normal(0, 1, 10_000)
     df = pd.DataFrame({"region": ["r"] * x.size, "age": x, "income": x, "purchase_amount": x})
-    parts = pd.concat(
-        [common.partial_stats(df.iloc[i : i + 2500]) for i in range(0, x.size, 2500)]
-    )
+    parts = pd.concat([common.partial_stats(df.iloc[i : i + 2500]) for i in range(0, x.size, 2500)])
     got = common.combine_partials(parts).loc["r", "std_age"]
     naive = np.sqrt((np.sum(x**2) - x.size * np.mean(x) ** 2) / (x.size - 1))
     assert got == pytest.approx(np.std(x, ddof=1), rel=1e-9)
@@ -149,10 +161,15 @@ def test_scores_from_confusion() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
-    [({"features": "age"}, ValueError, "features"), ({"features": ("a", "a")}, ValueError, "distinct"),
-     ({"n_trees": 0}, ValueError, "n_trees.*0"), ({"max_depth": 2.5}, ValueError, "max_depth.*2.5"),
-     ({"test_size": 1.0}, ValueError, "test_size.*1.0"), ({"seed": "1"}, TypeError, "seed")],
-)  # fmt: skip
+    [
+        ({"features": "age"}, ValueError, "features"),
+        ({"features": ("a", "a")}, ValueError, "distinct"),
+        ({"n_trees": 0}, ValueError, "n_trees.*0"),
+        ({"max_depth": 2.5}, ValueError, "max_depth.*2.5"),
+        ({"test_size": 1.0}, ValueError, "test_size.*1.0"),
+        ({"seed": "1"}, TypeError, "seed"),
+    ],
+)
 def test_forest_arguments_are_checked(kwargs: dict[str, object], error: type, match: str) -> None:
     args = {
         "features": ("age",),
@@ -191,10 +208,15 @@ def test_long_ray_temp_dir_gets_a_short_link(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("address", "expected"),
-    [("sc://127.0.0.1:15002", ("127.0.0.1", 15002)), ("sc://h:1/;user_id=x", ("h", 1)),
-     ("tcp://10.0.0.5:8786", ("10.0.0.5", 8786)), ("host", ("host", 99)), ("[::1]:7", ("::1", 7)),
-     ("ray://head:10001", ("head", 10001))],
-)  # fmt: skip
+    [
+        ("sc://127.0.0.1:15002", ("127.0.0.1", 15002)),
+        ("sc://h:1/;user_id=x", ("h", 1)),
+        ("tcp://10.0.0.5:8786", ("10.0.0.5", 8786)),
+        ("host", ("host", 99)),
+        ("[::1]:7", ("::1", 7)),
+        ("ray://head:10001", ("head", 10001)),
+    ],
+)
 def test_parse_address(address: str, expected: tuple[str, int]) -> None:
     assert common.parse_address(address, 99, func="f") == expected
 
@@ -295,7 +317,7 @@ for name, module in (("spark", "pyspark"), ("dask", "distributed"), ("ray", "ray
     lines = out.stdout.strip().splitlines()
     assert len(lines) == 3, out.stdout + out.stderr
     for line, how in zip(
-        lines, ("with spark_session()", "with dask_client()", "with ray_runtime()")
+        lines, ("with spark_session()", "with dask_client()", "with ray_runtime()"), strict=True
     ):
         assert how in line, line
 
@@ -311,7 +333,7 @@ def test_cluster_down_without_services(tmp_path: Path, capsys: pytest.CaptureFix
 def test_cluster_up_refuses_while_an_earlier_run_lives(tmp_path: Path) -> None:
     # A PID file naming a live process group (this one) must stop `up` before it starts anything.
     (tmp_path / "dask-scheduler.pid").write_text(json.dumps({"pid": os.getpgid(0)}))
-    with pytest.raises(RuntimeError, match="still run.*down --dir"):
+    with pytest.raises(RuntimeError, match=r"still run.*down --dir"):
         cluster.up(tmp_path)
     assert not (tmp_path / "cluster.env").exists()
 

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-import mlperf.io.chunked
 import mlperf.io
+import mlperf.io.chunked
 from mlperf.data import make_customers
 from mlperf.io import (
     FORMATS,

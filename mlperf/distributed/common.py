@@ -43,8 +43,14 @@ __all__ = [
 INPUT_COLUMNS: tuple[str, ...] = ("region", "age", "income", "purchase_amount")
 VALUE_COLUMNS: tuple[str, ...] = ("age", "income", "purchase_amount")
 SUMMARY_COLUMNS: tuple[str, ...] = (
-    "user_count", "avg_age", "std_age", "avg_income", "std_income", "avg_purchase", "total_purchase",
-)  # fmt: skip
+    "user_count",
+    "avg_age",
+    "std_age",
+    "avg_income",
+    "std_income",
+    "avg_purchase",
+    "total_purchase",
+)
 #: the seed's features; its label is ``purchase_amount > mean(purchase_amount)``
 DEFAULT_FEATURES: tuple[str, ...] = ("age", "income", "purchase_count")
 LABEL_SOURCE = "purchase_amount"
@@ -152,7 +158,8 @@ def ensure_reachable(
         sock = socket.create_connection((host, port), timeout=timeout)
     except OSError as exc:
         raise ConnectionError(
-            f"{func}: cannot reach the {what} at {address!r} ({host}:{port}: {exc or 'timed out'}); {fix}"
+            f"{func}: cannot reach the {what} at {address!r} ({host}:{port}: "
+            f"{exc or 'timed out'}); {fix}"
         ) from exc
     with sock:
         if not greeting:
@@ -371,7 +378,8 @@ def combine_partials(
         for stat in ("n", "sum", "m2")
     }
     n, total, m2 = (
-        per_part[stat].groupby(level=0, sort=True, dropna=False).sum() for stat in ("n", "sum", "m2")
+        per_part[stat].groupby(level=0, sort=True, dropna=False).sum()
+        for stat in ("n", "sum", "m2")
     )
     # Chan et al.: M2 = sum M2_i + sum n_i (mean_i - mean)^2 over the partitions.
     m2 = m2 + between_m2(per_part["n"], per_part["sum"], n, total)

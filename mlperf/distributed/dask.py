@@ -86,9 +86,17 @@ def dask_client(
     cluster = None
     with dask.config.set({"temporary-directory": str(local)}):
         if address:
-            ensure_reachable(address, 8786, func=func, what="Dask scheduler", fix=(
-                "start it (python -m mlperf.distributed.cluster up) or unset DASK_SCHEDULER_ADDRESS"),
-                greeting=address.startswith("tcp://") or "://" not in address)  # fmt: skip
+            ensure_reachable(
+                address,
+                8786,
+                func=func,
+                what="Dask scheduler",
+                fix=(
+                    "start it (python -m mlperf.distributed.cluster up) or unset "
+                    "DASK_SCHEDULER_ADDRESS"
+                ),
+                greeting=address.startswith("tcp://") or "://" not in address,
+            )
             client = distributed.Client(address, timeout=f"{timeout}s")
         else:
             cluster = distributed.LocalCluster(
@@ -117,7 +125,8 @@ def _current(session: Any, func: str) -> Any:
         return distributed.default_client()
     except ValueError:
         raise RuntimeError(
-            f"{func}: no Dask client is running; call it inside `with dask_client():` or pass session="
+            f"{func}: no Dask client is running; call it inside `with dask_client():` or pass "
+            "session="
         ) from None
 
 
@@ -250,8 +259,9 @@ def train_forest(
     forest.n_jobs = 1  # each partition's prediction runs in one worker thread
     pred = wrappers.ParallelPostFit(estimator=forest).predict(X_test)
     labels = y_test.to_dask_array()
-    counts = labels.map_blocks(_confusion, pred, chunks=((1,) * labels.numblocks[0], (4,)),
-                               dtype=np.int64, new_axis=1)  # fmt: skip
+    counts = labels.map_blocks(
+        _confusion, pred, chunks=((1,) * labels.numblocks[0], (4,)), dtype=np.int64, new_axis=1
+    )
     tn, fp, fn, tp = (int(v) for v in client.compute(counts.sum(axis=0), sync=True))
     t3 = time.perf_counter()
     accuracy, balanced = scores_from_confusion({(0, 0): tn, (0, 1): fp, (1, 0): fn, (1, 1): tp})

@@ -102,8 +102,13 @@ def ray_runtime(
     quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
     if address and address not in ("local", "auto"):
         default_port = 10001 if address.startswith("ray://") else 6379
-        ensure_reachable(address, default_port, func=func, what="Ray head", fix=(
-            "start it (python -m mlperf.distributed.cluster up) or unset RAY_ADDRESS"))  # fmt: skip
+        ensure_reachable(
+            address,
+            default_port,
+            func=func,
+            what="Ray head",
+            fix=("start it (python -m mlperf.distributed.cluster up) or unset RAY_ADDRESS"),
+        )
     if ray.is_initialized():
         raise RuntimeError(
             f"{func}: Ray is already initialised in this process; call ray.shutdown() first"
@@ -254,8 +259,12 @@ def train_forest(
     model = ray.put(forest)
     n_blocks = max(1, min(int(ray.cluster_resources().get("CPU", 1)), len(y_test)))
     score = ray.remote(_predict_block)
-    refs = [score.remote(model, X, yb) for X, yb in zip(
-        np.array_split(X_test, n_blocks), np.array_split(y_test, n_blocks), strict=True)]  # fmt: skip
+    refs = [
+        score.remote(model, X, yb)
+        for X, yb in zip(
+            np.array_split(X_test, n_blocks), np.array_split(y_test, n_blocks), strict=True
+        )
+    ]
     tn, fp, fn, tp = (int(v) for v in np.sum(ray.get(refs), axis=0))
     t3 = time.perf_counter()
     accuracy, balanced = scores_from_confusion({(0, 0): tn, (0, 1): fp, (1, 0): fn, (1, 1): tp})
@@ -405,15 +414,17 @@ def tune_forest(
     for result in grid:
         metrics = result.metrics or {}
         done = int(metrics.get("training_iteration", 0))
-        rows.append({
-            "n_estimators": result.config["n_estimators"],
-            "max_depth": result.config["max_depth"],
-            "accuracy": metrics.get("accuracy", np.nan),
-            "n_trees": metrics.get("n_trees", 0),
-            "iterations": done,
-            "stopped_early": result.error is None and done < n_steps,
-            "error": None if result.error is None else _describe(result.error),
-        })  # fmt: skip
+        rows.append(
+            {
+                "n_estimators": result.config["n_estimators"],
+                "max_depth": result.config["max_depth"],
+                "accuracy": metrics.get("accuracy", np.nan),
+                "n_trees": metrics.get("n_trees", 0),
+                "iterations": done,
+                "stopped_early": result.error is None and done < n_steps,
+                "error": None if result.error is None else _describe(result.error),
+            }
+        )
     trials = pd.DataFrame(rows)
     errors = trials.loc[
         trials["error"].notna(), ["n_estimators", "max_depth", "error"]
@@ -426,8 +437,10 @@ def tune_forest(
     if plot_dir is not None:
         out = Path(plot_dir)
         out.mkdir(parents=True, exist_ok=True)
-        plots = [_scatter(trials, "n_estimators", out / "tune_n_estimators.png"),
-                 _scatter(trials, "max_depth", out / "tune_max_depth.png")]  # fmt: skip
+        plots = [
+            _scatter(trials, "n_estimators", out / "tune_n_estimators.png"),
+            _scatter(trials, "max_depth", out / "tune_max_depth.png"),
+        ]
     return TuneResult(
         best_config={
             "n_estimators": int(best["n_estimators"]),

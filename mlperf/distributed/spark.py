@@ -117,13 +117,23 @@ def spark_session(
     master = master or os.environ.get("SPARK_MASTER") or None
     builder = sql.SparkSession.builder.appName(app_name)
     if remote:
-        ensure_reachable(remote, 15002, func=func, what="Spark Connect server", fix=(
-            "start it (python -m mlperf.distributed.cluster up) or unset SPARK_REMOTE"))  # fmt: skip
+        ensure_reachable(
+            remote,
+            15002,
+            func=func,
+            what="Spark Connect server",
+            fix=("start it (python -m mlperf.distributed.cluster up) or unset SPARK_REMOTE"),
+        )
         builder = builder.remote(remote)
     else:
         if master and not master.startswith("local"):
-            ensure_reachable(master, 7077, func=func, what="Spark master", fix=(
-                "start the master or unset SPARK_MASTER to run locally"))  # fmt: skip
+            ensure_reachable(
+                master,
+                7077,
+                func=func,
+                what="Spark master",
+                fix=("start the master or unset SPARK_MASTER to run locally"),
+            )
         active = require("pyspark").SparkContext._active_spark_context
         if active is not None:
             raise RuntimeError(
@@ -146,7 +156,8 @@ def spark_session(
             "spark.sql.warehouse.dir": str(local / "warehouse"),
             "spark.driver.extraJavaOptions": (
                 # -XX:-UsePerfData: no /tmp/hsperfdata_<user> (the JVM ignores java.io.tmpdir there)
-                f"-Djava.io.tmpdir={local} -Dlog4j2.configurationFile=file:{log_conf} -XX:-UsePerfData"
+                f"-Djava.io.tmpdir={local} -Dlog4j2.configurationFile=file:{log_conf} "
+                "-XX:-UsePerfData"
             ),
             "spark.driver.memory": "2g",
             "spark.ui.enabled": "false",
@@ -319,11 +330,20 @@ def train_forest(
         labelled = sdf.withColumn("label", (F.col(LABEL_SOURCE) > F.lit(threshold)).cast("int"))
         train, test = labelled.randomSplit([1.0 - test_size, test_size], seed=seed)
         t1 = time.perf_counter()
-        pipeline = ml.Pipeline(stages=[
-            feat_mod.VectorAssembler(inputCols=list(feats), outputCol="features", handleInvalid="error"),
-            clf.RandomForestClassifier(labelCol="label", featuresCol="features", numTrees=int(n_trees),
-                                       maxDepth=int(max_depth), seed=int(seed)),
-        ])  # fmt: skip
+        pipeline = ml.Pipeline(
+            stages=[
+                feat_mod.VectorAssembler(
+                    inputCols=list(feats), outputCol="features", handleInvalid="error"
+                ),
+                clf.RandomForestClassifier(
+                    labelCol="label",
+                    featuresCol="features",
+                    numTrees=int(n_trees),
+                    maxDepth=int(max_depth),
+                    seed=int(seed),
+                ),
+            ]
+        )
         model = pipeline.fit(train)
         t2 = time.perf_counter()
         predictions = model.transform(test).select("label", "prediction").cache()

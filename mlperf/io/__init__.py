@@ -34,9 +34,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlperf.io.formats import FORMATS, Format, FormatError, moved
 from mlperf._optional import require
 from mlperf.io.chunked import chunked_agg, iter_chunks
+from mlperf.io.formats import FORMATS, Format, FormatError, moved
 
 __all__ = [
     "FORMATS",

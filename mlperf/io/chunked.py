@@ -201,7 +201,9 @@ def _merge(parts: pd.DataFrame, nkeys: int, stats: dict[Any, list[str]]) -> pd.D
     merged = pd.concat(out.values(), axis=1)
     cols = [c for c, wanted in stats.items() if "m2" in wanted]
     if cols:
-        spread = between_m2(parts["n"][cols], parts["sum"][cols], merged["n"][cols], merged["sum"][cols])
+        spread = between_m2(
+            parts["n"][cols], parts["sum"][cols], merged["n"][cols], merged["sum"][cols]
+        )
         for col in cols:
             merged[("m2", col)] = merged[("m2", col)] + spread[col]
     return merged

@@ -67,7 +67,8 @@ def load_run(reports: Path) -> RunRecord | None:
         ) from exc
     if not isinstance(data, dict) or data.get("kind") != RUN_KIND:
         raise ReportError(
-            f"{str(path)!r} is not an mlperf run file (kind {data.get('kind')!r}); re-run `make bench`"
+            f"{str(path)!r} is not an mlperf run file (kind {data.get('kind')!r}); re-run `make "
+            "bench`"
         )
     if data.get("schema_version") != RUN_SCHEMA_VERSION:
         raise ReportError(
@@ -79,7 +80,7 @@ def load_run(reports: Path) -> RunRecord | None:
 
 
 def load_history(reports: Path, machine: str, limit: int = 100) -> tuple[list[dict[str, Any]], int]:
-    """The last *limit* runs of ``reports/history/<machine>.jsonl`` and the number of unreadable lines."""
+    """The last *limit* runs in ``reports/history/<machine>.jsonl``, and the bad lines' count."""
     path = reports / "history" / f"{machine}.jsonl"
     runs, bad = [], 0
     if path.is_file():
@@ -192,11 +193,16 @@ def build_report(
         env = run.get("environment") or {}
         pkgs = ", ".join(f"{k} {v}" for k, v in sorted((env.get("packages") or {}).items()))
         gate = run.get("gate") or {}
-        status = (f"<b class='bad'>FAILED: {len(gate.get('regressions', []))} regression(s)</b>"
-                  if gate.get("failed") else "passed")  # fmt: skip
+        status = (
+            f"<b class='bad'>FAILED: {len(gate.get('regressions', []))} regression(s)</b>"
+            if gate.get("failed")
+            else "passed"
+        )
         body.append(
-            f"<p>Latest run {html.escape(str(run.get('created')))}, commit <code>{html.escape(str(run.get('commit')))}</code>, "
-            f"Python {html.escape(str(env.get('python', '?')))}; gate {status}.</p><p class='src'>{html.escape(pkgs)}</p>"
+            f"<p>Latest run {html.escape(str(run.get('created')))}, commit "
+            f"<code>{html.escape(str(run.get('commit')))}</code>, "
+            f"Python {html.escape(str(env.get('python', '?')))}; gate {status}.</p><p "
+            f"class='src'>{html.escape(pkgs)}</p>"
         )
         rows = verdict_rows(run)
         body.append(
@@ -206,15 +212,24 @@ def build_report(
         ratios = _ratio_rows(run, stored)
         if ratios:
             body.append("<h2 id='ratios'>Ratio to baseline</h2>")
-            body.append(img(plot_ratios(ratios, own / "ratio_to_baseline.png"), page.parent, self_contained,
-                             "median ratio of this run to the stored baseline, 95 % bootstrap interval"))  # fmt: skip
+            body.append(
+                img(
+                    plot_ratios(ratios, own / "ratio_to_baseline.png"),
+                    page.parent,
+                    self_contained,
+                    "median ratio of this run to the stored baseline, 95 % bootstrap interval",
+                )
+            )
         elif stored:
             body.append(
                 "<p>No benchmark of this run has a stored baseline with samples to compare.</p>"
             )
         else:
-            body.append(f"<p>No baselines for <code>{html.escape(machine)}</code> in {html.escape(str(baselines))}: "
-                        "record them with <code>make baseline</code>.</p>")  # fmt: skip
+            body.append(
+                f"<p>No baselines for <code>{html.escape(machine)}</code> in "
+                f"{html.escape(str(baselines))}: "
+                "record them with <code>make baseline</code>.</p>"
+            )
     if history:
         body.append(f"<h2 id='trends'>History: the last {len(history)} run(s)</h2>")
         if bad:
@@ -227,8 +242,15 @@ def build_report(
                 history, stored, suite, own / f"trend_{re.sub(r'[^A-Za-z0-9_-]', '_', suite)}.png"
             )
             if png is not None:
-                body.append(f"<h3>{html.escape(suite)}</h3>" + img(png, page.parent, self_contained,
-                                                                    f"{suite}: median per run; red x = REGRESSION; dashed = baseline"))  # fmt: skip
+                body.append(
+                    f"<h3>{html.escape(suite)}</h3>"
+                    + img(
+                        png,
+                        page.parent,
+                        self_contained,
+                        f"{suite}: median per run; red x = REGRESSION; dashed = baseline",
+                    )
+                )
     families = [
         p
         for p in sorted(reports.iterdir())
@@ -256,7 +278,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--reports",
         default="reports",
         metavar="DIR",
-        help="report directory with latest.json, history/ and the suites' folders (default: reports)",
+        help="report directory with latest.json, history/ and the suites' folders "
+        "(default: reports)",
     )
     parser.add_argument(
         "--baselines",
@@ -278,7 +301,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="runs shown in the trends (default: 100)",
     )
-    parser.add_argument("--self-contained", action="store_true", help="inline the images as data: URIs")  # fmt: skip
+    parser.add_argument(
+        "--self-contained", action="store_true", help="inline the images as data: URIs"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -287,8 +312,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"mlperf report: --history must be at least 1; got {args.history!r}", file=sys.stderr)
         return 2
     try:
-        page = build_report(args.reports, args.baselines, output=args.output, machine=args.machine,
-                            history_limit=args.history, self_contained=args.self_contained)  # fmt: skip
+        page = build_report(
+            args.reports,
+            args.baselines,
+            output=args.output,
+            machine=args.machine,
+            history_limit=args.history,
+            self_contained=args.self_contained,
+        )
     except ReportError as exc:
         print(f"mlperf report: {exc}", file=sys.stderr)
         return 2

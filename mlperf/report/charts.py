@@ -47,6 +47,7 @@ def plot_ratios(rows: list[RatioRow], path: Path) -> Path:
     pyplot()
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter
+
     fig, ax = plt.subplots(figsize=(9, 0.9 + 0.32 * len(rows)))
     for y, r in enumerate(rows):
         colour = _COLOURS.get(r["verdict"], "#555555")
@@ -71,7 +72,7 @@ def plot_ratios(rows: list[RatioRow], path: Path) -> Path:
 def plot_trends(
     history: list[dict[str, Any]], stored: Mapping[str, BaselineEntry], suite: str, path: Path
 ) -> Path | None:
-    """Small multiples: one benchmark's median per run, regressions as red crosses, baseline dashed."""
+    """Small multiples: a benchmark's median per run, regressions as red x, baseline dashed."""
     series: dict[str, list[tuple[int, float, bool]]] = {}
     for index, run in enumerate(history):
         for rec in run.get("benchmarks", []):
@@ -85,6 +86,7 @@ def plot_trends(
         return None
     pyplot()
     import matplotlib.pyplot as plt
+
     cols = min(3, len(series))
     nrows = math.ceil(len(series) / cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 2.4 * nrows), squeeze=False)

@@ -81,9 +81,14 @@ def _run(benchmark: Any, fn: Any, arg: Any, rounds: int) -> tuple[Any, TreeRss]:
 @pytest.mark.parametrize("n_rows", SIZES)
 @pytest.mark.parametrize(("engine", "fixture"), ENGINES)
 def test_region_summary_parquet(
-    benchmark: Any, engine: str, fixture: str | None, n_rows: int, request: pytest.FixtureRequest,
-    purchases_parquet: Any, engine_table: Any,
-) -> None:  # fmt: skip
+    benchmark: Any,
+    engine: str,
+    fixture: str | None,
+    n_rows: int,
+    request: pytest.FixtureRequest,
+    purchases_parquet: Any,
+    engine_table: Any,
+) -> None:
     """From Parquet files: each engine reads them itself (the larger-than-memory path)."""
     if n_rows > 100_000:
         _timed_only(benchmark, "the 1e5 variant checks the same code path")
@@ -100,9 +105,14 @@ def test_region_summary_parquet(
 @pytest.mark.parametrize("n_rows", SIZES[:2])
 @pytest.mark.parametrize(("engine", "fixture"), ENGINES)
 def test_region_summary_frame(
-    benchmark: Any, engine: str, fixture: str | None, n_rows: int, request: pytest.FixtureRequest,
-    mlperf_data: Any, engine_table: Any,
-) -> None:  # fmt: skip
+    benchmark: Any,
+    engine: str,
+    fixture: str | None,
+    n_rows: int,
+    request: pytest.FixtureRequest,
+    mlperf_data: Any,
+    engine_table: Any,
+) -> None:
     """From a pandas frame in this process: includes shipping the rows to the engine."""
     if n_rows > 100_000:
         _timed_only(benchmark, "the 1e5 variant checks the same code path")
@@ -123,16 +133,29 @@ def _seed_spark(df: pd.DataFrame) -> pd.DataFrame:
     spark = SparkSession.getActiveSession()
     with quiet_pandas3():
         sdf = spark.createDataFrame(df)  # the seed's way in
-        return sdf.groupBy("region").agg(F.count("*").alias("user_count"), F.avg("age"),
-                                         F.stddev("age"), F.sum("purchase_amount")).toPandas()  # fmt: skip
+        return (
+            sdf.groupBy("region")
+            .agg(
+                F.count("*").alias("user_count"),
+                F.avg("age"),
+                F.stddev("age"),
+                F.sum("purchase_amount"),
+            )
+            .toPandas()
+        )
 
 
 def _seed_dask(df: pd.DataFrame) -> pd.DataFrame:
     import dask.dataframe as dd
 
-    return dd.from_pandas(df, npartitions=4).groupby("region").agg(
-        {"age": ["mean", "std"], "income": ["mean", "std"], "purchase_amount": ["mean", "sum"]}
-    ).compute()  # fmt: skip
+    return (
+        dd.from_pandas(df, npartitions=4)
+        .groupby("region")
+        .agg(
+            {"age": ["mean", "std"], "income": ["mean", "std"], "purchase_amount": ["mean", "sum"]}
+        )
+        .compute()
+    )
 
 
 @pytest.mark.parametrize(
@@ -147,9 +170,14 @@ def _seed_dask(df: pd.DataFrame) -> pd.DataFrame:
     ],
 )
 def test_region_summary_seed_way(
-    benchmark: Any, engine: str, fixture: str, fn: Any, request: pytest.FixtureRequest,
-    mlperf_data: Any, engine_table: Any,
-) -> None:  # fmt: skip
+    benchmark: Any,
+    engine: str,
+    fixture: str,
+    fn: Any,
+    request: pytest.FixtureRequest,
+    mlperf_data: Any,
+    engine_table: Any,
+) -> None:
     """The seed's code, timed beside ours (same 1e5 frame)."""
     request.getfixturevalue(fixture)
     df = mlperf_data("purchases", 100_000)
@@ -188,9 +216,14 @@ def _sklearn_forest(df: pd.DataFrame, n_trees: int, max_depth: int) -> float:
 )
 @pytest.mark.parametrize(("engine", "fixture"), FOREST)
 def test_train_forest(
-    benchmark: Any, engine: str, fixture: str | None, n_rows: int, n_trees: int,
-    request: pytest.FixtureRequest, engine_table: Any,
-) -> None:  # fmt: skip
+    benchmark: Any,
+    engine: str,
+    fixture: str | None,
+    n_rows: int,
+    n_trees: int,
+    request: pytest.FixtureRequest,
+    engine_table: Any,
+) -> None:
     """The seed's forest (100 trees, depth 10) on 20k rows (1e5, the seed's size, is slow)."""
     _timed_only(benchmark, "test_forest.py checks every engine's forest")
     if fixture:
@@ -214,32 +247,44 @@ def test_train_forest(
 
 STARTUP = {
     "spark": "from mlperf.distributed.spark import spark_session\n"
-             "with spark_session() as s:\n    assert s.range(10).count() == 10",
+    "with spark_session() as s:\n    assert s.range(10).count() == 10",
     "dask": "from mlperf.distributed.dask import dask_client\n"
-            "if __name__ == '__main__':\n    with dask_client() as c:\n"
-            "        assert c.submit(sum, [1, 2]).result() == 3",
+    "if __name__ == '__main__':\n    with dask_client() as c:\n"
+    "        assert c.submit(sum, [1, 2]).result() == 3",
     "ray": "from mlperf.distributed.ray import ray_runtime\n"
-           "with ray_runtime() as ray:\n    assert ray.get(ray.put(3)) == 3",
-}  # fmt: skip
+    "with ray_runtime() as ray:\n    assert ray.get(ray.put(3)) == 3",
+}
 
 
 @pytest.mark.parametrize(
     "engine",
-    [pytest.param("spark", marks=[pytest.mark.spark, pytest.mark.xdist_group("spark-start"), WALL_TREE]),
-     pytest.param("dask", marks=[pytest.mark.dask, pytest.mark.xdist_group("dask-start"), WALL_TREE]),
-     pytest.param("ray", marks=[pytest.mark.ray, pytest.mark.xdist_group("ray-start"), WALL_TREE])],
-)  # fmt: skip
+    [
+        pytest.param(
+            "spark", marks=[pytest.mark.spark, pytest.mark.xdist_group("spark-start"), WALL_TREE]
+        ),
+        pytest.param(
+            "dask", marks=[pytest.mark.dask, pytest.mark.xdist_group("dask-start"), WALL_TREE]
+        ),
+        pytest.param(
+            "ray", marks=[pytest.mark.ray, pytest.mark.xdist_group("ray-start"), WALL_TREE]
+        ),
+    ],
+)
 def test_engine_startup(benchmark: Any, engine: str, tmp_path: Any, engine_table: Any) -> None:
     """A fresh process: imports, start the engine, one trivial job, stop (cold start)."""
     _timed_only(benchmark, "the suite's engine fixtures check start-up")
     script = tmp_path / f"start_{engine}.py"
     script.write_text(textwrap.dedent(STARTUP[engine]))
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("SPARK_REMOTE", "DASK_SCHEDULER_ADDRESS", "RAY_ADDRESS")}  # fmt: skip
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("SPARK_REMOTE", "DASK_SCHEDULER_ADDRESS", "RAY_ADDRESS")
+    }
 
     def start() -> int:
-        return subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
-                              timeout=300, check=False).returncode  # fmt: skip
+        return subprocess.run(
+            [sys.executable, str(script)], env=env, capture_output=True, timeout=300, check=False
+        ).returncode
 
     with TreeRss() as tree:
         rc = benchmark.pedantic(start, rounds=2, iterations=1)

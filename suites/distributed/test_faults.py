@@ -115,8 +115,13 @@ def test_spark_task_failing_once_is_retried(tmp_path: Path, purchases_parquet: A
         env.pop(var, None)
     proc = subprocess.run(
         [sys.executable, str(script), str(data), str(out), str(marker)],
-        check=False, capture_output=True, text=True, timeout=300, env=env, cwd=os.getcwd(),
-    )  # fmt: skip
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=os.getcwd(),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "local[2]: failed" in proc.stdout, proc.stdout  # no retry: the injected fault is real
     assert "local[2, 2]: ok" in proc.stdout, proc.stdout

@@ -74,11 +74,11 @@ def test_forest_rejects_bad_input(
     request.getfixturevalue(fixture)
     df = make_purchases(200)
     train = __import__(f"mlperf.distributed.{engine}", fromlist=["train_forest"]).train_forest
-    with pytest.raises(ValueError, match="n_trees.*0"):
+    with pytest.raises(ValueError, match=r"n_trees.*0"):
         train(df, n_trees=0)
     with pytest.raises(KeyError, match="'height'"):
         _train(engine, df, features=("age", "height"))
-    with pytest.raises(ValueError, match="'income'.*missing"):
+    with pytest.raises(ValueError, match=r"'income'.*missing"):
         _train(engine, df.assign(income=df.income.where(df.index > 3)))
 
 

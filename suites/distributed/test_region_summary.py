@@ -77,12 +77,14 @@ def test_engines_match_pandas(
 
 def test_reference_edge_cases() -> None:
     """The reference itself: one-row region -> std NaN; all-NaN amounts -> avg and total NaN."""
-    df = pd.DataFrame({
-        "region": pd.array(["東京", "東京", "Osaka", "Nagoya"], dtype="str"),
-        "age": [30.0, 40.0, 50.0, np.nan],
-        "income": [1.0, 3.0, 5.0, 7.0],
-        "purchase_amount": [10.0, np.nan, 2.0, np.nan],
-    })  # fmt: skip
+    df = pd.DataFrame(
+        {
+            "region": pd.array(["東京", "東京", "Osaka", "Nagoya"], dtype="str"),
+            "age": [30.0, 40.0, 50.0, np.nan],
+            "income": [1.0, 3.0, 5.0, 7.0],
+            "purchase_amount": [10.0, np.nan, 2.0, np.nan],
+        }
+    )
     out = common.region_summary(df)
     assert list(out.index) == ["Nagoya", "Osaka", "東京"]
     assert out.loc["東京", "user_count"] == 2
@@ -98,12 +100,14 @@ def _offset_frame(offset: float) -> pd.DataFrame:
     """Values offset + N(0, 1): large mean, small spread, the case sum-of-squares loses."""
     rng = np.random.default_rng(7)
     n = 20_000
-    return pd.DataFrame({
-        "region": pd.array(np.array(["Tokyo", "Osaka"])[rng.integers(0, 2, n)], dtype="str"),
-        "age": offset + rng.normal(0, 1, n),
-        "income": offset + rng.normal(0, 1, n),
-        "purchase_amount": rng.exponential(100, n),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "region": pd.array(np.array(["Tokyo", "Osaka"])[rng.integers(0, 2, n)], dtype="str"),
+            "age": offset + rng.normal(0, 1, n),
+            "income": offset + rng.normal(0, 1, n),
+            "purchase_amount": rng.exponential(100, n),
+        }
+    )
 
 
 @pytest.mark.dask
@@ -164,7 +168,7 @@ def test_bad_input_names_the_problem(
         fn(good.drop(columns="income"))
     with pytest.raises(ValueError, match="missing value"):
         fn(good.assign(region=pd.array([None], dtype="str")))
-    with pytest.raises(ValueError, match="min_users.*-1"):
+    with pytest.raises(ValueError, match=r"min_users.*-1"):
         fn(good, min_users=-1)
     with pytest.raises(FileNotFoundError, match="no-such-folder"):
         fn("no-such-folder")

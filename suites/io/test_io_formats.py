@@ -15,8 +15,8 @@ import pytest
 from io_tutorial import format_loop
 from pandas.testing import assert_frame_equal
 
-from mlperf.io.chunked import chunked_agg
 from mlperf.io import FORMATS, compare_formats, frames_equal, load, plot_formats, save
+from mlperf.io.chunked import chunked_agg
 from mlperf.memory import peak_memory
 
 #: rounds per benchmark: formats that take seconds at 1M rows get fewer
@@ -29,7 +29,10 @@ def _markdown(table: pd.DataFrame) -> str:
         return f"{v:.4g}" if isinstance(v, float) else str(v)
 
     rows = [[table.index.name or "", *map(str, table.columns)]]
-    rows += [[str(i), *map(cell, r)] for i, r in zip(table.index, table.itertuples(index=False))]
+    rows += [
+        [str(i), *map(cell, r)]
+        for i, r in zip(table.index, table.itertuples(index=False), strict=True)
+    ]
     lines = ["| " + " | ".join(r) + " |" for r in rows]
     lines.insert(1, "|" + "---|" * len(rows[0]))
     return "\n".join(lines) + "\n"

@@ -18,8 +18,8 @@ from memory_helpers import MiB, cpu_ratio, extra_peak
 from memory_tutorial import chunked_processing, process_in_chunks
 from pandas.testing import assert_frame_equal
 
-from mlperf.io.chunked import chunked_agg
 from mlperf.data import make_customers
+from mlperf.io.chunked import chunked_agg
 
 TUTORIAL_AGGS = {"age": "mean", "income": "mean", "score": "mean"}
 FULL_AGGS = {

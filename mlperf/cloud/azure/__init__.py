@@ -1,4 +1,4 @@
-"""Azure Machine Learning (SDK v2, ``azure-ai-ml``): upload, train, tune, register, deploy, predict, delete.
+"""Azure Machine Learning (SDK v2): upload, train, tune, register, deploy, predict, delete.
 
 The seed tutorial used SDK v1 (``azureml-core``), out of support since 2026-06-30
 and not installable beside numpy 2 / pandas 3.  Here the same flow runs on SDK v2:

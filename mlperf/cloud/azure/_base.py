@@ -1,4 +1,4 @@
-"""Azure ML plumbing shared by :mod:`mlperf.cloud.azure`: client, error mapping, environment, code staging."""
+"""Azure ML plumbing of :mod:`mlperf.cloud.azure`: client, error mapping, environment, staging."""
 
 from __future__ import annotations
 
@@ -51,7 +51,8 @@ def connect(config_path: str | os.PathLike[str] | None = None, *, credential: An
         )
     except Exception as exc:  # the SDK raises its own ValidationException for a missing file
         raise CloudError(
-            f"connect: no Azure ML workspace config at {str(config_path or os.getcwd())!r} ({exc}); "
+            f"connect: no Azure ML workspace config at {str(config_path or os.getcwd())!r} "
+            f"({exc}); "
             "download config.json from the workspace's overview page in the Azure portal, "
             "or pass ml_client=MLClient(credential, subscription_id, resource_group, workspace)"
         ) from exc

@@ -136,7 +136,8 @@ def predict(
         values = json.loads(values)
     if not isinstance(values, list) or len(values) != len(matrix):
         raise CloudError(
-            f"predict: endpoint {endpoint_name!r} answered {str(values)[:200]!r} for {len(matrix)} rows"
+            f"predict: endpoint {endpoint_name!r} answered {str(values)[:200]!r} for {len(matrix)} "
+            "rows"
         )
     return np.asarray(values)
 

@@ -1,5 +1,4 @@
-"""Azure ML data, training and tuning: upload_data, train, tune, best_trial, register_model.
-"""
+"""Azure ML data, training and tuning: upload_data, train, tune, best_trial, register_model."""
 
 from __future__ import annotations
 
@@ -106,7 +105,8 @@ def upload_data(
         raise CloudError(
             f"upload_data: container {container!r} does not exist in storage account "
             f"{blob_service.account_name!r}; create it with `az storage container create "
-            f"--name {container} --account-name {blob_service.account_name}` or pass an existing one"
+            f"--name {container} --account-name {blob_service.account_name}` or pass an existing "
+            "one"
         )
     uploaded = azure_call(
         "upload_data",
@@ -149,7 +149,10 @@ def _command(
     flags = " ".join(f"--{k} ${{{{inputs.{k}}}}}" for k in hps)
     return ml.command(
         code=str(code.parent),
-        command=f"python {code.name} --data ${{{{inputs.data}}}} {flags} --model_dir ${{{{outputs.model}}}}",
+        command=(
+            f"python {code.name} --data ${{{{inputs.data}}}} {flags} "
+            f"--model_dir ${{{{outputs.model}}}}"
+        ),
         inputs={"data": _data_input(data), **hps},
         outputs={"model": ml.Output(type=ml.constants.AssetTypes.URI_FOLDER)},
         environment=env if env is not None else environment(),
@@ -304,7 +307,8 @@ def tune(
     if not 1 <= max_concurrent_trials <= max_total_trials:
         raise ValueError(
             "tune: need 1 <= max_concurrent_trials <= max_total_trials; got "
-            f"max_concurrent_trials={max_concurrent_trials!r}, max_total_trials={max_total_trials!r}"
+            f"max_concurrent_trials={max_concurrent_trials!r}, "
+            f"max_total_trials={max_total_trials!r}"
         )
     search = _search_space(space)
     ml_client = resolve_client(ml_client)
@@ -333,7 +337,8 @@ def best_trial(sweep_job: Any, *, ml_client: Any = None) -> str:
     best = (job.properties or {}).get("best_child_run_id")
     if not best:
         raise CloudError(
-            f"best_trial: sweep {name!r} has no best trial yet (status {job.status!r}); wait for it "
+            f"best_trial: sweep {name!r} has no best trial yet (status {job.status!r}); wait for "
+            "it "
             "to complete, and check that the script logs the primary metric through MLflow"
         )
     return str(best)

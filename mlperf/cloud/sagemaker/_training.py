@@ -231,7 +231,10 @@ def wait_for_training_job(
             except botocore.ClientError as exc:
                 if not unsupported(exc):
                     raise
-                what = "could not stop it (this endpoint has no StopTrainingJob); it may still be running"
+                what = (
+                    "could not stop it (this endpoint has no StopTrainingJob); "
+                    "it may still be running"
+                )
             raise CloudError(
                 f"train: training job {name!r} still {status} after {timeout!r} s; {what}; "
                 "raise timeout= or pass wait=False"

@@ -1,4 +1,4 @@
-"""Vertex AI plumbing shared by :mod:`mlperf.cloud.vertex`: the session, connecting, error mapping."""
+"""Vertex AI plumbing of :mod:`mlperf.cloud.vertex`: the session, connecting, error mapping."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ class VertexSession:
         return {"project": self.project, "location": self.location, "credentials": self.credentials}
 
     def storage_client(self) -> Any:
-        """A Cloud Storage client for this project (the emulator when STORAGE_EMULATOR_HOST is set)."""
+        """This project's Cloud Storage client (the emulator if STORAGE_EMULATOR_HOST is set)."""
         storage = require("google.cloud.storage", "Vertex AI data upload")
         credentials = self.credentials
         if credentials is None and os.environ.get("STORAGE_EMULATOR_HOST"):

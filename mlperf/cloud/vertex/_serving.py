@@ -64,7 +64,9 @@ def deploy(
         )
     s = resolve_session(session)
     aiplatform = require("google.cloud.aiplatform", "Vertex AI")
-    endpoint = vertex_call("deploy", s, aiplatform.Endpoint.create, display_name=display_name, **s._kw())
+    endpoint = vertex_call(
+        "deploy", s, aiplatform.Endpoint.create, display_name=display_name, **s._kw()
+    )
     try:
         vertex_call(
             "deploy",
@@ -83,7 +85,10 @@ def deploy(
             endpoint.delete(force=True)
             cleaned = f"endpoint {endpoint.resource_name!r} was deleted"
         except Exception as cleanup:  # noqa: BLE001 -- report both: the user must delete it by hand
-            cleaned = f"deleting endpoint {endpoint.resource_name!r} also failed ({cleanup}); delete it by hand"
+            cleaned = (
+                f"deleting endpoint {endpoint.resource_name!r} also failed ({cleanup}); "
+                "delete it by hand"
+            )
         raise CloudError(
             f"deploy: deploying model {getattr(model, 'resource_name', model)!r} failed ({exc}); "
             f"{cleaned}"

@@ -1,5 +1,4 @@
-"""Vertex AI data and training: upload_data, create_dataset and AutoML tabular train.
-"""
+"""Vertex AI data and training: upload_data, create_dataset and AutoML tabular train."""
 
 from __future__ import annotations
 

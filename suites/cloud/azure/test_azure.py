@@ -28,7 +28,6 @@ from hypothesis.extra.pandas import column, data_frames, range_indexes
 
 from mlperf._optional import available, install_hint
 from mlperf.cloud import training_script
-from mlperf.cloud.common import CloudError
 from mlperf.cloud.azure import (
     BASE_IMAGE,
     best_trial,
@@ -41,6 +40,7 @@ from mlperf.cloud.azure import (
     tune,
     upload_data,
 )
+from mlperf.cloud.common import CloudError
 
 pytestmark = [
     pytest.mark.xdist_group("cloud-azure"),

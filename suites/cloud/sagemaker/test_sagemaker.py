@@ -274,7 +274,8 @@ def test_best_training_job_falls_back_where_listing_is_missing(aws, bucket, call
 
 
 class _StubbedSession:
-    """Hands out one stubbed client: the only way to answer ListTrainingJobsForHyperParameterTuningJob."""
+    """Hands out one stubbed client: the only way to answer
+    ListTrainingJobsForHyperParameterTuningJob."""
 
     def __init__(self, client: Any) -> None:
         self.client_ = client

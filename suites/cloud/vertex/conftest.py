@@ -113,7 +113,7 @@ def dead_url() -> str:
 
 @pytest.fixture
 def fake_model(gcp: Any, vertex: FakeVertex) -> Callable[[], Any]:
-    """Make a Vertex ``Model`` through one fake pipeline, skipping upload and dataset (cheap setup)."""
+    """A Vertex ``Model`` made through one fake pipeline, skipping upload and dataset (cheap)."""
     aiplatform = require("google.cloud.aiplatform", "the offline GCP tests")
 
     def make() -> Any:

@@ -303,7 +303,8 @@ def test_real_vertex_flow(train_frame):
     if not (project and bucket_name):
         pytest.skip(
             "set MLPERF_GCP_PROJECT and MLPERF_GCS_BUCKET (an existing bucket) and run "
-            "`gcloud auth application-default login`, then pytest --mlperf-cloud suites/cloud/vertex"
+            "`gcloud auth application-default login`, then pytest --mlperf-cloud "
+            "suites/cloud/vertex"
         )
     session = connect(project, os.environ.get("MLPERF_GCP_LOCATION", "us-central1"))
     uri = upload_data(train_frame, bucket_name, "mlperf-ci", session=session)
