@@ -64,7 +64,9 @@ def duckdb_region_summary(
     """
     func = "duckdb_region_summary"
     min_users = check_min_users(min_users, func)
-    duckdb = require("duckdb", "the DuckDB peer")
+    require("duckdb", "the DuckDB peer")
+    import duckdb
+
     con = duckdb.connect()
     try:
         if isinstance(data, (str, os.PathLike)):
@@ -99,7 +101,9 @@ def polars_region_summary(
     """
     func = "polars_region_summary"
     min_users = check_min_users(min_users, func)
-    pl = require("polars", "the Polars peer")
+    require("polars", "the Polars peer")
+    import polars as pl
+
     if isinstance(data, (str, os.PathLike)):
         lf = pl.scan_parquet(_parquet_glob(parquet_path(data, func))).select(list(INPUT_COLUMNS))
     else:

@@ -14,7 +14,7 @@ import uuid
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 
@@ -112,7 +112,9 @@ def spark_session(
         This process already runs a local SparkContext (one JVM holds one).
     """
     func = "spark_session"
-    sql = require("pyspark.sql", "Spark sessions")
+    require("pyspark.sql", "Spark sessions")
+    from pyspark import sql
+
     remote = remote or os.environ.get("SPARK_REMOTE") or None
     master = master or os.environ.get("SPARK_MASTER") or None
     builder = sql.SparkSession.builder.appName(app_name)
@@ -261,7 +263,9 @@ def region_summary(
     min_users = check_min_users(min_users, func)
     if isinstance(data, pd.DataFrame):
         check_purchases(data, func)
-    F = require("pyspark.sql.functions", "Spark jobs")
+    require("pyspark.sql.functions", "Spark jobs")
+    from pyspark.sql import functions as F
+
     with to_spark(data, INPUT_COLUMNS, session=session, func=func) as sdf:
         # Spark counts NaN as a number (one NaN makes a group's mean NaN); pandas skips
         # it.  nanvl(x, NULL) turns NaN into NULL, which every aggregate skips.
@@ -318,11 +322,21 @@ def train_forest(
     feats = check_forest_args(features, n_trees, max_depth, test_size, seed, func)
     if isinstance(data, pd.DataFrame):
         check_forest_frame(data, feats, func)
-    F = require("pyspark.sql.functions", "Spark ML")
-    ml = require("pyspark.ml", "Spark ML")
-    clf = require("pyspark.ml.classification", "Spark ML")
-    feat_mod = require("pyspark.ml.feature", "Spark ML")
-    evaluation = require("pyspark.ml.evaluation", "Spark ML")
+    require("pyspark.sql.functions", "Spark ML")
+    from pyspark.sql import functions as F
+
+    require("pyspark.ml", "Spark ML")
+    from pyspark import ml
+
+    require("pyspark.ml.classification", "Spark ML")
+    from pyspark.ml import classification as clf
+
+    require("pyspark.ml.feature", "Spark ML")
+    from pyspark.ml import feature as feat_mod
+
+    require("pyspark.ml.evaluation", "Spark ML")
+    from pyspark.ml import evaluation
+
     columns = tuple(dict.fromkeys((*feats, LABEL_SOURCE)))
     t0 = time.perf_counter()
     with to_spark(data, columns, session=session, func=func) as sdf:
@@ -356,8 +370,9 @@ def train_forest(
         t3 = time.perf_counter()
     confusion = {(int(r["label"]), int(r["prediction"])): int(r["count"]) for r in rows}
     _, balanced = scores_from_confusion(confusion)
+    forest = cast(clf.RandomForestClassificationModel, model.stages[-1])
     importances = pd.Series(
-        model.stages[-1].featureImportances.toArray(), index=list(feats), name="importance"
+        forest.featureImportances.toArray(), index=list(feats), name="importance"
     )
     return ForestResult(
         accuracy=float(accuracy),

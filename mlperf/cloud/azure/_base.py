@@ -19,12 +19,16 @@ from mlperf.cloud.common import AZURE_CLIENT_KWARGS, CloudError, disable_telemet
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
+    from azure.ai.ml import MLClient
+
 __all__ = ["BASE_IMAGE", "conda_spec", "connect", "environment"]
 
 BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
 
 
-def connect(config_path: str | os.PathLike[str] | None = None, *, credential: Any = None) -> Any:
+def connect(
+    config_path: str | os.PathLike[str] | None = None, *, credential: Any = None
+) -> MLClient:
     """An ``MLClient`` from the workspace's ``config.json``, with telemetry off.
 
     Parameters
@@ -42,7 +46,9 @@ def connect(config_path: str | os.PathLike[str] | None = None, *, credential: An
         No config file was found or it is malformed.
     """
     disable_telemetry()
-    ml = require("azure.ai.ml", "Azure ML")
+    require("azure.ai.ml", "Azure ML")
+    from azure.ai import ml
+
     if credential is None:
         credential = require("azure.identity", "Azure ML").DefaultAzureCredential()
     try:
@@ -58,13 +64,15 @@ def connect(config_path: str | os.PathLike[str] | None = None, *, credential: An
         ) from exc
 
 
-def resolve_client(ml_client: Any) -> Any:
+def resolve_client(ml_client: MLClient | None) -> MLClient:
     return ml_client if ml_client is not None else connect()
 
 
 def azure_call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Run an SDK call, turning Azure transport and service errors into a CloudError."""
-    errors = require("azure.core.exceptions", "Azure ML")
+    require("azure.core.exceptions", "Azure ML")
+    from azure.core import exceptions as errors
+
     try:
         return fn(*args, **kwargs)
     except errors.ServiceRequestError as exc:
@@ -100,7 +108,9 @@ def conda_spec(packages: tuple[str, ...] = ("scikit-learn", "pandas", "joblib"))
 
 def environment(spec: Mapping[str, Any] | None = None, image: str = BASE_IMAGE) -> Any:
     """An Azure ML ``Environment``: *image* plus the conda spec (default :func:`conda_spec`)."""
-    ml = require("azure.ai.ml", "Azure ML")
+    require("azure.ai.ml", "Azure ML")
+    from azure.ai import ml
+
     return ml.entities.Environment(
         name="mlperf-sklearn", image=image, conda_file=dict(spec or conda_spec())
     )

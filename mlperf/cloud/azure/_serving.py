@@ -16,6 +16,7 @@ from mlperf.cloud.common import CloudError
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
+    from azure.ai.ml import MLClient
 
 __all__ = ["DEFAULT_INSTANCE_TYPE", "delete", "deploy", "predict"]
 
@@ -33,7 +34,7 @@ def deploy(
     auth_mode: str = "key",
     env: Any = None,
     script: str | os.PathLike[str] | None = None,
-    ml_client: Any = None,
+    ml_client: MLClient | None = None,
 ) -> Any:
     """Create a managed online endpoint serving *model* through the script's ``init``/``run``.
 
@@ -58,7 +59,9 @@ def deploy(
         raise ValueError(
             f"deploy: auth_mode must be 'key', 'aml_token' or 'aad_token'; got {auth_mode!r}"
         )
-    ml = require("azure.ai.ml", "Azure ML")
+    require("azure.ai.ml", "Azure ML")
+    from azure.ai import ml
+
     ml_client = resolve_client(ml_client)
     endpoint = ml.entities.ManagedOnlineEndpoint(name=endpoint_name, auth_mode=auth_mode)
     azure_call(
@@ -104,7 +107,7 @@ def predict(
     rows: pd.DataFrame | np.ndarray,
     *,
     deployment_name: str | None = None,
-    ml_client: Any = None,
+    ml_client: MLClient | None = None,
 ) -> np.ndarray:
     """Invoke the endpoint on *rows* (features in training order); one prediction per row.
 
@@ -142,9 +145,11 @@ def predict(
     return np.asarray(values)
 
 
-def delete(endpoint_name: str, *, ml_client: Any = None) -> bool:
+def delete(endpoint_name: str, *, ml_client: MLClient | None = None) -> bool:
     """Delete the endpoint and all its deployments; False when it did not exist."""
-    errors = require("azure.core.exceptions", "Azure ML")
+    require("azure.core.exceptions", "Azure ML")
+    from azure.core import exceptions as errors
+
     ml_client = resolve_client(ml_client)
     try:
         ml_client.online_endpoints.begin_delete(name=endpoint_name).result()

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     import pandas as pd
+    from azure.ai.ml import MLClient
 
 __all__ = [
     "DEFAULT_COMPUTE",
@@ -56,7 +57,7 @@ def upload_data(
     target: str = "target",
     asset_name: str = "mlperf-train",
     datastore: str | None = None,
-    ml_client: Any = None,
+    ml_client: MLClient | None = None,
 ) -> Any:
     """Upload a training CSV to Blob Storage and describe it as a ``uri_file`` data asset.
 
@@ -91,7 +92,9 @@ def upload_data(
     frame = data if isinstance(data, pd.DataFrame) else pd.read_csv(data)
     check_training_frame(frame, target, func="upload_data")
     if blob_service is None:
-        blob = require("azure.storage.blob", "Azure Blob Storage upload")
+        require("azure.storage.blob", "Azure Blob Storage upload")
+        from azure.storage import blob
+
         if connection_string is None:
             connection_string = os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
         if not connection_string:
@@ -115,7 +118,9 @@ def upload_data(
         frame.to_csv(index=False).encode(),
         overwrite=True,
     )
-    ml = require("azure.ai.ml", "Azure ML")
+    require("azure.ai.ml", "Azure ML")
+    from azure.ai import ml
+
     path = f"azureml://datastores/{datastore}/paths/{blob_name}" if datastore else uploaded.url
     asset = ml.entities.Data(
         name=asset_name,
@@ -129,7 +134,9 @@ def upload_data(
 
 
 def _data_input(data: Any) -> Any:
-    ml = require("azure.ai.ml", "Azure ML")
+    require("azure.ai.ml", "Azure ML")
+    from azure.ai import ml
+
     if isinstance(data, str):
         path = data
     elif getattr(data, "version", None):  # a registered asset: refer to it by name and version
@@ -145,7 +152,9 @@ def _data_input(data: Any) -> Any:
 def _command(
     data: Any, hps: Mapping[str, Any], code: Path, env: Any, compute: str, name: str
 ) -> Any:
-    ml = require("azure.ai.ml", "Azure ML")
+    require("azure.ai.ml", "Azure ML")
+    from azure.ai import ml
+
     flags = " ".join(f"--{k} ${{{{inputs.{k}}}}}" for k in hps)
     return ml.command(
         code=str(code.parent),
@@ -178,7 +187,7 @@ def _check_hyperparameters(hps: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _submit(what: str, ml_client: Any, job: Any, wait: bool) -> Any:
+def _submit(what: str, ml_client: MLClient, job: Any, wait: bool) -> Any:
     submitted = azure_call(what, ml_client.jobs.create_or_update, job)
     if not wait:
         return submitted
@@ -217,7 +226,7 @@ def train(
     env: Any = None,
     script: str | os.PathLike[str] | None = None,
     wait: bool = True,
-    ml_client: Any = None,
+    ml_client: MLClient | None = None,
 ) -> Any:
     """Run the training script as an Azure ML command job; return the finished job.
 
@@ -257,7 +266,9 @@ _MAX_CHOICES = 10_000
 
 
 def _search_space(space: Mapping[str, tuple[int, int] | tuple[float, float]]) -> dict[str, Any]:
-    sweep = require("azure.ai.ml.sweep", "Azure ML")
+    require("azure.ai.ml.sweep", "Azure ML")
+    from azure.ai.ml import sweep
+
     out: dict[str, Any] = {}
     for name, (lo, hi) in space.items():
         if isinstance(lo, int) and isinstance(hi, int):
@@ -286,7 +297,7 @@ def tune(
     env: Any = None,
     script: str | os.PathLike[str] | None = None,
     wait: bool = True,
-    ml_client: Any = None,
+    ml_client: MLClient | None = None,
 ) -> Any:
     """Sweep the training job over *ranges* (default n_estimators 50..200, max_depth 5..15).
 
@@ -330,7 +341,7 @@ def tune(
         return _submit("tune", ml_client, job, wait)
 
 
-def best_trial(sweep_job: Any, *, ml_client: Any = None) -> str:
+def best_trial(sweep_job: Any, *, ml_client: MLClient | None = None) -> str:
     """Name of the best trial of a finished sweep (its ``best_child_run_id``)."""
     name = sweep_job if isinstance(sweep_job, str) else sweep_job.name
     job = azure_call("best_trial", resolve_client(ml_client).jobs.get, name)
@@ -349,10 +360,12 @@ def register_model(
     *,
     name: str = "mlperf-forest",
     output: str = "model",
-    ml_client: Any = None,
+    ml_client: MLClient | None = None,
 ) -> Any:
     """Register the ``model`` output of a finished training job (or trial) as a custom model."""
-    ml = require("azure.ai.ml", "Azure ML")
+    require("azure.ai.ml", "Azure ML")
+    from azure.ai import ml
+
     job_name = job if isinstance(job, str) else job.name
     status = getattr(job, "status", "Completed")
     if status != "Completed":

@@ -68,7 +68,9 @@ def connect(
         No project could be determined or no credentials were found.
     """
     disable_telemetry()
-    aiplatform = require("google.cloud.aiplatform", "Vertex AI")
+    require("google.cloud.aiplatform", "Vertex AI")
+    from google.cloud import aiplatform
+
     if api_endpoint and api_endpoint.startswith("http://") and api_transport is None:
         api_transport = "rest"  # gRPC cannot speak to a plain-HTTP endpoint
     try:
@@ -125,8 +127,12 @@ def _probe(what: str, session: VertexSession, timeout: float = 5.0) -> None:
 
 def vertex_call(what: str, session: VertexSession, fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Run an SDK call, turning transport and API failures into a CloudError naming *what*."""
-    exceptions = require("google.api_core.exceptions")
-    requests = require("requests")
+    require("google.api_core.exceptions")
+    from google.api_core import exceptions
+
+    require("requests")
+    import requests
+
     _probe(what, session)
     try:
         return fn(*args, **kwargs)

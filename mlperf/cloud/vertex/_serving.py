@@ -63,7 +63,9 @@ def deploy(
             f"{min_replica_count!r}, {max_replica_count!r}"
         )
     s = resolve_session(session)
-    aiplatform = require("google.cloud.aiplatform", "Vertex AI")
+    require("google.cloud.aiplatform", "Vertex AI")
+    from google.cloud import aiplatform
+
     endpoint = vertex_call(
         "deploy", s, aiplatform.Endpoint.create, display_name=display_name, **s._kw()
     )
@@ -154,7 +156,9 @@ def predict(
         raise ValueError(f"predict: no rows to predict (columns {list(rows.columns)!r})")
     s = resolve_session(session)
     if isinstance(endpoint, str):
-        aiplatform = require("google.cloud.aiplatform", "Vertex AI")
+        require("google.cloud.aiplatform", "Vertex AI")
+        from google.cloud import aiplatform
+
         endpoint = vertex_call("predict", s, aiplatform.Endpoint, endpoint, **s._kw())
     out: list[dict[str, Any]] = []
     for start in range(0, len(rows), batch_size):
@@ -199,7 +203,9 @@ def delete(
         A delete failed; resources before it in the order above are already gone.
     """
     s = resolve_session(session)
-    aiplatform = require("google.cloud.aiplatform", "Vertex AI")
+    require("google.cloud.aiplatform", "Vertex AI")
+    from google.cloud import aiplatform
+
     if isinstance(endpoint, str):
         endpoint = vertex_call("delete", s, aiplatform.Endpoint, endpoint, **s._kw())
     vertex_call("delete", s, endpoint.undeploy_all)  # Vertex refuses to delete an endpoint in use

@@ -85,7 +85,9 @@ def upload_data(
     check_training_frame(frame, target, func="upload_data")
     if storage_client is None:
         storage_client = resolve_session(session).storage_client()
-    exceptions = require("google.api_core.exceptions")
+    require("google.api_core.exceptions")
+    from google.api_core import exceptions
+
     try:
         found = storage_client.lookup_bucket(bucket)
     except exceptions.GoogleAPICallError as exc:
@@ -122,7 +124,9 @@ def create_dataset(
             "CSV with upload_data() first"
         )
     s = resolve_session(session)
-    aiplatform = require("google.cloud.aiplatform", "Vertex AI")
+    require("google.cloud.aiplatform", "Vertex AI")
+    from google.cloud import aiplatform
+
     return vertex_call(
         "create_dataset",
         s,
@@ -224,7 +228,9 @@ def train(
             f"train: column_specs names columns not in the dataset: {unknown!r} "
             f"(columns {columns!r})"
         )
-    aiplatform = require("google.cloud.aiplatform", "Vertex AI")
+    require("google.cloud.aiplatform", "Vertex AI")
+    from google.cloud import aiplatform
+
     job = aiplatform.AutoMLTabularTrainingJob(
         display_name=display_name,
         optimization_prediction_type=prediction_type,
