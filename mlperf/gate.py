@@ -131,9 +131,9 @@ def load_baselines(session: pytest.Session) -> None:
 def remeasure_regressions(session: pytest.Session) -> None:
     """Run each benchmark whose time verdict is REGRESSION again, up to ``--mlperf-confirm`` times.
 
-    A shared machine has slow spells of seconds (this project's 2-core VMs run a
-    pure-Python loop up to 1.8x slower for a while; README, "Baselines and the
-    gate"), and a stored baseline cannot tell such a spell from a slower commit.  A
+    A shared machine has slow spells of seconds (this project's 2-core CI VMs ran a
+    pure-Python loop up to 1.8x slower for a while, 2026-11-27), and a stored
+    baseline cannot tell such a spell from a slower commit.  A
     real regression is slower every time; a spell has usually passed by the time
     the other tests are done.  The last measurement's verdict stands; memory is not
     re-measured.

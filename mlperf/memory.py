@@ -75,8 +75,8 @@ def peak_memory(*, trace_python: bool = True) -> Iterator[PeakMemory]:
     Parameters
     ----------
     trace_python:
-        Also run tracemalloc (slows allocation-heavy code 2-3x; never time a block
-        measured this way).
+        Also run tracemalloc (it slowed allocation-heavy code 2-3x on a 2-core CI VM,
+        2026-11-26; never time a block measured this way).
 
     Returns
     -------
@@ -297,7 +297,7 @@ def _encode_blocks(s: pd.Series, limit: float) -> tuple[np.ndarray, pd.Index] | 
     """Factorize *s* block by block (codes in the narrowest int type); None above *limit*.
 
     ``pd.factorize`` on the whole column allocates int64 codes plus a hash table
-    (15 MiB for 1M rows); block by block the temporaries stay ~1 MiB, and a column
+    (15 MiB for 1M rows, 2026-11-26); block by block the temporaries stay ~1 MiB, and a column
     with too many distinct values is abandoned early.
     """
     codes = np.empty(len(s), dtype=np.int8)

@@ -1,4 +1,4 @@
-"""The seed tutorial's distributed jobs on real engines, one engine per module.
+"""The distributed jobs (region summary, random forest, tuning) on real engines, one per module.
 
 ``mlperf.distributed.spark``, ``.dask`` and ``.ray`` each offer the same operations
 under the same names (``region_summary``, ``train_forest``) and a session context

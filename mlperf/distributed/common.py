@@ -51,7 +51,7 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "avg_purchase",
     "total_purchase",
 )
-#: the seed's features; its label is ``purchase_amount > mean(purchase_amount)``
+#: the forest's default features; its label is ``purchase_amount > mean(purchase_amount)``
 DEFAULT_FEATURES: tuple[str, ...] = ("age", "income", "purchase_count")
 LABEL_SOURCE = "purchase_amount"
 DEFAULT_TMP = ".cache/mlperf/tmp"
@@ -61,9 +61,10 @@ DEFAULT_TMP = ".cache/mlperf/tmp"
 class ForestResult:
     """What ``train_forest`` returns, whatever the engine.
 
-    ``accuracy`` alone is misleading on the seed's data (the majority class is
-    63 %); ``balanced_accuracy`` (mean recall over the classes) is 0.5 for a model
-    that learned nothing.  ``timings`` holds seconds per phase (load, fit, score, total).
+    ``accuracy`` alone is misleading on :func:`mlperf.data.make_purchases` data (the
+    majority class is 63 %; ``suites/distributed/test_forest.py`` checks it);
+    ``balanced_accuracy`` (mean recall over the classes) is 0.5 for a model that
+    learned nothing.  ``timings`` holds seconds per phase (load, fit, score, total).
     """
 
     accuracy: float
@@ -284,13 +285,13 @@ def region_summary(
         Purchases frame (``region``, ``age``, ``income``, ``purchase_amount``) or a
         path to Parquet file(s) holding those columns.
     min_users:
-        Keep only regions with ``user_count > min_users`` (the seed's filter).
+        Keep only regions with ``user_count > min_users``.
 
     Returns
     -------
     pandas.DataFrame
         Indexed by ``region`` (sorted), columns :data:`SUMMARY_COLUMNS`.
-        ``user_count`` counts rows (purchases) as the seed's ``count('*')`` does;
+        ``user_count`` counts rows (purchases), as SQL's ``count(*)`` does;
         means, sums and stds (ddof=1) skip missing values; a std over fewer than
         two values and a sum over none are NaN.
 

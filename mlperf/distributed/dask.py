@@ -1,4 +1,4 @@
-"""The seed's distributed jobs on Dask (a LocalCluster, or a scheduler by address).
+"""The distributed jobs on Dask (a LocalCluster, or a scheduler by address).
 
 ``dask_client()`` starts a LocalCluster of worker *processes* on 127.0.0.1 unless
 ``DASK_SCHEDULER_ADDRESS`` (or ``address=``) names a running scheduler; the job
@@ -63,8 +63,8 @@ def dask_client(
         Scheduler address; default ``$DASK_SCHEDULER_ADDRESS``; none: a LocalCluster.
     n_workers, threads_per_worker:
         LocalCluster size: worker processes (own GIL each) x threads.  The default
-        2 x 1 fits this project's 2-core machines; FACTS.md measured 4 x 2 starting
-        twice as slowly for nothing.
+        2 x 1 fits this project's 2-core machines (4 x 2 started in 3.5-6.4 s there,
+        2 x 1 in 1.7-3.4 s; 2026-11-26, a 2-core CI VM).
     tmp:
         Root of temporary files (default :func:`~mlperf.distributed.common.tmp_root`);
         worker spill and scratch go to ``<tmp>/dask``.
@@ -159,7 +159,7 @@ def region_summary(data: Any, *, min_users: int = 0, session: Client | None = No
     """Per-region statistics on Dask, exact where ``groupby().std()`` is not.
 
     Each partition yields count, sum and M2 per region; the driver merges them with
-    Chan's formula.  Dask's own ``groupby(...).std()`` (the seed's way) uses the
+    Chan's formula.  Dask's own ``groupby(...).std()`` uses the
     sum-of-squares formula and loses every digit once the mean is large against the
     spread (1e8 + N(0, 1): 100 % error), see ``suites/distributed``.
 
@@ -203,9 +203,9 @@ def train_forest(
     seed: int = 42,
     session: Client | None = None,
 ) -> ForestResult:
-    """The seed's random forest on Dask.
+    """A random forest on Dask.
 
-    ``dask_ml.ensemble.RandomForestClassifier`` (the seed's import) does not exist:
+    ``dask_ml.ensemble.RandomForestClassifier`` does not exist (dask-ml 2025.1):
     scikit-learn's forest is fitted with its trees built on the workers
     (``joblib.parallel_config(backend="dask")``), and the test split is scored
     partition by partition on the workers through ``dask_ml.wrappers.ParallelPostFit``.

@@ -1,7 +1,7 @@
-"""The seed's distributed jobs on Ray: Ray Data, a forest trained in Ray, Ray Tune.
+"""The distributed jobs on Ray: Ray Data, a forest trained in Ray, Ray Tune.
 
-``ray_runtime()`` starts a local Ray (auth disabled, as FACTS.md says Ray >= 2.59
-needs for local tests) unless ``RAY_ADDRESS`` (or ``address=``) names a running
+``ray_runtime()`` starts a local Ray (token authentication disabled: Ray >= 2.59
+turns it on for local clusters too) unless ``RAY_ADDRESS`` (or ``address=``) names a running
 cluster; the job functions run unchanged on either.
 """
 
@@ -208,7 +208,7 @@ def train_forest(
     test_size: float = 0.2,
     seed: int = 42,
 ) -> ForestResult:
-    """The seed's random forest trained inside Ray.
+    """A random forest trained inside Ray.
 
     scikit-learn's forest builds its trees as Ray tasks (joblib's ``ray`` backend),
     and the test split is scored by Ray tasks, one per CPU.  The data is gathered
@@ -283,7 +283,7 @@ def train_forest(
 def make_tuning_data(
     n_samples: int = 10_000, n_features: int = 10, seed: int = 42
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The seed's tuning data: ``X ~ N(0, 1)``, ``y = sum(X, axis=1) > 0`` (learnable)."""
+    """Tuning data: ``X ~ N(0, 1)``, ``y = sum(X, axis=1) > 0`` (learnable)."""
     X = np.random.default_rng(seed).standard_normal((n_samples, n_features))
     return X, (X.sum(axis=1) > 0).astype(np.int64)
 
@@ -341,19 +341,19 @@ def tune_forest(
     seed: int = 42,
     plot_dir: str | os.PathLike[str] | None = None,
 ) -> TuneResult:
-    """The seed's Ray Tune search with the current API (Tuner, TuneConfig, ASHAScheduler).
+    """A Ray Tune search with the current API (Tuner, TuneConfig, ASHAScheduler).
 
-    Every (n_estimators, max_depth) pair is tried (``grid_search``; the seed's 20
-    random choices from 9 pairs repeat some and miss others) *num_samples* times.
-    Each trial grows its forest in *n_steps* warm-started steps and reports the
-    validation accuracy after each, so ASHA can stop weak trials early (the seed's
-    trials report once, and ASHA never stops any).  A trial that raises fails
+    Every (n_estimators, max_depth) pair is tried (``grid_search``: 20 random choices
+    from 9 pairs would repeat some and miss others) *num_samples* times.  Each trial
+    grows its forest in *n_steps* warm-started steps and reports the validation
+    accuracy after each, so ASHA can stop weak trials early (a trial that reports
+    once cannot be stopped early).  A trial that raises fails
     alone: the others run on and the failure is listed in ``errors``.
 
     Parameters
     ----------
     X, y:
-        Features and labels; default :func:`make_tuning_data` (the seed's).
+        Features and labels; default :func:`make_tuning_data`.
     n_estimators, max_depth:
         The grid.
     num_samples:

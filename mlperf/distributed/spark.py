@@ -1,4 +1,4 @@
-"""The seed's distributed jobs on Apache Spark (local, standalone master or Spark Connect).
+"""The distributed jobs on Apache Spark (local, standalone master or Spark Connect).
 
 ``spark_session()`` is local (``local[*]`` with adaptive execution) unless
 ``SPARK_REMOTE`` (Spark Connect, e.g. ``sc://127.0.0.1:15002``) or a master URL
@@ -208,8 +208,8 @@ def to_spark(
     """*data* (pandas frame, Parquet path or Spark DataFrame) as a Spark DataFrame.
 
     A pandas frame of :data:`STAGE_ROWS` rows or more goes to a local session through
-    a staged Parquet file under the temp root (measured 4-10x faster than
-    ``createDataFrame`` at 1e6 rows here, which ships the rows inside task closures);
+    a staged Parquet file under the temp root (4-10x faster than ``createDataFrame``
+    at 1e6 rows on a 2-core CI VM, 2026-11-26; that ships the rows inside task closures);
     smaller frames, and any frame for a remote session (which cannot read our
     files), go as Arrow batches through ``createDataFrame``.
     The staged file is deleted on exit, so use the frame inside the ``with``.
@@ -242,7 +242,7 @@ def to_spark(
 def region_summary(
     data: Any, *, min_users: int = 0, session: SparkSession | None = None
 ) -> pd.DataFrame:
-    """Per-region statistics on Spark (the seed's ``groupBy('region').agg(...)``).
+    """Per-region statistics on Spark (``groupBy('region').agg(...)``).
 
     Parameters
     ----------
@@ -299,9 +299,9 @@ def train_forest(
     seed: int = 42,
     session: SparkSession | None = None,
 ) -> ForestResult:
-    """The seed's random forest in Spark ML: VectorAssembler + RandomForestClassifier.
+    """A random forest in Spark ML: VectorAssembler + RandomForestClassifier.
 
-    The label is the seed's ``purchase_amount > mean(purchase_amount)``; the split is
+    The label is ``purchase_amount > mean(purchase_amount)``; the split is
     ``randomSplit([1 - test_size, test_size], seed)``; accuracy comes from
     ``MulticlassClassificationEvaluator``, balanced accuracy from the confusion counts.
 

@@ -1,5 +1,5 @@
 """What each engine costs on this machine: region_summary per engine and size, the
-seed's forest per engine, engine start-up, and the Ray Tune search.
+tutorial's forest per engine, engine start-up, and the Ray Tune search.
 
 Wall time (``metric="wall"``) because the work runs in other processes (JVM, Dask
 workers, Ray workers).  Every benchmark also checks its answer.  At the end of a
@@ -132,7 +132,7 @@ def _seed_spark(df: pd.DataFrame) -> pd.DataFrame:
 
     spark = SparkSession.getActiveSession()
     with quiet_pandas3():
-        sdf = spark.createDataFrame(df)  # the seed's way in
+        sdf = spark.createDataFrame(df)  # the tutorial's way in
         return (
             sdf.groupBy("region")
             .agg(
@@ -162,10 +162,10 @@ def _seed_dask(df: pd.DataFrame) -> pd.DataFrame:
     ("engine", "fixture", "fn"),
     [
         pytest.param(
-            "spark (seed's createDataFrame)", "spark", _seed_spark, marks=_spark(), id="spark"
+            "spark (tutorial's createDataFrame)", "spark", _seed_spark, marks=_spark(), id="spark"
         ),
         pytest.param(
-            "dask (seed's groupby.agg)", "dask_client", _seed_dask, marks=_dask(), id="dask"
+            "dask (tutorial's groupby.agg)", "dask_client", _seed_dask, marks=_dask(), id="dask"
         ),
     ],
 )
@@ -178,7 +178,7 @@ def test_region_summary_seed_way(
     mlperf_data: Any,
     engine_table: Any,
 ) -> None:
-    """The seed's code, timed beside ours (same 1e5 frame)."""
+    """The tutorial's code, timed beside ours (same 1e5 frame)."""
     request.getfixturevalue(fixture)
     df = mlperf_data("purchases", 100_000)
     result, tree = _run(benchmark, fn, df, rounds=3)
@@ -224,7 +224,7 @@ def test_train_forest(
     request: pytest.FixtureRequest,
     engine_table: Any,
 ) -> None:
-    """The seed's forest (100 trees, depth 10) on 20k rows (1e5, the seed's size, is slow)."""
+    """The tutorial's forest (100 trees, depth 10) on 20k rows (its 1e5 rows are slow)."""
     _timed_only(benchmark, "test_forest.py checks every engine's forest")
     if fixture:
         request.getfixturevalue(fixture)
@@ -299,7 +299,7 @@ def test_engine_startup(benchmark: Any, engine: str, tmp_path: Any, engine_table
 def test_tune_forest_seed_grid(
     benchmark: Any, ray_runtime: Any, engine_table: Any, tmp_path: Any
 ) -> None:
-    """The seed's search: n_estimators x max_depth over 10,000 x 10, ASHA, 4 reports per trial."""
+    """The tutorial's search: n_estimators x max_depth on 10,000 x 10, ASHA, 4 reports a trial."""
     from mlperf.distributed.ray import tune_forest
 
     with TreeRss() as tree:

@@ -113,7 +113,7 @@ def _offset_frame(offset: float) -> pd.DataFrame:
 @pytest.mark.dask
 @pytest.mark.xdist_group("dask")
 def test_seed_dask_std_is_wrong_ours_is_exact(dask_client: Any) -> None:
-    """The seed's ``df_dask.groupby('region').agg({'age': ['mean', 'std']})`` computes the
+    """The tutorial's ``df_dask.groupby('region').agg({'age': ['mean', 'std']})`` computes the
     std from sums of squares; at mean 1e8 it is off by orders of magnitude.  Our
     Dask region_summary merges M2 exactly."""
     import dask.dataframe as dd

@@ -1,12 +1,12 @@
 """Azure Machine Learning (SDK v2): upload, train, tune, register, deploy, predict, delete.
 
-The seed tutorial used SDK v1 (``azureml-core``), out of support since 2026-06-30
-and not installable beside numpy 2 / pandas 3.  Here the same flow runs on SDK v2:
+SDK v1 (``azureml-core``) is out of support since 2026-06-30 and cannot be
+installed beside numpy 2 / pandas 3, so the flow runs on SDK v2:
 the CSV goes to Blob Storage and becomes a ``uri_file`` data asset; a ``command()``
 job runs mlperf's training script (:func:`mlperf.cloud.training_script`, the one
 :func:`mlperf.cloud.run_local` runs with ``provider="azure"``) in an environment
 built from a conda spec pinned to the versions installed here; ``.sweep()``
-searches the tutorial's space; the best model is registered and served by a
+searches :data:`mlperf.cloud.common.DEFAULT_RANGES`; the best model is registered and served by a
 managed online endpoint whose scoring script is the same file (``init``/``run``).
 
 Every verb takes ``ml_client``, an ``azure.ai.ml.MLClient``; None builds one with

@@ -1,9 +1,9 @@
 """Google Vertex AI: CSV to Cloud Storage, AutoML tabular training, deploy, predict, delete.
 
-The flow of the seed tutorial on ``google-cloud-aiplatform>=2.7``, with the steps
-it skipped: the CSV is really uploaded before the dataset points at it, the model
-is undeployed before its endpoint is deleted (Vertex refuses otherwise), and
-predictions send named columns, as AutoML tabular models require.
+The AutoML tabular flow on ``google-cloud-aiplatform>=2.7``: the CSV is uploaded
+before the dataset points at it, the model is undeployed before its endpoint is
+deleted (Vertex refuses otherwise), and predictions send named columns, as AutoML
+tabular models require.
 
 Every verb takes ``session``, a :class:`VertexSession` from :func:`connect`; None
 connects with the standard configuration (``aiplatform.init`` defaults:

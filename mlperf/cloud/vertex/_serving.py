@@ -126,7 +126,7 @@ def predict(
         The ``Endpoint`` from :func:`deploy`, or its resource name.
     rows:
         Feature columns named as in training (AutoML tabular needs the names; a bare
-        array, as the seed tutorial passes, is refused).
+        array is refused).
     batch_size:
         Rows per request (Vertex caps a request at 1.5 MB).
 

@@ -391,7 +391,7 @@ def scoring_server() -> Iterator[ScoringServer]:
 # ------------------------------------------------------------------ data
 
 
-# make_frame and train_frame (the seed tutorial's data) come from suites/cloud/conftest.py
+# make_frame and train_frame (the tutorial's data) come from suites/cloud/conftest.py
 
 
 @dataclass

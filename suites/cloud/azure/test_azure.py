@@ -128,7 +128,7 @@ def test_upload_data_refuses_an_empty_frame_before_uploading(blob_service, conta
 
 
 def test_train_submits_the_command_job_the_tutorial_meant(azure_ml, train_frame):
-    """The seed built a dataset and never passed it to the job; here the data is an input."""
+    """The tutorial built a dataset and never passed it to the job; here the data is an input."""
     job = train("azureml:mlperf-train:1", ml_client=azure_ml.client)
     assert job.status == "Completed"
     (call,) = azure_ml.of("jobs.create_or_update")

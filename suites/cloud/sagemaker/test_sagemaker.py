@@ -203,7 +203,7 @@ def test_tune_creates_the_tuning_job_the_tutorial_meant(aws, bucket, train_frame
         c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"]
         for c in definition["InputDataConfig"]
     }["train"] == uri
-    # the seed tutorial's tuner had no metric definition: the objective could never be read.
+    # the tutorial's tuner had no metric definition: the objective could never be read.
     # Here the regex SageMaker stored must find the value in the script's real output.
     (metric,) = definition["AlgorithmSpecification"]["MetricDefinitions"]
     local = run_local(None, train_frame, {"n_estimators": 50, "max_depth": 5})

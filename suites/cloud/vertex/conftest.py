@@ -85,7 +85,7 @@ def bucket(gcp: Any) -> str:
     return BUCKET
 
 
-# make_frame and train_frame (the seed tutorial's data) come from suites/cloud/conftest.py
+# make_frame and train_frame (the tutorial's data) come from suites/cloud/conftest.py
 
 
 def sum_rule(instances: list[dict[str, Any]]) -> list[dict[str, Any]]:

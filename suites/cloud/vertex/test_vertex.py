@@ -171,7 +171,7 @@ def test_offline_flow_time(benchmark, gcp, vertex, bucket, train_frame, rule_pre
     assert len(gone) == 3 and vertex.live("endpoints") == []
 
 
-# ------------------------------------------------------------------ the seed tutorial's bugs
+# ------------------------------------------------------------------ the tutorial's bugs
 
 
 def test_the_tutorials_bare_array_is_refused_before_any_request(gcp, vertex):
