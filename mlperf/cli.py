@@ -10,7 +10,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from mlperf.records import DEFAULT_MAX_REGRESSION, DEFAULT_METRIC, RUN_KIND, samples_of
+from mlperf.records import (
+    DEFAULT_BASELINES_DIR,
+    DEFAULT_MAX_REGRESSION,
+    DEFAULT_METRIC,
+    RUN_KIND,
+    samples_of,
+)
 
 if TYPE_CHECKING:
     from mlperf.records import BaselineEntry, ClockSummary, RunRecord
@@ -110,7 +116,11 @@ def _parser() -> argparse.ArgumentParser:
     bsub = base.add_subparsers(dest="action", required=True)
     save = bsub.add_parser("save", help="run the suites with benchmarks on and store the results")
     save.add_argument("paths", nargs="*", help="suites or test files (default: suites)")
-    save.add_argument("--dir", default="baselines", help="baselines directory (default: baselines)")
+    save.add_argument(
+        "--dir",
+        default=DEFAULT_BASELINES_DIR,
+        help=f"baselines directory (default: {DEFAULT_BASELINES_DIR})",
+    )
     save.add_argument(
         "--pytest-args",
         dest="pytest_args",
@@ -120,7 +130,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     save.set_defaults(func=_baseline_save)
     show = bsub.add_parser("show", help="list this machine's stored baselines")
-    show.add_argument("--dir", default="baselines")
+    show.add_argument("--dir", default=DEFAULT_BASELINES_DIR)
     show.add_argument("--machine", default=None, help="machine id (default: this machine)")
     show.set_defaults(func=_baseline_show)
     diff = bsub.add_parser(

@@ -21,6 +21,7 @@ from mlperf.records import (
     DEFAULT_MAX_MEMORY_REGRESSION,
     DEFAULT_MAX_REGRESSION,
     DEFAULT_METRIC,
+    DEFAULT_REPORTS_DIR,
     RUN_KIND,
     RUN_SCHEMA_VERSION,
     samples_of,
@@ -251,7 +252,7 @@ def _run(config: pytest.Config, records: list[BenchmarkRecord]) -> RunRecord:
             "saved": saved,
         },
     }
-    write_run(root_path(config, config.getoption("mlperf_report") or "reports"), run)
+    write_run(root_path(config, config.getoption("mlperf_report") or DEFAULT_REPORTS_DIR), run)
     return run
 
 

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING
 import pytest
 
 from mlperf import _recording, gate
-from mlperf.records import DEFAULT_MAX_MEMORY_REGRESSION, DEFAULT_MAX_REGRESSION, DEFAULT_METRIC
+from mlperf.records import (
+    DEFAULT_BASELINES_DIR,
+    DEFAULT_CACHE_DIR,
+    DEFAULT_MAX_MEMORY_REGRESSION,
+    DEFAULT_MAX_REGRESSION,
+    DEFAULT_METRIC,
+    DEFAULT_REPORTS_DIR,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator
@@ -75,8 +82,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--mlperf-baselines",
         metavar="DIR",
-        default="baselines",
-        help="directory of stored baselines, <DIR>/<machine-id>/<suite>.json (default: baselines)",
+        default=DEFAULT_BASELINES_DIR,
+        help="directory of stored baselines, <DIR>/<machine-id>/<suite>.json "
+        f"(default: {DEFAULT_BASELINES_DIR})",
     )
     group.addoption(
         "--mlperf-save-baseline",
@@ -103,13 +111,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DIR",
         default=None,
         help="write latest.json and latest.md (the verdict table) and the suites' "
-        "tables and plots into DIR (default: reports when benchmarks run)",
+        f"tables and plots into DIR (default: {DEFAULT_REPORTS_DIR} when benchmarks run)",
     )
     group.addoption(
         "--mlperf-cache",
         metavar="DIR",
-        default=".cache/mlperf",
-        help="where generated data sets are cached (default: .cache/mlperf)",
+        default=DEFAULT_CACHE_DIR,
+        help=f"where generated data sets are cached (default: {DEFAULT_CACHE_DIR})",
     )
 
 
@@ -233,7 +241,7 @@ def mlperf_cache_dir(pytestconfig: pytest.Config) -> Path:
 @pytest.fixture(scope="session")
 def mlperf_report_dir(pytestconfig: pytest.Config) -> Path:
     """Directory for tables and plots the suites write (``--mlperf-report``, default reports/)."""
-    path = Path(pytestconfig.getoption("mlperf_report") or "reports")
+    path = Path(pytestconfig.getoption("mlperf_report") or DEFAULT_REPORTS_DIR)
     if not path.is_absolute():
         path = pytestconfig.rootpath / path
     path.mkdir(parents=True, exist_ok=True)

@@ -19,9 +19,12 @@ from __future__ import annotations
 from typing import Any, Literal, NotRequired, TypedDict
 
 __all__ = [
+    "DEFAULT_BASELINES_DIR",
+    "DEFAULT_CACHE_DIR",
     "DEFAULT_MAX_MEMORY_REGRESSION",
     "DEFAULT_MAX_REGRESSION",
     "DEFAULT_METRIC",
+    "DEFAULT_REPORTS_DIR",
     "RUN_KIND",
     "RUN_SCHEMA_VERSION",
     "BaselineEntry",
@@ -48,6 +51,13 @@ DEFAULT_METRIC: Metric = "cpu"
 DEFAULT_MAX_REGRESSION = 0.25
 #: a memory REGRESSION needs the peak above ``1 + max_memory_regression`` times the baseline's
 DEFAULT_MAX_MEMORY_REGRESSION = 0.10
+
+#: stored baselines, ``<dir>/<machine-id>/<suite>.json`` (``--mlperf-baselines``, the CLI)
+DEFAULT_BASELINES_DIR = "baselines"
+#: run files, history and the suites' tables and plots (``--mlperf-report``, ``mlperf report``)
+DEFAULT_REPORTS_DIR = "reports"
+#: generated data sets (``--mlperf-cache``); the engines' temporary files go to its ``tmp/``
+DEFAULT_CACHE_DIR = ".cache/mlperf"
 
 #: ``kind`` and ``schema_version`` of a run file (``reports/latest.json``, history lines)
 RUN_KIND = "mlperf-run"
@@ -160,7 +170,7 @@ class RunRecord(TypedDict):
 
 
 class BaselineEntry(TypedDict, total=False):
-    """One benchmark in a baseline file (samples thinned to at most 200 per clock)."""
+    """A benchmark in a baseline file (samples thinned to :data:`~mlperf.baselines.MAX_SAMPLES`)."""
 
     metric: Metric
     cpu: ClockSummary

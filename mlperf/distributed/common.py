@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from mlperf.io.chunked import between_m2
+from mlperf.records import DEFAULT_CACHE_DIR
 
 __all__ = [
     "DEFAULT_FEATURES",
@@ -54,7 +55,7 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
 #: the forest's default features; its label is ``purchase_amount > mean(purchase_amount)``
 DEFAULT_FEATURES: tuple[str, ...] = ("age", "income", "purchase_count")
 LABEL_SOURCE = "purchase_amount"
-DEFAULT_TMP = ".cache/mlperf/tmp"
+DEFAULT_TMP = f"{DEFAULT_CACHE_DIR}/tmp"
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from mlperf.records import (
+    DEFAULT_BASELINES_DIR,
     DEFAULT_MAX_REGRESSION,
     DEFAULT_METRIC,
+    DEFAULT_REPORTS_DIR,
     RUN_KIND,
     RUN_SCHEMA_VERSION,
     samples_of,
@@ -46,6 +48,8 @@ __all__ = [
     "run",
 ]
 
+#: runs of the machine's history that the trend plots show
+HISTORY_LIMIT = 100
 OWN_DIR = "_mlperf"  # our PNGs; not a suite family
 _SKIP_DIRS = {"history", OWN_DIR}
 
@@ -79,7 +83,9 @@ def load_run(reports: Path) -> RunRecord | None:
     return cast("RunRecord", data)
 
 
-def load_history(reports: Path, machine: str, limit: int = 100) -> tuple[list[dict[str, Any]], int]:
+def load_history(
+    reports: Path, machine: str, limit: int = HISTORY_LIMIT
+) -> tuple[list[dict[str, Any]], int]:
     """The last *limit* runs in ``reports/history/<machine>.jsonl``, and the bad lines' count."""
     path = reports / "history" / f"{machine}.jsonl"
     runs, bad = [], 0
@@ -133,12 +139,12 @@ def _median(xs: list[float]) -> float:
 
 
 def build_report(
-    reports: Path | str = "reports",
-    baselines: Path | str = "baselines",
+    reports: Path | str = DEFAULT_REPORTS_DIR,
+    baselines: Path | str = DEFAULT_BASELINES_DIR,
     *,
     output: Path | str | None = None,
     machine: str | None = None,
-    history_limit: int = 100,
+    history_limit: int = HISTORY_LIMIT,
     self_contained: bool = False,
 ) -> Path:
     """Write the HTML report and its PNGs; return the page's path.
@@ -276,16 +282,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument(
         "--reports",
-        default="reports",
+        default=DEFAULT_REPORTS_DIR,
         metavar="DIR",
         help="report directory with latest.json, history/ and the suites' folders "
-        "(default: reports)",
+        f"(default: {DEFAULT_REPORTS_DIR})",
     )
     parser.add_argument(
         "--baselines",
-        default="baselines",
+        default=DEFAULT_BASELINES_DIR,
         metavar="DIR",
-        help="stored baselines (default: baselines)",
+        help=f"stored baselines (default: {DEFAULT_BASELINES_DIR})",
     )
     parser.add_argument(
         "--output",
@@ -297,9 +303,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--history",
         type=int,
-        default=100,
+        default=HISTORY_LIMIT,
         metavar="N",
-        help="runs shown in the trends (default: 100)",
+        help=f"runs shown in the trends (default: {HISTORY_LIMIT})",
     )
     parser.add_argument(
         "--self-contained", action="store_true", help="inline the images as data: URIs"
