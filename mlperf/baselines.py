@@ -71,6 +71,8 @@ TRACKED_PACKAGES = (
     "azure-ai-ml",
     "mlperf",
 )
+#: what a baseline keeps of a benchmark record
+_ENTRY_KEYS = ("metric", "cpu", "wall", "memory")
 #: samples kept per benchmark and clock (evenly thinned beyond this)
 MAX_SAMPLES = 200
 FIX_HINT = (
@@ -131,25 +133,18 @@ def environment() -> Environment:
 def current_commit(root: Path | str = ".") -> str | None:
     """``git rev-parse HEAD`` of *root* (suffixed ``-dirty`` when the tree has changes), or None."""
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
+        head = _git(root, "rev-parse", "HEAD")
+        dirty = _git(root, "status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{head}-dirty" if dirty else head
+
+
+def _git(root: Path | str, *args: str) -> str:
+    done = subprocess.run(
+        ["git", *args], cwd=root, capture_output=True, text=True, timeout=10, check=True
+    )
+    return done.stdout.strip()
 
 
 def suite_of(nodeid: str) -> str:
@@ -222,16 +217,7 @@ def known_elsewhere(root: Path | str, machine: str) -> set[str]:
 
 def entry_of(record: BenchmarkRecord) -> BaselineEntry:
     """The part of a benchmark record a baseline keeps: metric, clocks and peak memory."""
-    entry: BaselineEntry = {}
-    if "metric" in record:
-        entry["metric"] = record["metric"]
-    if "cpu" in record:
-        entry["cpu"] = record["cpu"]
-    if "wall" in record:
-        entry["wall"] = record["wall"]
-    if "memory" in record:
-        entry["memory"] = record["memory"]
-    return entry
+    return cast("BaselineEntry", {k: v for k, v in record.items() if k in _ENTRY_KEYS})
 
 
 def thin(samples: list[float], limit: int = MAX_SAMPLES) -> list[float]:

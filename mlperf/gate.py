@@ -16,16 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from mlperf import _recording
-from mlperf.records import (
-    DEFAULT_MAX_MEMORY_REGRESSION,
-    DEFAULT_MAX_REGRESSION,
-    DEFAULT_METRIC,
-    DEFAULT_REPORTS_DIR,
-    RUN_KIND,
-    RUN_SCHEMA_VERSION,
-    samples_of,
-)
+from mlperf import _recording, records
 
 if TYPE_CHECKING:
     from mlperf.records import (
@@ -61,9 +52,9 @@ def settings(item: pytest.Item) -> Settings:
     """
     marker = item.get_closest_marker("mlperf")
     defaults: Settings = {
-        "metric": DEFAULT_METRIC,
-        "max_regression": DEFAULT_MAX_REGRESSION,
-        "max_memory_regression": DEFAULT_MAX_MEMORY_REGRESSION,
+        "metric": records.DEFAULT_METRIC,
+        "max_regression": records.DEFAULT_MAX_REGRESSION,
+        "max_memory_regression": records.DEFAULT_MAX_MEMORY_REGRESSION,
         "memory": True,
     }
     if marker is None:
@@ -191,7 +182,7 @@ def verdict(record: BenchmarkRecord, stored: BaselineEntry | None, elsewhere: se
         label = "no-baseline-for-this-machine" if record["id"] in elsewhere else "new"
         return {"time": label, "memory": label, "ratio": None, "p": None, "text": label}
     metric = record["metric"]
-    ref, cur = samples_of(stored.get(metric)), samples_of(record.get(metric))
+    ref, cur = records.samples_of(stored.get(metric)), records.samples_of(record.get(metric))
     result: Verdict = {"time": "new", "memory": "new", "ratio": None, "p": None, "text": "new"}
     if ref and cur:
         cmp = compare_samples(ref, cur, max_regression=record["max_regression"])
@@ -211,7 +202,7 @@ def _peak(memory: PeakMemoryRecord | None) -> int | None:
     return memory.get("peak") if memory else None
 
 
-def _run(config: pytest.Config, records: list[BenchmarkRecord]) -> RunRecord:
+def _run(config: pytest.Config, benchmarks: list[BenchmarkRecord]) -> RunRecord:
     """Give every record its verdict, store baselines when asked, write and return the run."""
     from datetime import UTC, datetime
 
@@ -229,22 +220,22 @@ def _run(config: pytest.Config, records: list[BenchmarkRecord]) -> RunRecord:
     machine = machine_id()
     elsewhere = known_elsewhere(root, machine)
     regressions = []
-    for record in records:
+    for record in benchmarks:
         record["verdict"] = gate_verdict(record, state.stored.get(record["id"]), elsewhere)
         if "REGRESSION" in (record["verdict"]["time"], record["verdict"]["memory"]):
             regressions.append(record["id"])
     commit = current_commit(config.rootpath)
     saved = []
     if config.getoption("mlperf_save_baseline"):
-        saved = [str(p) for p in save_records(root, records, machine=machine, commit=commit)]
+        saved = [str(p) for p in save_records(root, benchmarks, machine=machine, commit=commit)]
     run: RunRecord = {
-        "schema_version": RUN_SCHEMA_VERSION,
-        "kind": RUN_KIND,
+        "schema_version": records.RUN_SCHEMA_VERSION,
+        "kind": records.RUN_KIND,
         "machine_id": machine,
         "commit": commit,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "environment": environment(),
-        "benchmarks": records,
+        "benchmarks": benchmarks,
         "gate": {
             "failed": bool(regressions) and not config.getoption("mlperf_save_baseline"),
             "regressions": regressions,
@@ -252,7 +243,8 @@ def _run(config: pytest.Config, records: list[BenchmarkRecord]) -> RunRecord:
             "saved": saved,
         },
     }
-    write_run(root_path(config, config.getoption("mlperf_report") or DEFAULT_REPORTS_DIR), run)
+    reports = config.getoption("mlperf_report") or records.DEFAULT_REPORTS_DIR
+    write_run(root_path(config, reports), run)
     return run
 
 

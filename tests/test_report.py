@@ -18,6 +18,9 @@ from mlperf.report import ReportError, build_report, load_history, markdown_to_h
 
 MACHINE = "test-machine-2c-linux-py311"
 CHROMIUM_HINT = "apt-get install -y chromium (or `make chromium`)"
+#: Chromium's flags for a headless run without sandbox, GPU or network, and for its output
+HEADLESS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking")
+DUMP_DOM = ("--virtual-time-budget=10000", "--dump-dom")
 
 
 def _record(bid: str, median: float, verdict: str = "same", seed: int = 0) -> dict[str, Any]:
@@ -231,15 +234,11 @@ def test_page_renders_in_headless_chromium(built: Path, tmp_path: Path) -> None:
     page = built
     cmd = [
         browser,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
+        *HEADLESS,
         "--disable-extensions",
         "--no-first-run",
         f"--user-data-dir={tmp_path / 'profile'}",
-        "--virtual-time-budget=10000",
-        "--dump-dom",
+        *DUMP_DOM,
         page.as_uri(),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
@@ -259,17 +258,7 @@ def test_chromium_notices_missing_images(tree: tuple[Path, Path], tmp_path: Path
     reports, baselines = tree
     page = build_report(reports, baselines)
     (reports / "io" / "format_chart.png").unlink()  # a reader copied the page without all its PNGs
-    cmd = [
-        browser,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--virtual-time-budget=10000",
-        "--dump-dom",
-        page.as_uri(),
-    ]
+    cmd = [browser, *HEADLESS, f"--user-data-dir={tmp_path / 'profile'}", *DUMP_DOM, page.as_uri()]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False).stdout
     assert 'data-images-loaded="6"' in out
     assert "1 image(s) did not load" in out

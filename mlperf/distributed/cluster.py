@@ -23,6 +23,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["down", "main", "up"]
 
@@ -269,28 +273,46 @@ def _wait_workers(
 
     distributed = require("distributed", "the Dask cluster")
     with distributed.Client(address, timeout="30s") as client:
-        deadline = time.monotonic() + timeout
-        while len(client.scheduler_info(n_workers=-1)["workers"]) < 2:
-            _check_alive(directory, procs)
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"cluster up: 2 Dask workers did not join {address} within {timeout:.0f} s;"
-                    f"\n{_tail(directory, 'dask-worker')}"
-                )
-            time.sleep(0.25)
+        _wait_until(
+            lambda: len(client.scheduler_info(n_workers=-1)["workers"]) >= 2,
+            f"2 Dask workers did not join {address}",
+            "dask-worker",
+            directory,
+            procs,
+            timeout,
+        )
 
 
 def _wait_log(
     directory: Path, name: str, text: str, procs: dict[str, subprocess.Popen[bytes]], timeout: float
 ) -> None:
-    deadline = time.monotonic() + timeout
     log = directory / "logs" / f"{name}.log"
-    while text not in log.read_text(errors="replace"):
+    _wait_until(
+        lambda: text in log.read_text(errors="replace"),
+        f"{name} did not report {text!r}",
+        name,
+        directory,
+        procs,
+        timeout,
+    )
+
+
+def _wait_until(
+    done: Callable[[], bool],
+    what: str,
+    log_name: str,
+    directory: Path,
+    procs: dict[str, subprocess.Popen[bytes]],
+    timeout: float,
+) -> None:
+    """Poll *done* until it holds; fail with *what* and the log's tail if a process dies
+    or *timeout* seconds pass."""
+    deadline = time.monotonic() + timeout
+    while not done():
         _check_alive(directory, procs)
         if time.monotonic() > deadline:
             raise RuntimeError(
-                f"cluster up: {name} did not report {text!r} within {timeout:.0f} s;"
-                f"\n{_tail(directory, name)}"
+                f"cluster up: {what} within {timeout:.0f} s;\n{_tail(directory, log_name)}"
             )
         time.sleep(0.25)
 
