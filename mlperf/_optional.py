@@ -4,6 +4,19 @@ Every heavy or optional package (engines, cloud SDKs, numba, matplotlib, ...) is
 imported through :func:`require`, inside the function that needs it, so that
 ``import mlperf`` and loading the pytest plugin stay cheap.  A missing package is
 re-raised as an :class:`ImportError` that names the extra to install.
+
+:func:`require` returns a :class:`types.ModuleType`, in which mypy sees no names.
+Where the package ships type information (matplotlib, pyspark, polars, duckdb, the
+Vertex AI and Azure ML SDKs, ...), call it for its error message and then import
+the module in the same function, so that mypy checks every use::
+
+    require("polars", "the Polars peer")
+    import polars as pl  # already imported: costs nothing, and pl is typed
+
+Packages without type information (boto3, the SageMaker SDK, scikit-learn, h5py,
+CuPy) are used through the module :func:`require` returns.  Dask's client, Ray and
+numba ship types that do not fit how mlperf calls them (untyped ``Client``,
+``ray.init`` keywords, numba's dynamic ``config``), so they are used that way too.
 """
 
 from __future__ import annotations

@@ -21,13 +21,24 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from mlperf.records import (
+        BaselineEntry,
+        BaselineFile,
+        BenchmarkRecord,
+        ClockSummary,
+        Environment,
+        MachineInfo,
+    )
 
 __all__ = [
     "SCHEMA_VERSION",
     "BaselineError",
     "baseline_path",
     "current_commit",
+    "entry_of",
     "environment",
     "known_elsewhere",
     "load_file",
@@ -41,10 +52,27 @@ __all__ = [
 SCHEMA_VERSION = 1
 #: packages whose versions go into every result and baseline file
 TRACKED_PACKAGES = (
-    "numpy", "pandas", "pyarrow", "numba", "scikit-learn", "pyspark", "dask", "distributed",
-    "ray", "duckdb", "polars", "h5py", "tables", "pytest-benchmark", "sagemaker",
-    "google-cloud-aiplatform", "azure-ai-ml", "mlperf",
-)  # fmt: skip
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "numba",
+    "scikit-learn",
+    "pyspark",
+    "dask",
+    "distributed",
+    "ray",
+    "duckdb",
+    "polars",
+    "h5py",
+    "tables",
+    "pytest-benchmark",
+    "sagemaker",
+    "google-cloud-aiplatform",
+    "azure-ai-ml",
+    "mlperf",
+)
+#: what a baseline keeps of a benchmark record
+_ENTRY_KEYS = ("metric", "cpu", "wall", "memory")
 #: samples kept per benchmark and clock (evenly thinned beyond this)
 MAX_SAMPLES = 200
 FIX_HINT = (
@@ -68,7 +96,7 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def machine_info() -> dict[str, Any]:
+def machine_info() -> MachineInfo:
     """What identifies this machine for timing purposes (no host names, no users)."""
     return {
         "cpu": _cpu_model(),
@@ -79,7 +107,7 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def machine_id(info: dict[str, Any] | None = None) -> str:
+def machine_id(info: MachineInfo | None = None) -> str:
     """Stable, readable fingerprint: ``<cpu>-<cores>c-<os>-py<major><minor>``.
 
     ``MLPERF_MACHINE_ID`` overrides it (e.g. to share baselines between identical
@@ -93,7 +121,7 @@ def machine_id(info: dict[str, Any] | None = None) -> str:
     return f"{_slug(info['cpu'])}-{info['logical_cores']}c-{_slug(info['os'])}-py{py}"
 
 
-def environment() -> dict[str, Any]:
+def environment() -> Environment:
     """Python version and the installed versions of :data:`TRACKED_PACKAGES` (none imported)."""
     packages = {}
     for name in TRACKED_PACKAGES:
@@ -105,21 +133,18 @@ def environment() -> dict[str, Any]:
 def current_commit(root: Path | str = ".") -> str | None:
     """``git rev-parse HEAD`` of *root* (suffixed ``-dirty`` when the tree has changes), or None."""
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root, capture_output=True, text=True, timeout=10, check=True,
-        ).stdout.strip()  # fmt: skip
+        head = _git(root, "rev-parse", "HEAD")
+        dirty = _git(root, "status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{head}-dirty" if dirty else head
+
+
+def _git(root: Path | str, *args: str) -> str:
+    done = subprocess.run(
+        ["git", *args], cwd=root, capture_output=True, text=True, timeout=10, check=True
+    )
+    return done.stdout.strip()
 
 
 def suite_of(nodeid: str) -> str:
@@ -134,7 +159,7 @@ def baseline_path(root: Path | str, machine: str, suite: str) -> Path:
     return Path(root) / machine / f"{suite}.json"
 
 
-def load_file(path: Path | str) -> dict[str, Any]:
+def load_file(path: Path | str) -> BaselineFile:
     """Read and validate one baseline file.
 
     Raises
@@ -163,12 +188,12 @@ def load_file(path: Path | str) -> dict[str, Any]:
         )
     if not isinstance(data.get("benchmarks"), dict):
         raise BaselineError(f"baseline file {str(path)!r} has no 'benchmarks' mapping; {FIX_HINT}")
-    return data
+    return cast("BaselineFile", data)
 
 
-def load_machine(root: Path | str, machine: str) -> dict[str, dict[str, Any]]:
+def load_machine(root: Path | str, machine: str) -> dict[str, BaselineEntry]:
     """All stored benchmarks of *machine*: ``{benchmark id: entry}`` (empty if none)."""
-    entries: dict[str, dict[str, Any]] = {}
+    entries: dict[str, BaselineEntry] = {}
     folder = Path(root) / machine
     if folder.is_dir():
         for path in sorted(folder.glob("*.json")):
@@ -190,12 +215,21 @@ def known_elsewhere(root: Path | str, machine: str) -> set[str]:
     return ids
 
 
+def entry_of(record: BenchmarkRecord) -> BaselineEntry:
+    """The part of a benchmark record a baseline keeps: metric, clocks and peak memory."""
+    return cast("BaselineEntry", {k: v for k, v in record.items() if k in _ENTRY_KEYS})
+
+
 def thin(samples: list[float], limit: int = MAX_SAMPLES) -> list[float]:
     """Keep at most *limit* samples, evenly spaced in recording order."""
     if len(samples) <= limit:
         return list(samples)
     step = len(samples) / limit
     return [samples[int(i * step)] for i in range(limit)]
+
+
+def _thinned(summary: ClockSummary) -> ClockSummary:
+    return {**summary, "samples": thin(summary.get("samples", []))}
 
 
 @contextlib.contextmanager
@@ -226,7 +260,7 @@ def _atomic_write(path: Path, data: dict[str, Any]) -> None:
 
 def save_records(
     root: Path | str,
-    records: Iterable[dict[str, Any]],
+    records: Iterable[BenchmarkRecord],
     *,
     machine: str | None = None,
     commit: str | None = None,
@@ -238,20 +272,21 @@ def save_records(
     entries.  Returns the files written.
     """
     machine = machine or machine_id()
-    by_suite: dict[str, dict[str, dict[str, Any]]] = {}
+    by_suite: dict[str, dict[str, BaselineEntry]] = {}
     now = datetime.now(UTC).isoformat(timespec="seconds")
     for rec in records:
-        entry: dict[str, Any] = {k: rec[k] for k in ("metric", "cpu", "wall", "memory") if k in rec}
-        for clock in ("cpu", "wall"):
-            if clock in entry:
-                entry[clock] = {**entry[clock], "samples": thin(entry[clock].get("samples", []))}
+        entry = entry_of(rec)
+        if "cpu" in entry:
+            entry["cpu"] = _thinned(entry["cpu"])
+        if "wall" in entry:
+            entry["wall"] = _thinned(entry["wall"])
         entry["recorded"] = now
         by_suite.setdefault(rec.get("suite") or suite_of(rec["id"]), {})[rec["id"]] = entry
     written = []
     for suite, entries in sorted(by_suite.items()):
         path = baseline_path(root, machine, suite)
         with _locked(path):
-            data = load_file(path) if path.exists() else {"benchmarks": {}}
+            data: dict[str, Any] = dict(load_file(path)) if path.exists() else {"benchmarks": {}}
             data.update(
                 schema_version=SCHEMA_VERSION,
                 kind="mlperf-baseline",

@@ -8,17 +8,28 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, cast
+
+from mlperf.records import (
+    DEFAULT_BASELINES_DIR,
+    DEFAULT_MAX_REGRESSION,
+    DEFAULT_METRIC,
+    RUN_KIND,
+    samples_of,
+)
+
+if TYPE_CHECKING:
+    from mlperf.records import BaselineEntry, ClockSummary, RunRecord
 
 __all__ = ["main"]
 
 
-def _load_entries(path: Path) -> dict[str, dict[str, Any]]:
+def _load_entries(path: Path) -> dict[str, BaselineEntry]:
     """Benchmarks of a baseline file, a baseline machine folder, or a run file (latest.json)."""
-    from mlperf.baselines import BaselineError, load_file
+    from mlperf.baselines import BaselineError, entry_of, load_file
 
     if path.is_dir():
-        entries: dict[str, dict[str, Any]] = {}
+        entries: dict[str, BaselineEntry] = {}
         for f in sorted(path.glob("*.json")):
             entries.update(load_file(f)["benchmarks"])
         return entries
@@ -26,10 +37,10 @@ def _load_entries(path: Path) -> dict[str, dict[str, Any]]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise BaselineError(f"cannot read {str(path)!r}: {exc}") from exc
-    if isinstance(data, dict) and data.get("kind") == "mlperf-run":
-        return {b["id"]: b for b in data["benchmarks"]}
-    benchmarks: dict[str, dict[str, Any]] = load_file(path)["benchmarks"]
-    return benchmarks
+    if isinstance(data, dict) and data.get("kind") == RUN_KIND:
+        run = cast("RunRecord", data)
+        return {b["id"]: entry_of(b) for b in run["benchmarks"]}
+    return load_file(path)["benchmarks"]
 
 
 def _baseline_show(args: argparse.Namespace) -> int:
@@ -41,17 +52,21 @@ def _baseline_show(args: argparse.Namespace) -> int:
         print(f"no baselines in {folder}; record them with `mlperf baseline save`", file=sys.stderr)
         return 1
     print(
-        f"{'benchmark':70} {'metric':6} {'cpu median':>12} {'wall median':>12} {'peak MiB':>9}  recorded"
+        f"{'benchmark':70} {'metric':6} {'cpu median':>12} {'wall median':>12} {'peak MiB':>9}  "
+        "recorded"
     )
     for bid, e in sorted(entries.items()):
-        cpu = (e.get("cpu") or {}).get("median")
-        wall = (e.get("wall") or {}).get("median")
-        mem = (e.get("memory") or {}).get("peak")
+        cpu, wall, memory = _median(e.get("cpu")), _median(e.get("wall")), e.get("memory")
+        mem = memory.get("peak") if memory else None
         print(
             f"{bid:70} {e.get('metric', '?'):6} {_ms(cpu):>12} {_ms(wall):>12} "
             f"{'-' if mem is None else f'{mem / 2**20:.1f}':>9}  {e.get('recorded', '')}"
         )
     return 0
+
+
+def _median(summary: ClockSummary | None) -> float | None:
+    return summary.get("median") if summary else None
 
 
 def _ms(s: float | None) -> str:
@@ -67,9 +82,8 @@ def _baseline_diff(args: argparse.Namespace) -> int:
         if bid not in old or bid not in new:
             print(f"{bid}: only in {'new' if bid in new else 'old'}")
             continue
-        metric = new[bid].get("metric") or old[bid].get("metric") or "cpu"
-        a = (old[bid].get(metric) or {}).get("samples") or []
-        b = (new[bid].get(metric) or {}).get("samples") or []
+        metric = new[bid].get("metric") or old[bid].get("metric") or DEFAULT_METRIC
+        a, b = samples_of(old[bid].get(metric)), samples_of(new[bid].get(metric))
         if not a or not b:
             print(f"{bid}: no {metric} samples to compare")
             continue
@@ -80,8 +94,16 @@ def _baseline_diff(args: argparse.Namespace) -> int:
 
 
 def _baseline_save(args: argparse.Namespace) -> int:
-    cmd = [sys.executable, "-m", "pytest", *(args.paths or ["suites"]), "--benchmark-enable",
-           "--mlperf-save-baseline", f"--mlperf-baselines={args.dir}", *args.pytest_args]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        *(args.paths or ["suites"]),
+        "--benchmark-enable",
+        "--mlperf-save-baseline",
+        f"--mlperf-baselines={args.dir}",
+        *args.pytest_args,
+    ]
     print("+", " ".join(cmd), flush=True)
     return subprocess.call(cmd)
 
@@ -94,12 +116,21 @@ def _parser() -> argparse.ArgumentParser:
     bsub = base.add_subparsers(dest="action", required=True)
     save = bsub.add_parser("save", help="run the suites with benchmarks on and store the results")
     save.add_argument("paths", nargs="*", help="suites or test files (default: suites)")
-    save.add_argument("--dir", default="baselines", help="baselines directory (default: baselines)")
-    save.add_argument("--pytest-args", dest="pytest_args", nargs=argparse.REMAINDER, default=[],
-                      help="everything after this goes to pytest")  # fmt: skip
+    save.add_argument(
+        "--dir",
+        default=DEFAULT_BASELINES_DIR,
+        help=f"baselines directory (default: {DEFAULT_BASELINES_DIR})",
+    )
+    save.add_argument(
+        "--pytest-args",
+        dest="pytest_args",
+        nargs=argparse.REMAINDER,
+        default=[],
+        help="everything after this goes to pytest",
+    )
     save.set_defaults(func=_baseline_save)
     show = bsub.add_parser("show", help="list this machine's stored baselines")
-    show.add_argument("--dir", default="baselines")
+    show.add_argument("--dir", default=DEFAULT_BASELINES_DIR)
     show.add_argument("--machine", default=None, help="machine id (default: this machine)")
     show.set_defaults(func=_baseline_show)
     diff = bsub.add_parser(
@@ -107,7 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     diff.add_argument("old")
     diff.add_argument("new")
-    diff.add_argument("--max-regression", type=float, default=0.25)
+    diff.add_argument("--max-regression", type=float, default=DEFAULT_MAX_REGRESSION)
     diff.set_defaults(func=_baseline_diff)
 
     ab = sub.add_parser("ab", help="same-run A/B of two revisions (the merge gate)")

@@ -1,4 +1,4 @@
-"""Seeded, deterministic synthetic data sets with the seed tutorial's distributions.
+"""Seeded, deterministic synthetic data sets with the tutorial's distributions.
 
 The same ``(generator, n_rows, seed)`` always gives the same data, on every machine
 and in every process, so suites can cache them and engines can be compared.

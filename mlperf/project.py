@@ -28,9 +28,28 @@ __all__ = ["Layout", "discover", "find_project_dir", "foreign_modules"]
 #: files that mark a project root
 _MARKERS = ("pyproject.toml", "setup.py", "setup.cfg")
 #: directories never taken for the project's own packages by the tree scan
-_NOT_PACKAGES = frozenset({"tests", "test", "testing", "bench", "benches", "benchmarks", "docs",
-                           "doc", "examples", "example", "scripts", "tools", "build", "dist",
-                           "suites", "baselines", "site-packages", "node_modules"})  # fmt: skip
+_NOT_PACKAGES = frozenset(
+    {
+        "tests",
+        "test",
+        "testing",
+        "bench",
+        "benches",
+        "benchmarks",
+        "docs",
+        "doc",
+        "examples",
+        "example",
+        "scripts",
+        "tools",
+        "build",
+        "dist",
+        "suites",
+        "baselines",
+        "site-packages",
+        "node_modules",
+    }
+)
 #: build backends whose wheels always contain compiled code
 _COMPILING_BACKENDS = ("maturin", "mesonpy", "scikit_build_core", "pybind11", "enscons")
 _NATIVE_SUFFIXES = (".pyx", ".pxd", ".c", ".cc", ".cpp", ".cxx", ".rs", ".f90")
@@ -227,7 +246,7 @@ def _packages_in(base: Path, names: list[str] | None = None) -> dict[str, Path]:
         stem = entry.name[:-3] if entry.suffix == ".py" and entry.is_file() else entry.name
         if names is not None and stem not in names:
             continue
-        if not stem.isidentifier() or stem.startswith(("_", ".")) and names is None:
+        if not stem.isidentifier() or (stem.startswith(("_", ".")) and names is None):
             continue
         if entry.is_file() and entry.suffix == ".py":
             if names is not None or stem not in ("setup", "conftest", "noxfile", "tasks"):

@@ -1,10 +1,10 @@
 """The statistics behind a verdict: pure functions of samples, no I/O.
 
-Benchmarks on shared machines are noisy and skewed (FACTS.md: per-call CV of
-12-113 %), so mlperf never gates on a bare ratio of means: a slowdown counts only
-when a rank test says the samples really differ *and* the median ratio is beyond
-the tolerance.  Everything here is dependency-free (numpy only) and checked
-against reference values in ``tests/test_stats.py``.
+Benchmarks on shared machines are noisy and skewed (per-call CV of 12-113 % on
+this project's 2-core CI VMs, 2026-11-26), so mlperf never gates on a bare ratio of
+means: a slowdown counts only when a rank test says the samples really differ *and*
+the median ratio is beyond the tolerance.  Everything here is dependency-free (numpy
+only) and checked against reference values in ``tests/test_stats.py``.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ __all__ = [
 ]
 
 Alternative = Literal["greater", "less", "two-sided"]
+TimeVerdict = Literal["faster", "same", "slower", "REGRESSION"]
+MemoryVerdict = Literal["lower", "same", "REGRESSION"]
 
 #: exact null distribution below this many pairs (m * n) when there are no ties
 EXACT_MAX_PAIRS = 2500
@@ -165,7 +167,8 @@ def mann_whitney(
         p = min(1.0, 2 * min(p_greater, p_less))
     else:
         raise ValueError(
-            f"mann_whitney: alternative must be 'greater', 'less' or 'two-sided'; got {alternative!r}"
+            "mann_whitney: alternative must be 'greater', 'less' or 'two-sided'; got "
+            f"{alternative!r}"
         )
     return MannWhitney(u=u, p=float(min(1.0, max(0.0, p))), exact=exact)
 
@@ -200,6 +203,12 @@ def bootstrap_ratio_ci(
 
     Each resample draws both samples with replacement independently; the interval
     is deterministic for a given *seed*.
+
+    Raises
+    ------
+    ValueError
+        If *level* is not in (0, 1), a sample set is empty or not finite, or a base
+        sample is not positive.
     """
     if not 0 < level < 1:
         raise ValueError(f"bootstrap_ratio_ci: level must be in (0, 1); got {level!r}")
@@ -220,7 +229,7 @@ class Comparison:
     ratio: float  # median(new) / median(ref)
     p_slower: float
     p_faster: float
-    verdict: str  # "faster" | "same" | "slower" | "REGRESSION"
+    verdict: TimeVerdict
 
     def describe(self) -> str:
         return describe_ratio(self.ratio, min(self.p_slower, self.p_faster))
@@ -237,8 +246,14 @@ def compare_samples(
 
     ``REGRESSION`` needs both a significant one-sided Mann-Whitney test
     (p < *alpha*) and a median ratio above ``1 + max_regression``; a significant
-    but smaller slowdown is ``slower``; a significant speed-up is ``faster``;
-    anything else is ``same``.
+    slowdown with a median ratio in (1, 1 + max_regression] is ``slower``; a
+    significant speed-up with a median ratio below 1 is ``faster``; anything else
+    is ``same``.
+
+    Raises
+    ------
+    ValueError
+        If *max_regression* is negative, or a sample set is empty or not finite.
     """
     if max_regression < 0:
         raise ValueError(f"compare_samples: max_regression must be >= 0; got {max_regression!r}")
@@ -247,6 +262,7 @@ def compare_samples(
     ratio = float(np.median(cur)) / ref_med if ref_med > 0 else math.inf
     p_slower = mann_whitney(cur, ref, "greater").p
     p_faster = mann_whitney(cur, ref, "less").p
+    verdict: TimeVerdict
     if p_slower < alpha and ratio > 1 + max_regression:
         verdict = "REGRESSION"
     elif p_slower < alpha and ratio > 1:
@@ -259,7 +275,9 @@ def compare_samples(
 
 
 def describe_ratio(ratio: float, p: float | None = None) -> str:
-    """``1.31x slower (p=0.0004)`` / ``1.10x faster`` / ``same``, as pyperf words it."""
+    """``1.31x slower (p=0.0004)``, ``1.10x faster``, ``same speed`` (within 0.5 %) or
+    ``infinitely slower`` (a zero reference), as pyperf words it; ``(p=...)`` only
+    when *p* is given."""
     if not math.isfinite(ratio):
         text = "infinitely slower"
     elif abs(ratio - 1) < 0.005:
@@ -273,12 +291,18 @@ def describe_ratio(ratio: float, p: float | None = None) -> str:
 
 def memory_verdict(
     reference: float, new: float, *, max_regression: float, floor_bytes: int = 2 * 1024 * 1024
-) -> str:
+) -> MemoryVerdict:
     """Verdict of one peak-memory reading against the stored one.
 
-    ``REGRESSION`` when *new* exceeds ``reference * (1 + max_regression)`` and by
-    more than *floor_bytes* (allocator noise on tiny peaks is not a regression);
-    ``lower`` / ``higher`` beyond the same margins; else ``same``.
+    ``REGRESSION`` when *new* exceeds ``reference * (1 + max_regression)`` and does
+    so by more than *floor_bytes* (allocator noise on tiny peaks is not a
+    regression); ``lower`` when *new* is below ``reference / (1 + max_regression)``
+    by more than *floor_bytes*; else ``same`` (a smaller increase included).
+
+    Raises
+    ------
+    ValueError
+        If a byte count is negative.
     """
     if reference < 0 or new < 0:
         raise ValueError(f"memory_verdict: byte counts must be >= 0; got {reference!r}, {new!r}")

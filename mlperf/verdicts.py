@@ -1,4 +1,4 @@
-"""The one verdict language of every gate: the stored-baseline gate, ``mlperf baseline diff`` and ``mlperf ab``.
+"""The one verdict language of every gate: stored baselines, ``baseline diff`` and ``mlperf ab``.
 
 Each comparison ends in a ratio of head (or the new run) to base (or the baseline),
 a confidence interval of that ratio, one-sided Mann-Whitney p-values, and a

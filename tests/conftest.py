@@ -30,7 +30,8 @@ _calls = []
 @pytest.mark.mlperf(metric="wall")
 def test_steady(benchmark):
     # The gate tests compare this one: the wall time of a sleep does not swing with the
-    # CPU-speed states of a shared VM, which move a pure-Python loop by up to 1.8x.
+    # CPU-speed states of a shared VM, which moved a pure-Python loop by up to 1.8x
+    # (2026-11-27, a 2-core CI VM).
     factor = float(os.environ.get("TOY_SLOWDOWN", "1"))
     if os.environ.get("TOY_SLOW_ONCE"):  # a slow spell: only the session's first measurement
         factor = 1.0 if _calls else 2.0

@@ -26,8 +26,15 @@ from mlperf.stats import bootstrap_ratio_ci
 # --------------------------------------------------------------- the verdict rule
 
 
-def _blocks(rng: np.random.Generator, scale: float, pairs: int = 2, blocks: int = 20, per: int = 5,
-            noise: float = 0.02, load: np.ndarray | None = None) -> list[list[list[float]]]:  # fmt: skip
+def _blocks(
+    rng: np.random.Generator,
+    scale: float,
+    pairs: int = 2,
+    blocks: int = 20,
+    per: int = 5,
+    noise: float = 0.02,
+    load: np.ndarray | None = None,
+) -> list[list[list[float]]]:
     out = []
     for p in range(pairs):
         lf = load[p] if load is not None else np.ones(blocks)
@@ -115,7 +122,9 @@ def test_process_pairs_that_disagree_widen_the_interval() -> None:
     base = _blocks(rng, 1.0, pairs=4, noise=0.005)
     head = [
         [[x * f for x in block] for block in pair]
-        for pair, f in zip(_blocks(rng, 1.0, pairs=4, noise=0.005), (1.0, 1.08, 1.0, 1.08))
+        for pair, f in zip(
+            _blocks(rng, 1.0, pairs=4, noise=0.005), (1.0, 1.08, 1.0, 1.08), strict=True
+        )
     ]
     _ratio, lo, hi = paired_block_bootstrap(base, head)
     assert lo < 1.01 and hi > 1.07
@@ -131,7 +140,7 @@ def test_bootstrap_is_deterministic_for_a_seed() -> None:
 def test_bad_samples_are_refused_with_the_offending_value() -> None:
     with pytest.raises(ValueError, match=r"same number of blocks.*\[2\].*\[1\]"):
         paired_block_bootstrap([[[1.0], [1.0]]], [[[1.0]]])
-    with pytest.raises(ValueError, match="threshold must be >= 0.*-0.1"):
+    with pytest.raises(ValueError, match=r"threshold must be >= 0.*-0.1"):
         decide([[[1.0]]], [[[1.0]]], threshold=-0.1)
     with pytest.raises(ValueError, match="finite"):
         decide([[[float("nan")]]], [[[1.0]]])
@@ -388,8 +397,13 @@ def test_the_users_addopts_do_not_stop_the_workers(toy: Path, addopts: str) -> N
     # Common project settings: benchmarks skipped in ordinary runs, or only benchmarks;
     # xdist on by default; the cache plugin's selections.  The workers measure regardless.
     (toy / "pytest.ini").write_text(f"[pytest]\naddopts = {addopts}\n")
-    result = run_ab(Side("base", toy), Side("head", toy), _settings(toy, only="test_loop", pairs=1),
-                    remeasure=False, extend=False)  # fmt: skip
+    result = run_ab(
+        Side("base", toy),
+        Side("head", toy),
+        _settings(toy, only="test_loop", pairs=1),
+        remeasure=False,
+        extend=False,
+    )
     (loop,) = result.benchmarks
     assert loop.decision is not None, loop.measurement.error or loop.measurement.skipped
     log = (toy / ".cache" / "ab" / "logs" / "m0-base.log").read_text()
@@ -398,7 +412,7 @@ def test_the_users_addopts_do_not_stop_the_workers(toy: Path, addopts: str) -> N
 
 def test_a_worker_that_cannot_start_is_reported_with_its_log(toy: Path) -> None:
     (toy / "conftest.py").write_text("raise RuntimeError('conftest exploded')\n")
-    with pytest.raises(AbError, match="stopped answering(.|\n)*conftest exploded"):
+    with pytest.raises(AbError, match=r"stopped answering(.|\n)*conftest exploded"):
         run_ab(Side("base", toy), Side("head", toy), _settings(toy, pairs=1))
 
 
@@ -423,16 +437,26 @@ def test_a_marker_style_benchmark_is_measured_as_whole_calls(toy: Path) -> None:
     assert marked.decision is not None and 2.0 < marked.decision.ratio < 4.5
 
 
-def _scripted_measure(monkeypatch: pytest.MonkeyPatch, looks: dict[str, tuple[float, float]],
-                      blocks: int = 20) -> list[str]:  # fmt: skip
-    """Replace the measuring with synthetic samples: *looks* maps the look's tag to (ratio, noise)."""
+def _scripted_measure(
+    monkeypatch: pytest.MonkeyPatch, looks: dict[str, tuple[float, float]], blocks: int = 20
+) -> list[str]:
+    """Replace the measuring with synthetic samples: *looks* maps each tag to (ratio, noise)."""
     from mlperf.ab import compare as ab
 
     calls: list[str] = []
 
-    def fake(base: Side, head: Side, settings: Settings, ids: list[str] | None = None, *,
-             scale: float = 1.0, on_collect: object = None, tag: str = "m", plans: object = None,
-             on_measured: object = None) -> list[Measurement]:  # fmt: skip
+    def fake(
+        base: Side,
+        head: Side,
+        settings: Settings,
+        ids: list[str] | None = None,
+        *,
+        scale: float = 1.0,
+        on_collect: object = None,
+        tag: str = "m",
+        plans: object = None,
+        on_measured: object = None,
+    ) -> list[Measurement]:
         calls.append(tag)
         if callable(on_collect):
             on_collect(["t.py::b"], ["t.py::b"], [], [])
@@ -493,8 +517,10 @@ def test_a_flagged_benchmark_the_second_look_clears_is_not_a_regression(
     assert b.first is not None and b.first.verdict == "REGRESSION"
     assert b.label == "same"
     # One progress line as the first look decides it, one when the re-measurement clears it.
-    assert any(line.startswith("[1/1] t.py::b +") and "REGRESSION (re-measured at the end)" in line
-               for line in lines), lines  # fmt: skip
+    assert any(
+        line.startswith("[1/1] t.py::b +") and "REGRESSION (re-measured at the end)" in line
+        for line in lines
+    ), lines
     assert any(
         line.startswith("  re-measured: t.py::b ") and line.endswith(" same") for line in lines
     ), lines
@@ -530,8 +556,15 @@ def repo(tmp_path: Path) -> Path:
 
 def _cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    return subprocess.run([sys.executable, "-m", "mlperf.cli", "ab", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, check=False, timeout=600)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "mlperf.cli", "ab", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
 
 
 @pytest.mark.timing
@@ -539,8 +572,20 @@ def test_cli_ab_head_1_from_a_fresh_clone(repo: Path, tmp_path: Path) -> None:
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
     out = tmp_path / "ab.json"
-    proc = _cli(clone, "HEAD~1", "--path", "test_toy.py", "--only", "test_loop", "--max-time", "0.05",
-                "--json", str(out), "--markdown", str(tmp_path / "ab.md"))  # fmt: skip
+    proc = _cli(
+        clone,
+        "HEAD~1",
+        "--path",
+        "test_toy.py",
+        "--only",
+        "test_loop",
+        "--max-time",
+        "0.05",
+        "--json",
+        str(out),
+        "--markdown",
+        str(tmp_path / "ab.md"),
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     data = json.loads(out.read_text())
     assert data["regressions"] == ["test_toy.py::test_loop"]
@@ -561,7 +606,7 @@ def test_cli_refuses_an_unknown_revision(repo: Path) -> None:
 def test_shallow_clone_is_told_to_fetch_history(repo: Path, tmp_path: Path) -> None:
     clone = tmp_path / "shallow"
     subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{repo}", str(clone)], check=True)
-    with pytest.raises(AbError, match="shallow.*git fetch --unshallow"):
+    with pytest.raises(AbError, match=r"shallow.*git fetch --unshallow"):
         resolve(clone, "HEAD~1")
 
 

@@ -128,48 +128,84 @@ def _common(package: str) -> dict[str, str]:
 
 
 def _projects() -> list[Project]:
-    flat = Project("flat", "flatpkg", {
-        "pyproject.toml": _pyproject("flatpkg", "setuptools", '\n[tool.setuptools]\npackages = ["flatpkg"]'),
-        "flatpkg/__init__.py": "FACTOR = 1\n" + LOOP,
-        **_common("flatpkg"),
-    })  # fmt: skip
-    hatch_src = Project("src-hatchling", "hatchpkg", {
-        "pyproject.toml": _pyproject("hatchpkg", "hatchling"),
-        "src/hatchpkg/__init__.py": "from hatchpkg._core import steady, work\n",
-        "src/hatchpkg/_core.py": "FACTOR = 1\n" + LOOP,
-        **_common("hatchpkg"),
-    })  # fmt: skip
+    flat = Project(
+        "flat",
+        "flatpkg",
+        {
+            "pyproject.toml": _pyproject(
+                "flatpkg", "setuptools", '\n[tool.setuptools]\npackages = ["flatpkg"]'
+            ),
+            "flatpkg/__init__.py": "FACTOR = 1\n" + LOOP,
+            **_common("flatpkg"),
+        },
+    )
+    hatch_src = Project(
+        "src-hatchling",
+        "hatchpkg",
+        {
+            "pyproject.toml": _pyproject("hatchpkg", "hatchling"),
+            "src/hatchpkg/__init__.py": "from hatchpkg._core import steady, work\n",
+            "src/hatchpkg/_core.py": "FACTOR = 1\n" + LOOP,
+            **_common("hatchpkg"),
+        },
+    )
     # An explicit per-package mapping makes setuptools install a meta-path finder, not a .pth path.
     finder = '\n[tool.setuptools]\npackages = ["stpkg"]\npackage-dir = {"stpkg" = "src/stpkg"}'
-    st_src = Project("src-setuptools", "stpkg", {
-        "pyproject.toml": _pyproject("stpkg", "setuptools", finder),
-        "src/stpkg/__init__.py": "FACTOR = 1\n" + LOOP,
-        **_common("stpkg"),
-    })  # fmt: skip
-    regular = Project("src-setuptools-installed", "regpkg", {
-        "pyproject.toml": _pyproject("regpkg", "setuptools", '\n[tool.setuptools.packages.find]\nwhere = ["src"]'),
-        "src/regpkg/__init__.py": "FACTOR = 1\n" + LOOP,
-        **_common("regpkg"),
-    }, editable=False)  # fmt: skip
-    c_ext = Project("c-extension", "cpkg", {
-        "pyproject.toml": _pyproject("cpkg", "setuptools", '\n[tool.setuptools.packages.find]\nwhere = ["src"]'),
-        "setup.py": "from setuptools import Extension, setup\n"
-                    "setup(ext_modules=[Extension('cpkg._speed', ['src/cpkg/_speed.c'])])\n",
-        "src/cpkg/__init__.py": "from cpkg._speed import work\n\n\n" + "def steady" + LOOP.split("def steady")[1],
-        "src/cpkg/_speed.c": C_EXT.replace("FACTOR", "1"),
-        **_common("cpkg"),
-    }, needs_gcc=True)  # fmt: skip
-    monorepo = Project("monorepo-src", "monopkg", {
-        "pyproject.toml": _pyproject("monopkg", "setuptools"),
-        "src/monopkg/__init__.py": "FACTOR = 1\n" + LOOP,
-        **_common("monopkg"),
-    }, subdir="services/api")  # fmt: skip
+    st_src = Project(
+        "src-setuptools",
+        "stpkg",
+        {
+            "pyproject.toml": _pyproject("stpkg", "setuptools", finder),
+            "src/stpkg/__init__.py": "FACTOR = 1\n" + LOOP,
+            **_common("stpkg"),
+        },
+    )
+    regular = Project(
+        "src-setuptools-installed",
+        "regpkg",
+        {
+            "pyproject.toml": _pyproject(
+                "regpkg", "setuptools", '\n[tool.setuptools.packages.find]\nwhere = ["src"]'
+            ),
+            "src/regpkg/__init__.py": "FACTOR = 1\n" + LOOP,
+            **_common("regpkg"),
+        },
+        editable=False,
+    )
+    c_ext = Project(
+        "c-extension",
+        "cpkg",
+        {
+            "pyproject.toml": _pyproject(
+                "cpkg", "setuptools", '\n[tool.setuptools.packages.find]\nwhere = ["src"]'
+            ),
+            "setup.py": "from setuptools import Extension, setup\n"
+            "setup(ext_modules=[Extension('cpkg._speed', ['src/cpkg/_speed.c'])])\n",
+            "src/cpkg/__init__.py": "from cpkg._speed import work\n\n\n"
+            + "def steady"
+            + LOOP.split("def steady")[1],
+            "src/cpkg/_speed.c": C_EXT.replace("FACTOR", "1"),
+            **_common("cpkg"),
+        },
+        needs_gcc=True,
+    )
+    monorepo = Project(
+        "monorepo-src",
+        "monopkg",
+        {
+            "pyproject.toml": _pyproject("monopkg", "setuptools"),
+            "src/monopkg/__init__.py": "FACTOR = 1\n" + LOOP,
+            **_common("monopkg"),
+        },
+        subdir="services/api",
+    )
     return [flat, hatch_src, st_src, regular, c_ext, monorepo]
 
 
 def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
-                          text=True).stdout.strip()  # fmt: skip
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def _write(root: Path, files: dict[str, str]) -> None:
@@ -184,16 +220,30 @@ def _venv(where: Path) -> Path:
     venv = where / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
-    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     parent = sysconfig.get_paths()["purelib"]
     Path(purelib, "_parent_env.pth").write_text(f"import site; site.addsitedir({parent!r})\n")
     return python
 
 
 def _install(python: Path, root: Path, editable: bool) -> None:
-    cmd = [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-           "--disable-pip-version-check", *(["-e"] if editable else []), str(root)]  # fmt: skip
+    cmd = [
+        str(python),
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--no-deps",
+        "--no-build-isolation",
+        "--disable-pip-version-check",
+        *(["-e"] if editable else []),
+        str(root),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -234,8 +284,13 @@ def _ab(python: Path, repo: Path, *args: str) -> tuple[subprocess.CompletedProce
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PYTHONPATH"))}
     proc = subprocess.run(
         [str(python), "-m", "mlperf.cli", "ab", *args, "--max-time", "0.15", "--json", str(out)],
-        cwd=repo, env=env, capture_output=True, text=True, check=False, timeout=900,
-    )  # fmt: skip
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+    )
     data = json.loads(out.read_text()) if out.is_file() else {}
     return proc, data
 
@@ -292,8 +347,16 @@ def test_several_paths_are_taken_after_the_revisions(tmp_path: Path) -> None:
         "def test_other(benchmark):\n    benchmark(sum, range(10))\n"
     )
     repo, python = _make(project, tmp_path)
-    proc, data = _ab(python, repo, "HEAD~2", "HEAD~1", "bench/test_bench.py", "bench/test_other.py",
-                     "--only", "unchanged or other")  # fmt: skip
+    proc, data = _ab(
+        python,
+        repo,
+        "HEAD~2",
+        "HEAD~1",
+        "bench/test_bench.py",
+        "bench/test_other.py",
+        "--only",
+        "unchanged or other",
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert set(_verdicts(data)) == {"test_unchanged", "test_other"}, proc.stderr
     proc, _ = _ab(python, repo, "HEAD~1", "bench/no_such_file.py")

@@ -51,8 +51,9 @@ def test_the_action_is_a_composite_whose_scripts_never_paste_inputs() -> None:
 
 
 def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
-                          text=True).stdout.strip()  # fmt: skip
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 @pytest.fixture
@@ -78,19 +79,34 @@ def _run_ab_step(
 ) -> tuple[subprocess.CompletedProcess[str], Path, Path]:
     output, summary = tmp / "github_output", tmp / "step_summary"
     full = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "GITHUB_"))}
-    full.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", OUT=str(tmp),
-                GITHUB_OUTPUT=str(output), GITHUB_STEP_SUMMARY=str(summary), BASE="", PATHS="", ARGS="")  # fmt: skip
+    full.update(
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        OUT=str(tmp),
+        GITHUB_OUTPUT=str(output),
+        GITHUB_STEP_SUMMARY=str(summary),
+        BASE="",
+        PATHS="",
+        ARGS="",
+    )
     full.update(env)
-    proc = subprocess.run(["bash", "-c", _step("ab")["run"]], cwd=cwd, env=full, capture_output=True,
-                          text=True, check=False, timeout=600)  # fmt: skip
+    proc = subprocess.run(
+        ["bash", "-c", _step("ab")["run"]],
+        cwd=cwd,
+        env=full,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
     return proc, output, summary
 
 
 def test_the_ab_step_gates_a_pull_request_and_publishes_its_summary(
     repo: Path, tmp_path: Path
 ) -> None:
-    proc, output, summary = _run_ab_step(repo, tmp_path, BASE="HEAD~1", PATHS="test_toy.py",
-                                         ARGS="--max-time 0.05 --quiet")  # fmt: skip
+    proc, output, summary = _run_ab_step(
+        repo, tmp_path, BASE="HEAD~1", PATHS="test_toy.py", ARGS="--max-time 0.05 --quiet"
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr  # the REGRESSION fails the step
     assert "exit-code=1" in output.read_text()
     assert f"markdown={tmp_path}/mlperf-ab.md" in output.read_text()
@@ -101,8 +117,9 @@ def test_the_ab_step_gates_a_pull_request_and_publishes_its_summary(
 def test_the_ab_step_defaults_to_the_pull_requests_base_branch(repo: Path, tmp_path: Path) -> None:
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
-    proc, output, _ = _run_ab_step(clone, tmp_path, GITHUB_BASE_REF="main", PATHS="test_toy.py",
-                                   ARGS="--max-time 0.05 --quiet")  # fmt: skip
+    proc, output, _ = _run_ab_step(
+        clone, tmp_path, GITHUB_BASE_REF="main", PATHS="test_toy.py", ARGS="--max-time 0.05 --quiet"
+    )
     assert "base origin/main (" in proc.stderr, proc.stderr  # compared with origin/main: same code
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "exit-code=0" in output.read_text()

@@ -14,8 +14,13 @@ from mlperf.cli import main
 def _rec(bid: str, median: float) -> dict:
     samples = [median * (1 + 0.01 * (i % 5)) for i in range(30)]
     s = {"n": 30, "median": median, "iqr": 0.0, "min": min(samples), "mean": median}
-    return {"id": bid, "metric": "cpu", "cpu": {**s, "samples": samples}, "wall": {**s, "samples": samples},
-            "memory": {"peak": 2**20, "python": 2**20, "rss": None}}  # fmt: skip
+    return {
+        "id": bid,
+        "metric": "cpu",
+        "cpu": {**s, "samples": samples},
+        "wall": {**s, "samples": samples},
+        "memory": {"peak": 2**20, "python": 2**20, "rss": None},
+    }
 
 
 def test_show_lists_this_machines_baselines(

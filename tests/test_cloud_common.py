@@ -1,4 +1,4 @@
-"""mlperf.cloud._common: redaction, telemetry opt-out, metric lines, input checks; and import cost."""
+"""mlperf.cloud.common: redaction, telemetry opt-out, metric lines, input checks, import cost."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlperf.cloud import training_script
-from mlperf.cloud._common import (
+from mlperf.cloud.common import (
     AZURE_CLIENT_KWARGS,
     DEFAULT_RANGES,
     TELEMETRY_OPT_OUT_ENV,
@@ -48,7 +48,8 @@ SECRETS = {
         "deadbeef00",
     ),
     "gcp private key": (
-        '{"private_key": "-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBg\\n-----END PRIVATE KEY-----\\n"}',
+        '{"private_key": "-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBg'
+        '\\n-----END PRIVATE KEY-----\\n"}',
         "MIIEvQIBADANBg",
     ),
     "gcp key id": ('"private_key_id": "7c3f0e2b8a9d"', "7c3f0e2b8a9d"),
@@ -239,7 +240,8 @@ def test_check_training_frame_names_the_problem():
 def test_importing_the_cloud_modules_imports_no_sdk():
     code = (
         "import sys, mlperf.cloud, mlperf.cloud.sagemaker;"
-        "print([m for m in ('boto3', 'botocore', 'sagemaker', 'sklearn', 'moto') if m in sys.modules])"
+        "print([m for m in ('boto3', 'botocore', 'sagemaker', 'sklearn', 'moto') if m in "
+        "sys.modules])"
     )
     out = subprocess.run(
         [sys.executable, "-c", code],

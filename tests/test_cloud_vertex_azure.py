@@ -1,6 +1,6 @@
 """Unit tests of mlperf.cloud.vertex and mlperf.cloud.azure: no server, no network.
 
-The flows themselves are tested against local servers in suites/cloud/gcp and
+The flows themselves are tested against local servers in suites/cloud/vertex and
 suites/cloud/azure; here are the pieces that need none: import cost, validation
 that must fire before any client is built, payload encoding and reply parsing.
 """
@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.pandas import column, data_frames, range_indexes
 
-from mlperf.cloud._common import CloudError
+from mlperf.cloud.common import CloudError
 
 pytestmark = [
     # azure-ai-ml's schemas trip marshmallow's own deprecation warnings on import
@@ -57,7 +57,7 @@ def test_importing_the_provider_modules_imports_no_sdk():
     )
 )
 def test_vertex_instances_keep_every_value_exactly(frame):
-    from mlperf.cloud._vertex_serving import _instances
+    from mlperf.cloud.vertex._serving import _instances
 
     for row, inst in zip(frame.itertuples(index=False), _instances(frame), strict=True):
         assert set(inst) == {"x", "n"} and all(
@@ -71,7 +71,7 @@ def test_vertex_instances_keep_every_value_exactly(frame):
 
 
 def test_vertex_predictions_are_parsed_per_task():
-    from mlperf.cloud._vertex_serving import _parse_prediction
+    from mlperf.cloud.vertex._serving import _parse_prediction
 
     assert _parse_prediction({"classes": ["0", "1"], "scores": [0.2, 0.8]}) == {
         "label": "1",
@@ -146,7 +146,7 @@ def test_azure_conda_spec_pins_what_is_installed_here():
     ],
 )
 def test_azure_job_error_is_unwrapped(message, expected):
-    from mlperf.cloud.azure import _job_error
+    from mlperf.cloud.azure._training import _job_error
 
     assert _job_error(RuntimeError(message)) == expected
 

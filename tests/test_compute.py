@@ -43,8 +43,12 @@ def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if k != "NUMBA_THREADING_LAYER"} | env
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True, text=True, timeout=120, env=environ, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environ,
+        check=False,
+    )
 
 
 def test_importing_compute_loads_no_heavy_package() -> None:
@@ -297,7 +301,7 @@ def test_parallel_is_safe_from_several_threads(fresh_pool: None) -> None:
         t.start()
     for t in threads:
         t.join()
-    for k, x in enumerate(arrays):
+    for k, _x in enumerate(arrays):
         np.testing.assert_allclose(results[k], 3.0 * (k + 1), rtol=1e-12)
 
 

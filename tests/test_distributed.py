@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.pandas import column, data_frames, range_indexes
 
-from mlperf.distributed import _common, cluster
+from mlperf.distributed import cluster, common
 from mlperf.distributed.peers import duckdb_region_summary, polars_region_summary
 
 HEAVY = (
@@ -52,27 +52,39 @@ def test_imports_stay_light() -> None:
 
 
 def _frame(**cols: list[object]) -> pd.DataFrame:
-    base = {"region": ["a", "a", "b"], "age": [1.0, 3.0, 5.0], "income": [2.0, 2.0, 2.0],
-            "purchase_amount": [1.0, 2.0, 3.0]}  # fmt: skip
+    base = {
+        "region": ["a", "a", "b"],
+        "age": [1.0, 3.0, 5.0],
+        "income": [2.0, 2.0, 2.0],
+        "purchase_amount": [1.0, 2.0, 3.0],
+    }
     base.update(cols)
     return pd.DataFrame(base).astype({"region": "str"})
 
 
 def test_reference_layout_and_values() -> None:
-    out = _common.region_summary(_frame())
-    assert list(out.columns) == list(_common.SUMMARY_COLUMNS)
+    out = common.region_summary(_frame())
+    assert list(out.columns) == list(common.SUMMARY_COLUMNS)
     assert out.index.name == "region" and list(out.index) == ["a", "b"]
     assert out["user_count"].dtype == np.int64
-    assert out.loc["a"].to_dict() == pytest.approx({
-        "user_count": 2, "avg_age": 2.0, "std_age": np.sqrt(2.0), "avg_income": 2.0,
-        "std_income": 0.0, "avg_purchase": 1.5, "total_purchase": 3.0})  # fmt: skip
+    assert out.loc["a"].to_dict() == pytest.approx(
+        {
+            "user_count": 2,
+            "avg_age": 2.0,
+            "std_age": np.sqrt(2.0),
+            "avg_income": 2.0,
+            "std_income": 0.0,
+            "avg_purchase": 1.5,
+            "total_purchase": 3.0,
+        }
+    )
     assert np.isnan(out.loc["b", "std_age"])
 
 
 def test_reference_reads_parquet(tmp_path: Path) -> None:
     df = _frame()
     df.to_parquet(tmp_path / "part-0.parquet")
-    pd.testing.assert_frame_equal(_common.region_summary(tmp_path), _common.region_summary(df))
+    pd.testing.assert_frame_equal(common.region_summary(tmp_path), common.region_summary(df))
 
 
 @pytest.mark.parametrize(
@@ -87,23 +99,25 @@ def test_reference_reads_parquet(tmp_path: Path) -> None:
 )
 def test_reference_rejects_bad_input(bad: object, error: type, match: str) -> None:
     with pytest.raises(error, match=match):
-        _common.region_summary(bad)  # type: ignore[arg-type]
+        common.region_summary(bad)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("min_users", [-1, 1.5, True, "2"])
 def test_min_users_must_be_a_count(min_users: object) -> None:
     with pytest.raises(ValueError, match=f"min_users.*{min_users!r}"):
-        _common.region_summary(_frame(), min_users=min_users)  # type: ignore[arg-type]
+        common.region_summary(_frame(), min_users=min_users)  # type: ignore[arg-type]
 
 
 values = st.floats(min_value=-1e9, max_value=1e9, width=64) | st.just(float("nan"))
 frames = data_frames(
-    columns=[column("region", elements=st.sampled_from(["x", "東京", "y"]), dtype=object),
-             column("age", elements=values, dtype=float),
-             column("income", elements=values, dtype=float),
-             column("purchase_amount", elements=values, dtype=float)],
+    columns=[
+        column("region", elements=st.sampled_from(["x", "東京", "y"]), dtype=object),
+        column("age", elements=values, dtype=float),
+        column("income", elements=values, dtype=float),
+        column("purchase_amount", elements=values, dtype=float),
+    ],
     index=range_indexes(min_size=1, max_size=60),
-).map(lambda df: df.astype({"region": "str"}))  # fmt: skip
+).map(lambda df: df.astype({"region": "str"}))
 
 
 @settings(max_examples=50, deadline=None)
@@ -111,9 +125,9 @@ frames = data_frames(
 def test_partials_merge_to_the_reference(df: pd.DataFrame, cuts: list[int]) -> None:
     """Any split into partitions (empty ones too) merges to the one-pass answer."""
     bounds = [0, *sorted(min(c, len(df)) for c in cuts), len(df)]
-    parts = pd.concat([_common.partial_stats(df.iloc[a:b]) for a, b in itertools.pairwise(bounds)])
-    got = _common.combine_partials(parts)
-    expected = _common.region_summary(df)
+    parts = pd.concat([common.partial_stats(df.iloc[a:b]) for a, b in itertools.pairwise(bounds)])
+    got = common.combine_partials(parts)
+    expected = common.region_summary(df)
     pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-9, atol=1e-3)
 
 
@@ -121,10 +135,8 @@ def test_merge_is_exact_where_sum_of_squares_is_not() -> None:
     rng = np.random.default_rng(0)
     x = 1e8 + rng.normal(0, 1, 10_000)
     df = pd.DataFrame({"region": ["r"] * x.size, "age": x, "income": x, "purchase_amount": x})
-    parts = pd.concat(
-        [_common.partial_stats(df.iloc[i : i + 2500]) for i in range(0, x.size, 2500)]
-    )
-    got = _common.combine_partials(parts).loc["r", "std_age"]
+    parts = pd.concat([common.partial_stats(df.iloc[i : i + 2500]) for i in range(0, x.size, 2500)])
+    got = common.combine_partials(parts).loc["r", "std_age"]
     naive = np.sqrt((np.sum(x**2) - x.size * np.mean(x) ** 2) / (x.size - 1))
     assert got == pytest.approx(np.std(x, ddof=1), rel=1e-9)
     assert abs(naive / np.std(x, ddof=1) - 1) > 1e-3  # the formula our merge avoids
@@ -133,7 +145,7 @@ def test_merge_is_exact_where_sum_of_squares_is_not() -> None:
 @pytest.mark.parametrize("fn", [duckdb_region_summary, polars_region_summary])
 def test_peers_match_reference_and_skip_nan(fn: object, tmp_path: Path) -> None:
     df = _frame(age=[1.0, np.nan, 5.0], purchase_amount=[np.nan, np.nan, 3.0])
-    expected = _common.region_summary(df)
+    expected = common.region_summary(df)
     pd.testing.assert_frame_equal(fn(df), expected, rtol=1e-12)  # type: ignore[operator]
     assert np.isnan(expected.loc["a", "total_purchase"])
     df.to_parquet(tmp_path / "p.parquet")
@@ -141,18 +153,23 @@ def test_peers_match_reference_and_skip_nan(fn: object, tmp_path: Path) -> None:
 
 
 def test_scores_from_confusion() -> None:
-    acc, bal = _common.scores_from_confusion({(0, 0): 60, (0, 1): 0, (1, 0): 40, (1, 1): 0})
+    acc, bal = common.scores_from_confusion({(0, 0): 60, (0, 1): 0, (1, 0): 40, (1, 1): 0})
     assert acc == 0.6 and bal == 0.5  # the majority answer: accurate-looking, balanced 0.5
     with pytest.raises(ValueError, match="empty"):
-        _common.scores_from_confusion({})
+        common.scores_from_confusion({})
 
 
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
-    [({"features": "age"}, ValueError, "features"), ({"features": ("a", "a")}, ValueError, "distinct"),
-     ({"n_trees": 0}, ValueError, "n_trees.*0"), ({"max_depth": 2.5}, ValueError, "max_depth.*2.5"),
-     ({"test_size": 1.0}, ValueError, "test_size.*1.0"), ({"seed": "1"}, TypeError, "seed")],
-)  # fmt: skip
+    [
+        ({"features": "age"}, ValueError, "features"),
+        ({"features": ("a", "a")}, ValueError, "distinct"),
+        ({"n_trees": 0}, ValueError, "n_trees.*0"),
+        ({"max_depth": 2.5}, ValueError, "max_depth.*2.5"),
+        ({"test_size": 1.0}, ValueError, "test_size.*1.0"),
+        ({"seed": "1"}, TypeError, "seed"),
+    ],
+)
 def test_forest_arguments_are_checked(kwargs: dict[str, object], error: type, match: str) -> None:
     args = {
         "features": ("age",),
@@ -163,7 +180,7 @@ def test_forest_arguments_are_checked(kwargs: dict[str, object], error: type, ma
         **kwargs,
     }
     with pytest.raises(error, match=match):
-        _common.check_forest_args(*args.values(), func="f")
+        common.check_forest_args(*args.values(), func="f")
 
 
 # -------------------------------------------------------------- config and addresses
@@ -171,12 +188,12 @@ def test_forest_arguments_are_checked(kwargs: dict[str, object], error: type, ma
 
 def test_tmp_root_is_configurable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLPERF_TMP", str(tmp_path / "env"))
-    assert _common.tmp_root("spark") == tmp_path / "env" / "spark"
+    assert common.tmp_root("spark") == tmp_path / "env" / "spark"
     assert (tmp_path / "env" / "spark").is_dir()
-    assert _common.tmp_root("dask", tmp_path / "arg") == tmp_path / "arg" / "dask"
+    assert common.tmp_root("dask", tmp_path / "arg") == tmp_path / "arg" / "dask"
     monkeypatch.delenv("MLPERF_TMP")
     monkeypatch.chdir(tmp_path)
-    assert _common.tmp_root() == tmp_path / ".cache" / "mlperf" / "tmp"
+    assert common.tmp_root() == tmp_path / ".cache" / "mlperf" / "tmp"
 
 
 def test_long_ray_temp_dir_gets_a_short_link(tmp_path: Path) -> None:
@@ -191,17 +208,22 @@ def test_long_ray_temp_dir_gets_a_short_link(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("address", "expected"),
-    [("sc://127.0.0.1:15002", ("127.0.0.1", 15002)), ("sc://h:1/;user_id=x", ("h", 1)),
-     ("tcp://10.0.0.5:8786", ("10.0.0.5", 8786)), ("host", ("host", 99)), ("[::1]:7", ("::1", 7)),
-     ("ray://head:10001", ("head", 10001))],
-)  # fmt: skip
+    [
+        ("sc://127.0.0.1:15002", ("127.0.0.1", 15002)),
+        ("sc://h:1/;user_id=x", ("h", 1)),
+        ("tcp://10.0.0.5:8786", ("10.0.0.5", 8786)),
+        ("host", ("host", 99)),
+        ("[::1]:7", ("::1", 7)),
+        ("ray://head:10001", ("head", 10001)),
+    ],
+)
 def test_parse_address(address: str, expected: tuple[str, int]) -> None:
-    assert _common.parse_address(address, 99, func="f") == expected
+    assert common.parse_address(address, 99, func="f") == expected
 
 
 def test_parse_address_rejects_garbage() -> None:
     with pytest.raises(ValueError, match="'h:port'"):
-        _common.parse_address("h:port", 1, func="f")
+        common.parse_address("h:port", 1, func="f")
 
 
 def _closed_port() -> int:
@@ -230,7 +252,7 @@ def _raises_soon(fn: object, *args: object, **kwargs: object) -> BaseException:
 
 def test_unreachable_address_names_it() -> None:
     address = f"sc://127.0.0.1:{_closed_port()}"
-    exc = _raises_soon(_common.ensure_reachable, address, 1, func="f", what="server", fix="fix it")
+    exc = _raises_soon(common.ensure_reachable, address, 1, func="f", what="server", fix="fix it")
     assert isinstance(exc, ConnectionError)
     assert address in str(exc) and "fix it" in str(exc)
 
@@ -295,7 +317,7 @@ for name, module in (("spark", "pyspark"), ("dask", "distributed"), ("ray", "ray
     lines = out.stdout.strip().splitlines()
     assert len(lines) == 3, out.stdout + out.stderr
     for line, how in zip(
-        lines, ("with spark_session()", "with dask_client()", "with ray_runtime()")
+        lines, ("with spark_session()", "with dask_client()", "with ray_runtime()"), strict=True
     ):
         assert how in line, line
 
@@ -311,7 +333,7 @@ def test_cluster_down_without_services(tmp_path: Path, capsys: pytest.CaptureFix
 def test_cluster_up_refuses_while_an_earlier_run_lives(tmp_path: Path) -> None:
     # A PID file naming a live process group (this one) must stop `up` before it starts anything.
     (tmp_path / "dask-scheduler.pid").write_text(json.dumps({"pid": os.getpgid(0)}))
-    with pytest.raises(RuntimeError, match="still run.*down --dir"):
+    with pytest.raises(RuntimeError, match=r"still run.*down --dir"):
         cluster.up(tmp_path)
     assert not (tmp_path / "cluster.env").exists()
 

@@ -1,4 +1,4 @@
-"""Tests of mlperf.memory (optimize_dtypes, footprint) and mlperf.chunked (chunked_agg)."""
+"""Tests of mlperf.memory (optimize_dtypes, footprint) and mlperf.io.chunked (chunked_agg)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-from mlperf.chunked import chunked_agg, iter_chunks
 from mlperf.data import make_customers, write_purchases
+from mlperf.io.chunked import chunked_agg, iter_chunks
 from mlperf.memory import REPORT_COLUMNS, footprint, optimize_dtypes, peak_memory
 
 # ------------------------------------------------------------------ optimize_dtypes

@@ -26,8 +26,16 @@ def test_markers_registered_for_strict_markers(pytester: pytest.Pytester) -> Non
 def test_options_in_one_group(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--help")
     result.stdout.fnmatch_lines(["mlperf: benchmark gates and cluster/cloud tests:"])
-    for opt in ("--mlperf-cluster", "--mlperf-cloud", "--mlperf-baselines=DIR", "--mlperf-save-baseline",
-                "--mlperf-no-gate", "--mlperf-report=DIR", "--mlperf-slow", "--mlperf-confirm=N"):  # fmt: skip
+    for opt in (
+        "--mlperf-cluster",
+        "--mlperf-cloud",
+        "--mlperf-baselines=DIR",
+        "--mlperf-save-baseline",
+        "--mlperf-no-gate",
+        "--mlperf-report=DIR",
+        "--mlperf-slow",
+        "--mlperf-confirm=N",
+    ):
         result.stdout.fnmatch_lines([f"*{opt}*"])
 
 
@@ -56,12 +64,15 @@ def test_gated_tests_skip_with_the_enabling_hint(
     pytester.makepyfile(GATED)
     result = pytester.runpytest("-rs", "--strict-markers")
     result.assert_outcomes(skipped=4)
-    result.stdout.fnmatch_lines_random([
-        "*cloud test: spends money on a real account; enable with --mlperf-cloud*",
-        "*slow variant: enable with --mlperf-slow*",
-        "*cluster test: enable with --mlperf-cluster and set SPARK_REMOTE, DASK_SCHEDULER_ADDRESS or RAY_ADDRESS*",
-        "*gpu test: no CUDA device found*",
-    ])  # fmt: skip
+    result.stdout.fnmatch_lines_random(
+        [
+            "*cloud test: spends money on a real account; enable with --mlperf-cloud*",
+            "*slow variant: enable with --mlperf-slow*",
+            "*cluster test: enable with --mlperf-cluster and set SPARK_REMOTE, "
+            "DASK_SCHEDULER_ADDRESS or RAY_ADDRESS*",
+            "*gpu test: no CUDA device found*",
+        ]
+    )
 
 
 def test_gated_tests_run_when_enabled(
@@ -220,12 +231,16 @@ def test_memory_hungry_variant_is_caught_by_the_memory_gate(
     ("content", "message"),
     [
         ("{not json", "is unreadable or corrupt"),
-        (json.dumps({"kind": "mlperf-baseline", "schema_version": 99, "benchmarks": {}}),
-         "has schema_version 99; this mlperf reads version 1; upgrade mlperf"),
-        (json.dumps({"kind": "mlperf-baseline", "schema_version": 0, "benchmarks": {}}),
-         "has schema_version 0; this mlperf reads version 1; re-record it with `make baseline`"),
+        (
+            json.dumps({"kind": "mlperf-baseline", "schema_version": 99, "benchmarks": {}}),
+            "has schema_version 99; this mlperf reads version 1; upgrade mlperf",
+        ),
+        (
+            json.dumps({"kind": "mlperf-baseline", "schema_version": 0, "benchmarks": {}}),
+            "has schema_version 0; this mlperf reads version 1; re-record it with `make baseline`",
+        ),
     ],
-)  # fmt: skip
+)
 def test_corrupt_or_future_baseline_is_refused_clearly(
     toy: pytest.Pytester, content: str, message: str
 ) -> None:
@@ -240,8 +255,10 @@ def test_corrupt_or_future_baseline_is_refused_clearly(
 
 def test_importing_mlperf_and_the_plugin_stays_light() -> None:
     code = (
-        "import sys, mlperf, mlperf.plugin, mlperf.data, mlperf.memory, mlperf.stats, mlperf.baselines, mlperf.cli\n"
-        "heavy = ['pyspark', 'ray', 'dask', 'distributed', 'numba', 'sklearn', 'matplotlib', 'boto3',\n"
+        "import sys, mlperf, mlperf.plugin, mlperf.data, mlperf.memory, mlperf.stats, "
+        "mlperf.baselines, mlperf.cli\n"
+        "heavy = ['pyspark', 'ray', 'dask', 'distributed', 'numba', 'sklearn', 'matplotlib', "
+        "'boto3',\n"
         "         'sagemaker', 'google.cloud.aiplatform', 'azure.ai.ml', 'scipy', 'cupy']\n"
         "print(','.join(h for h in heavy if h in sys.modules))\n"
     )

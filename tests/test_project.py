@@ -1,4 +1,4 @@
-"""Reading a project's layout: which top-level names it ships, from where, and whether it must be built."""
+"""Reading a project's layout: its top-level names, where they live, whether it must be built."""
 
 from __future__ import annotations
 
@@ -30,66 +30,130 @@ SETUPTOOLS = '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setupt
     ("files", "modules", "found_by"),
     [
         pytest.param(
-            {"pyproject.toml": '[project]\nname = "flat-pkg"\n', "flat_pkg/__init__.py": "",
-             "tests/__init__.py": "", "docs/conf.py": "", "setup_helpers/__init__.py": ""},
-            {"flat_pkg": "flat_pkg"}, "tree scan", id="flat, name guessed from the project",
+            {
+                "pyproject.toml": '[project]\nname = "flat-pkg"\n',
+                "flat_pkg/__init__.py": "",
+                "tests/__init__.py": "",
+                "docs/conf.py": "",
+                "setup_helpers/__init__.py": "",
+            },
+            {"flat_pkg": "flat_pkg"},
+            "tree scan",
+            id="flat, name guessed from the project",
         ),
         pytest.param(
-            {"pyproject.toml": '[project]\nname = "x"\n', "src/a/__init__.py": "", "src/b/__init__.py": "",
-             "tests/__init__.py": ""},
-            {"a": "src/a", "b": "src/b"}, "tree scan", id="src layout, several packages",
+            {
+                "pyproject.toml": '[project]\nname = "x"\n',
+                "src/a/__init__.py": "",
+                "src/b/__init__.py": "",
+                "tests/__init__.py": "",
+            },
+            {"a": "src/a", "b": "src/b"},
+            "tree scan",
+            id="src layout, several packages",
         ),
         pytest.param(
-            {"pyproject.toml": SETUPTOOLS + '[tool.setuptools]\npackage-dir = {"" = "lib"}\n',
-             "lib/pkg/__init__.py": "", "lib/pkg/sub/__init__.py": ""},
-            {"pkg": "lib/pkg"}, "[tool.setuptools]", id="setuptools package-dir root",
+            {
+                "pyproject.toml": SETUPTOOLS + '[tool.setuptools]\npackage-dir = {"" = "lib"}\n',
+                "lib/pkg/__init__.py": "",
+                "lib/pkg/sub/__init__.py": "",
+            },
+            {"pkg": "lib/pkg"},
+            "[tool.setuptools]",
+            id="setuptools package-dir root",
         ),
         pytest.param(
-            {"pyproject.toml": SETUPTOOLS + '[tool.setuptools]\npackages = ["one", "two", "two.sub"]\n'
-             'package-dir = {"one" = "code/one", "two" = "code/two"}\npy-modules = []\n',
-             "code/one/__init__.py": "", "code/two/__init__.py": ""},
-            {"one": "code/one", "two": "code/two"}, "[tool.setuptools]", id="setuptools explicit mapping",
+            {
+                "pyproject.toml": SETUPTOOLS
+                + '[tool.setuptools]\npackages = ["one", "two", "two.sub"]\n'
+                'package-dir = {"one" = "code/one", "two" = "code/two"}\npy-modules = []\n',
+                "code/one/__init__.py": "",
+                "code/two/__init__.py": "",
+            },
+            {"one": "code/one", "two": "code/two"},
+            "[tool.setuptools]",
+            id="setuptools explicit mapping",
         ),
         pytest.param(
-            {"pyproject.toml": SETUPTOOLS + '[tool.setuptools.packages.find]\nwhere = ["src"]\n'
-             'include = ["acme*"]\n', "src/acme/__init__.py": "", "src/other/__init__.py": ""},
-            {"acme": "src/acme"}, "[tool.setuptools]", id="setuptools find with include",
+            {
+                "pyproject.toml": SETUPTOOLS + '[tool.setuptools.packages.find]\nwhere = ["src"]\n'
+                'include = ["acme*"]\n',
+                "src/acme/__init__.py": "",
+                "src/other/__init__.py": "",
+            },
+            {"acme": "src/acme"},
+            "[tool.setuptools]",
+            id="setuptools find with include",
         ),
         pytest.param(
-            {"pyproject.toml": SETUPTOOLS, "src/ns/alpha/__init__.py": "", "src/ns/beta/mod.py": ""},
-            {"ns.alpha": "src/ns/alpha"}, "tree scan", id="namespace package: its regular packages",
+            {
+                "pyproject.toml": SETUPTOOLS,
+                "src/ns/alpha/__init__.py": "",
+                "src/ns/beta/mod.py": "",
+            },
+            {"ns.alpha": "src/ns/alpha"},
+            "tree scan",
+            id="namespace package: its regular packages",
         ),
         pytest.param(
-            {"setup.cfg": "[options]\npackage_dir =\n    =src\npackages = find:\npy_modules = tool\n"
-             "[options.packages.find]\nwhere = src\n", "src/cfgpkg/__init__.py": "", "src/tool.py": ""},
-            {"cfgpkg": "src/cfgpkg", "tool": "src/tool.py"}, "setup.cfg", id="setup.cfg",
+            {
+                "setup.cfg": "[options]\npackage_dir =\n    =src\npackages = find:\n"
+                "py_modules = tool\n"
+                "[options.packages.find]\nwhere = src\n",
+                "src/cfgpkg/__init__.py": "",
+                "src/tool.py": "",
+            },
+            {"cfgpkg": "src/cfgpkg", "tool": "src/tool.py"},
+            "setup.cfg",
+            id="setup.cfg",
         ),
         pytest.param(
-            {"setup.py": "from setuptools import setup\nsetup(package_dir={'': 'source'})\n",
-             "source/sp/__init__.py": ""},
-            {"sp": "source/sp"}, "setup.py", id="setup.py package_dir",
+            {
+                "setup.py": "from setuptools import setup\nsetup(package_dir={'': 'source'})\n",
+                "source/sp/__init__.py": "",
+            },
+            {"sp": "source/sp"},
+            "setup.py",
+            id="setup.py package_dir",
         ),
         pytest.param(
-            {"pyproject.toml": '[tool.hatch.build.targets.wheel]\npackages = ["src/hp"]\n',
-             "src/hp/__init__.py": ""},
-            {"hp": "src/hp"}, "[tool.hatch.build]", id="hatch packages",
+            {
+                "pyproject.toml": '[tool.hatch.build.targets.wheel]\npackages = ["src/hp"]\n',
+                "src/hp/__init__.py": "",
+            },
+            {"hp": "src/hp"},
+            "[tool.hatch.build]",
+            id="hatch packages",
         ),
         pytest.param(
-            {"pyproject.toml": '[project]\nname = "fl"\n[tool.flit.module]\nname = "flitmod"\n',
-             "src/flitmod.py": ""},
-            {"flitmod": "src/flitmod.py"}, "[tool.flit.module]", id="flit single module",
+            {
+                "pyproject.toml": '[project]\nname = "fl"\n[tool.flit.module]\nname = "flitmod"\n',
+                "src/flitmod.py": "",
+            },
+            {"flitmod": "src/flitmod.py"},
+            "[tool.flit.module]",
+            id="flit single module",
         ),
         pytest.param(
-            {"pyproject.toml": '[tool.pdm.build]\npackage-dir = "python"\n', "python/pd/__init__.py": ""},
-            {"pd": "python/pd"}, "[tool.pdm.build]", id="pdm package-dir",
+            {
+                "pyproject.toml": '[tool.pdm.build]\npackage-dir = "python"\n',
+                "python/pd/__init__.py": "",
+            },
+            {"pd": "python/pd"},
+            "[tool.pdm.build]",
+            id="pdm package-dir",
         ),
         pytest.param(
-            {"pyproject.toml": '[tool.poetry]\npackages = [{include = "po", from = "lib"}]\n',
-             "lib/po/__init__.py": ""},
-            {"po": "lib/po"}, "[tool.poetry] packages", id="poetry from",
+            {
+                "pyproject.toml": '[tool.poetry]\npackages = [{include = "po", from = "lib"}]\n',
+                "lib/po/__init__.py": "",
+            },
+            {"po": "lib/po"},
+            "[tool.poetry] packages",
+            id="poetry from",
         ),
     ],
-)  # fmt: skip
+)
 def test_layouts_are_read_from_the_build_configuration(
     tmp_path: Path, files: dict[str, str], modules: dict[str, str], found_by: str
 ) -> None:
@@ -102,21 +166,52 @@ def test_layouts_are_read_from_the_build_configuration(
 @pytest.mark.parametrize(
     ("files", "reason"),
     [
-        ({"setup.py": "from setuptools import Extension, setup\nsetup(ext_modules=[Extension('m', ['m.c'])])\n"},
-         "setup.py builds extension modules"),
-        ({"pyproject.toml": '[build-system]\nbuild-backend = "maturin"\n[tool.maturin]\nmodule-name = "rs"\n'},
-         "compiles code"),
-        ({"pyproject.toml": '[tool.setuptools_scm]\nversion_file = "src/v/_version.py"\n', "src/v/__init__.py": ""},
-         "generates a version module"),
-        ({"pyproject.toml": '[tool.hatch.build.hooks.vcs]\nversion-file = "src/h/_v.py"\n', "src/h/__init__.py": ""},
-         "hatch build hook"),
-        ({"pyproject.toml": '[project]\nname = "cy"\n', "src/cy/__init__.py": "", "src/cy/fast.pyx": ""},
-         "cy holds native source 'cy/fast.pyx'"),
-        ({"pyproject.toml": SETUPTOOLS + '[tool.setuptools]\npackages = ["pkg"]\npackage-dir = {"pkg" = "lib"}\n',
-          "lib/__init__.py": ""},
-         "maps a package to a directory of another name"),
+        (
+            {
+                "setup.py": "from setuptools import Extension, setup\n"
+                "setup(ext_modules=[Extension('m', ['m.c'])])\n"
+            },
+            "setup.py builds extension modules",
+        ),
+        (
+            {
+                "pyproject.toml": '[build-system]\nbuild-backend = "maturin"\n'
+                '[tool.maturin]\nmodule-name = "rs"\n'
+            },
+            "compiles code",
+        ),
+        (
+            {
+                "pyproject.toml": '[tool.setuptools_scm]\nversion_file = "src/v/_version.py"\n',
+                "src/v/__init__.py": "",
+            },
+            "generates a version module",
+        ),
+        (
+            {
+                "pyproject.toml": '[tool.hatch.build.hooks.vcs]\nversion-file = "src/h/_v.py"\n',
+                "src/h/__init__.py": "",
+            },
+            "hatch build hook",
+        ),
+        (
+            {
+                "pyproject.toml": '[project]\nname = "cy"\n',
+                "src/cy/__init__.py": "",
+                "src/cy/fast.pyx": "",
+            },
+            "cy holds native source 'cy/fast.pyx'",
+        ),
+        (
+            {
+                "pyproject.toml": SETUPTOOLS
+                + '[tool.setuptools]\npackages = ["pkg"]\npackage-dir = {"pkg" = "lib"}\n',
+                "lib/__init__.py": "",
+            },
+            "maps a package to a directory of another name",
+        ),
     ],
-)  # fmt: skip
+)
 def test_projects_that_must_be_built_say_why(
     tmp_path: Path, files: dict[str, str], reason: str
 ) -> None:
@@ -139,11 +234,15 @@ def test_a_module_from_outside_the_side_is_foreign_even_through_a_symlink(tmp_pa
     (side / "link").symlink_to(elsewhere / "pkg")
     mods = {
         "pkg": types.SimpleNamespace(__file__=str(side / "pkg" / "__init__.py")),
-        "pkg.sub": types.SimpleNamespace(__file__=str(side / "link" / "sub.py")),  # really elsewhere
+        "pkg.sub": types.SimpleNamespace(
+            __file__=str(side / "link" / "sub.py")
+        ),  # really elsewhere
         "pkg.ns": types.SimpleNamespace(__path__=[]),  # a namespace: nothing to check
         "pkgother": types.SimpleNamespace(__file__="/usr/lib/pkgother.py"),  # another package
-        "pkg.fast": types.SimpleNamespace(__file__=str(side / "pkg" / "fast.cpython-311-x86_64-linux-gnu.so")),
-    }  # fmt: skip
+        "pkg.fast": types.SimpleNamespace(
+            __file__=str(side / "pkg" / "fast.cpython-311-x86_64-linux-gnu.so")
+        ),
+    }
     assert foreign_modules(["pkg"], [str(side)], modules=mods) == [
         ("pkg.sub", str((elsewhere / "pkg" / "sub.py").resolve()))
     ]
@@ -168,9 +267,12 @@ _NAMES = st.from_regex(r"[a-z][a-z0-9_]{0,7}", fullmatch=True).filter(
     config=st.sampled_from(["scan", "setuptools", "hatch"]),
 )
 def test_every_discovered_name_imports_from_the_tree_through_the_search_dirs(
-    tmp_path_factory: pytest.TempPathFactory, names: list[str], base: str, namespace: str | None,
+    tmp_path_factory: pytest.TempPathFactory,
+    names: list[str],
+    base: str,
+    namespace: str | None,
     config: str,
-) -> None:  # fmt: skip
+) -> None:
     """The property that would have caught ``mlperf ab`` measuring the installed copy: put the
     search directories first on the path, and every name the layout lists resolves inside
     the tree, at the directory the layout says."""

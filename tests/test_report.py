@@ -18,6 +18,9 @@ from mlperf.report import ReportError, build_report, load_history, markdown_to_h
 
 MACHINE = "test-machine-2c-linux-py311"
 CHROMIUM_HINT = "apt-get install -y chromium (or `make chromium`)"
+#: Chromium's flags for a headless run without sandbox, GPU or network, and for its output
+HEADLESS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking")
+DUMP_DOM = ("--virtual-time-budget=10000", "--dump-dom")
 
 
 def _record(bid: str, median: float, verdict: str = "same", seed: int = 0) -> dict[str, Any]:
@@ -31,21 +34,33 @@ def _record(bid: str, median: float, verdict: str = "same", seed: int = 0) -> di
         "mean": 0.0,
     }
     return {
-        "id": bid, "suite": bid.split("/")[1], "metric": "cpu",
-        "cpu": {**summary, "samples": samples}, "wall": {**summary, "samples": samples},
-        "memory": {"peak": 2**20, "python": 2**20, "rss": None}, "extra_info": {},
-        "max_regression": 0.25, "max_memory_regression": 0.1,
+        "id": bid,
+        "suite": bid.split("/")[1],
+        "metric": "cpu",
+        "cpu": {**summary, "samples": samples},
+        "wall": {**summary, "samples": samples},
+        "memory": {"peak": 2**20, "python": 2**20, "rss": None},
+        "extra_info": {},
+        "max_regression": 0.25,
+        "max_memory_regression": 0.1,
         "verdict": {"time": verdict, "memory": "same", "ratio": 1.0, "p": 0.5, "text": verdict},
-    }  # fmt: skip
+    }
 
 
 def _run(created: str, records: list[dict[str, Any]], failed: bool = False) -> dict[str, Any]:
     return {
-        "schema_version": 1, "kind": "mlperf-run", "machine_id": MACHINE, "commit": "abc123",
-        "created": created, "environment": {"python": "3.11.7", "packages": {"numpy": "2.4.6"}},
+        "schema_version": 1,
+        "kind": "mlperf-run",
+        "machine_id": MACHINE,
+        "commit": "abc123",
+        "created": created,
+        "environment": {"python": "3.11.7", "packages": {"numpy": "2.4.6"}},
         "benchmarks": records,
-        "gate": {"failed": failed, "regressions": [r["id"] for r in records if r["verdict"]["time"] == "REGRESSION"]},
-    }  # fmt: skip
+        "gate": {
+            "failed": failed,
+            "regressions": [r["id"] for r in records if r["verdict"]["time"] == "REGRESSION"],
+        },
+    }
 
 
 A = "suites/compute/test_row_norms.py::test_bench[numba]"
@@ -79,14 +94,22 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     (reports / "latest.json").write_text(json.dumps(latest))
     history = reports / "history" / f"{MACHINE}.jsonl"
     history.parent.mkdir()
-    lines = [json.dumps(_run(f"2026-11-2{d}T10:00:00+00:00", [_record(A, 1e-3 * (1 + d / 100), seed=d), _record(B, 2e-2, seed=d)]))
-             for d in range(1, 6)]  # fmt: skip
+    lines = [
+        json.dumps(
+            _run(
+                f"2026-11-2{d}T10:00:00+00:00",
+                [_record(A, 1e-3 * (1 + d / 100), seed=d), _record(B, 2e-2, seed=d)],
+            )
+        )
+        for d in range(1, 6)
+    ]
     lines.append('{"torn line of a killed run')
     lines.append(json.dumps(latest))
     history.write_text("\n".join(lines) + "\n")
     _png(reports / "io" / "format_chart.png", "formats")
     (reports / "io" / "formats.md").write_text(
-        "## Formats, 1M rows\n\n| format | save ms | load ms |\n|---|---:|---:|\n| parquet | 111 | 20 |\n"
+        "## Formats, 1M rows\n\n| format | save ms | load ms |\n|---|---:|---:|\n| parquet | 111 | "
+        "20 |\n"
         "| `<script>alert(1)</script>` | 1 | 2 |\n\n- exact round trip: **parquet**\n"
     )
     (reports / "io" / "formats.csv").write_text(
@@ -131,8 +154,12 @@ def test_page_has_every_family_and_our_charts(pristine: tuple[Path, Path], built
     srcs = _srcs(page)
     assert "_mlperf/ratio_to_baseline.png" in srcs
     assert {"_mlperf/trend_compute.png", "_mlperf/trend_io.png"} <= set(srcs)
-    assert {"io/format_chart.png", "compute/methods_vs_bound.png", "distributed/engines_vs_rows.png",
-            "distributed/tune/tune_spark.png"} <= set(srcs)  # fmt: skip
+    assert {
+        "io/format_chart.png",
+        "compute/methods_vs_bound.png",
+        "distributed/engines_vs_rows.png",
+        "distributed/tune/tune_spark.png",
+    } <= set(srcs)
     for src in srcs:  # relative to the page, and real PNG files
         assert (reports / src).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "<td class=''>parquet</td>" in page  # the suite's markdown table
@@ -205,9 +232,15 @@ def test_page_renders_in_headless_chromium(built: Path, tmp_path: Path) -> None:
     if browser is None:
         pytest.skip(f"Chromium is not installed; install it with: {CHROMIUM_HINT}")
     page = built
-    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--disable-extensions", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-           "--virtual-time-budget=10000", "--dump-dom", page.as_uri()]  # fmt: skip
+    cmd = [
+        browser,
+        *HEADLESS,
+        "--disable-extensions",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        *DUMP_DOM,
+        page.as_uri(),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     body = re.search(r"<body[^>]*>", proc.stdout)
     assert body, f"chromium printed no DOM (exit {proc.returncode}): {proc.stderr[-2000:]}"
@@ -225,8 +258,7 @@ def test_chromium_notices_missing_images(tree: tuple[Path, Path], tmp_path: Path
     reports, baselines = tree
     page = build_report(reports, baselines)
     (reports / "io" / "format_chart.png").unlink()  # a reader copied the page without all its PNGs
-    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom", page.as_uri()]  # fmt: skip
+    cmd = [browser, *HEADLESS, f"--user-data-dir={tmp_path / 'profile'}", *DUMP_DOM, page.as_uri()]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False).stdout
     assert 'data-images-loaded="6"' in out
     assert "1 image(s) did not load" in out

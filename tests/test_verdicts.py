@@ -22,8 +22,9 @@ from mlperf.verdicts import classify, row_text
         (1.05, 1.04, 1.06, 0.2, 0.8, "inconclusive"),  # the rank test disagrees
     ],
 )
-def test_the_rule(ratio: float, low: float, high: float, p_slower: float, p_faster: float,
-                  verdict: str) -> None:  # fmt: skip
+def test_the_rule(
+    ratio: float, low: float, high: float, p_slower: float, p_faster: float, verdict: str
+) -> None:
     assert classify(ratio, low, high, p_slower, p_faster, threshold=0.03) == verdict
 
 
@@ -43,8 +44,9 @@ def test_a_threshold_that_would_turn_the_gate_off_is_refused(bad: object) -> Non
     p=st.floats(0, 1),
     threshold=st.floats(0, 1),
 )
-def test_a_verdict_never_claims_more_than_its_interval(ratio: float, half: float, p: float,
-                                                       threshold: float) -> None:  # fmt: skip
+def test_a_verdict_never_claims_more_than_its_interval(
+    ratio: float, half: float, p: float, threshold: float
+) -> None:
     low, high = ratio / math.exp(half), ratio * math.exp(half)
     verdict = classify(ratio, low, high, p, 1 - p, threshold=threshold)
     if verdict == "same":

@@ -49,14 +49,23 @@ _MAX_ITERATIONS = 1_000_000
 #: is switched off with ``-p no:...``, which would make such an option unrecognised.
 NEUTRAL_OPTIONS: dict[str, Any] = {
     # pytest-benchmark runs disabled: the worker times the rounds itself, through the fixture
-    "benchmark_disable": True, "benchmark_enable": False, "benchmark_only": False, "benchmark_skip": False,
+    "benchmark_disable": True,
+    "benchmark_enable": False,
+    "benchmark_only": False,
+    "benchmark_skip": False,
     # pytest-xdist: one process is the worker; it must not start its own
-    "numprocesses": 0, "dist": "no", "tx": [],
+    "numprocesses": 0,
+    "dist": "no",
+    "tx": [],
     # the cache plugin's selections (--lf, --ff, --nf, --sw) would change what is collected
-    "lf": False, "failedfirst": False, "newfirst": False, "stepwise": False, "stepwise_skip": False,
+    "lf": False,
+    "failedfirst": False,
+    "newfirst": False,
+    "stepwise": False,
+    "stepwise_skip": False,
     # pytest-timeout: a benchmark is measured for many seconds inside one test call
     "timeout": 0,
-}  # fmt: skip
+}
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -82,7 +91,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _metric(item: pytest.Item) -> dict[str, Any]:
-    """The benchmark's id and the settings of its ``mlperf`` marker (defaults are the coordinator's)."""
+    """The benchmark's id and its ``mlperf`` marker's settings (the coordinator fills defaults)."""
     marker = item.get_closest_marker("mlperf")
     kwargs = dict(marker.kwargs) if marker else {}
     return {
@@ -203,9 +212,17 @@ class _Proxy:
 
         return self._run(step, fixed=False)
 
-    def pedantic(self, target: Any, args: Any = (), kwargs: Any = None, setup: Any = None,
-                 teardown: Any = None, rounds: int = 1, warmup_rounds: int = 0,
-                 iterations: int = 1) -> Any:  # fmt: skip
+    def pedantic(
+        self,
+        target: Any,
+        args: Any = (),
+        kwargs: Any = None,
+        setup: Any = None,
+        teardown: Any = None,
+        rounds: int = 1,
+        warmup_rounds: int = 0,
+        iterations: int = 1,
+    ) -> Any:
         if setup is None and teardown is None:
             return self(target, *args, **(kwargs or {}))
 
@@ -303,8 +320,13 @@ class _Worker:
             and not it.get_closest_marker("skip")
         }
         described = [_metric(it) for it in items.values()]
-        self._send(event="hello", items=described, errors=self._collect_errors, aslr=_aslr(),
-                   foreign=_foreign())  # fmt: skip
+        self._send(
+            event="hello",
+            items=described,
+            errors=self._collect_errors,
+            aslr=_aslr(),
+            foreign=_foreign(),
+        )
         while True:
             command = self._receive()
             if command.get("cmd") != "item":

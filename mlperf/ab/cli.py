@@ -13,7 +13,7 @@ from mlperf.ab.code import BUILD_CHOICES
 from mlperf.ab.compare import run_ab
 from mlperf.ab.trees import prepare_sides, repo_root
 from mlperf.ab.types import AbError, Settings
-from mlperf.defaults import AB_THRESHOLD
+from mlperf.records import DEFAULT_AB_THRESHOLD as AB_THRESHOLD
 
 __all__ = ["add_arguments", "run"]
 
@@ -75,7 +75,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=Settings.pairs,
         metavar="N",
-        help=f"pairs of fresh worker processes the rounds are spread over (default: {Settings.pairs})",
+        help="pairs of fresh worker processes the rounds are spread over "
+        f"(default: {Settings.pairs})",
     )
     parser.add_argument(
         "--lanes",
@@ -132,21 +133,31 @@ def _split(repo: Path, rest: list[str], paths: list[str] | None) -> tuple[str | 
         first = rest[0]
         is_path = Path(first).exists()
         is_rev = (
-            subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet",
-                            f"{first}^{{commit}}"], capture_output=True, check=False).returncode == 0
-        )  # fmt: skip
+            subprocess.run(
+                ["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{first}^{{commit}}"],
+                capture_output=True,
+                check=False,
+            ).returncode
+            == 0
+        )
         if is_path and is_rev:
-            raise AbError(f"mlperf ab: {first!r} is both a revision and a path here; write "
-                          f"`--path {first}` for the path, or name the head revision before it")  # fmt: skip
+            raise AbError(
+                f"mlperf ab: {first!r} is both a revision and a path here; write "
+                f"`--path {first}` for the path, or name the head revision before it"
+            )
         if not is_path and not is_rev and ("/" in first or first.endswith(".py")):
-            raise AbError(f"mlperf ab: {first!r} is neither a revision nor a file or directory "
-                          "here (PATHs are relative to this directory)")  # fmt: skip
+            raise AbError(
+                f"mlperf ab: {first!r} is neither a revision nor a file or directory "
+                "here (PATHs are relative to this directory)"
+            )
         if not is_path:
             head, rest = first, rest[1:]
     missing = [p for p in rest if not Path(p).exists()]
     if missing:
-        raise AbError(f"mlperf ab: no such file or directory: {', '.join(map(repr, missing))} "
-                      "(PATHs are test files or directories, relative to this directory)")  # fmt: skip
+        raise AbError(
+            f"mlperf ab: no such file or directory: {', '.join(map(repr, missing))} "
+            "(PATHs are test files or directories, relative to this directory)"
+        )
     return head, [*rest, *(paths or [])]
 
 
@@ -156,7 +167,8 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and value < (2 if name == "rounds" else 1):
             print(
-                f"mlperf ab: --{name} must be at least {2 if name == 'rounds' else 1}; got {value!r}",
+                f"mlperf ab: --{name} must be at least {2 if name == 'rounds' else 1}; "
+                f"got {value!r}",
                 file=sys.stderr,
             )
             return 2
@@ -165,20 +177,37 @@ def run(args: argparse.Namespace) -> int:
         head_rev, paths = _split(repo, args.rest, args.paths)
         cache = repo / ".cache" / "mlperf" / "ab"
         base, head = prepare_sides(repo, args.base, head_rev, cache, args.extras, args.build)
-        settings = Settings(paths=paths, only=args.only, rounds=args.rounds, max_time=args.max_time,
-                            pairs=args.pairs, lanes=args.lanes, pin=not args.no_pin, work_dir=cache,
-                            options={"mlperf_report": str(cache / "scratch-reports"), "mlperf_no_gate": True})  # fmt: skip
+        settings = Settings(
+            paths=paths,
+            only=args.only,
+            rounds=args.rounds,
+            max_time=args.max_time,
+            pairs=args.pairs,
+            lanes=args.lanes,
+            pin=not args.no_pin,
+            work_dir=cache,
+            options={"mlperf_report": str(cache / "scratch-reports"), "mlperf_no_gate": True},
+        )
         for side in (base, head):
             missing = [p for p in paths if not (side.root / p).exists()]
             if missing:
-                raise AbError(f"mlperf ab: {side.label} has no {', '.join(map(repr, missing))}; "
-                              "give paths that exist in both revisions")  # fmt: skip
+                raise AbError(
+                    f"mlperf ab: {side.label} has no {', '.join(map(repr, missing))}; "
+                    "give paths that exist in both revisions"
+                )
         log = None if args.quiet else say
         say(f"mlperf ab: base {base.label} vs head {head.label}")
         for name, side in (("base", base), ("head", head)):
             say(f"  {name} {side.label}: {side.origin}")
-        result = run_ab(base, head, settings, threshold=args.threshold, remeasure=not args.no_remeasure,
-                        extend=not args.no_extend, log=log)  # fmt: skip
+        result = run_ab(
+            base,
+            head,
+            settings,
+            threshold=args.threshold,
+            remeasure=not args.no_remeasure,
+            extend=not args.no_extend,
+            log=log,
+        )
     except AbError as exc:
         print(str(exc), file=sys.stderr)
         return 2

@@ -113,7 +113,10 @@ def prepare_code(
     side.allowed = [tree]
     project = find_project_dir(side.root, tree)
     if project is None:
-        side.origin = f"no pyproject.toml, setup.py or setup.cfg: code as the tests import it, from {_show(tree)}"
+        side.origin = (
+            "no pyproject.toml, setup.py or setup.cfg: code as the tests import it, "
+            f"from {_show(tree)}"
+        )
         return None
     layout = discover(project)
     side.own = sorted(layout.modules)
@@ -160,12 +163,26 @@ def _build(
     scratch = builds / f"{digest}.tmp{os.getpid()}"
     shutil.rmtree(scratch, ignore_errors=True)
     missing = _missing_build_requires(side.python, layout.root)
-    cmd = [side.python, "-m", "pip", "install", "--no-deps", "--no-input", "--disable-pip-version-check",
-           "--no-warn-script-location", "--target", str(scratch), str(layout.root)]  # fmt: skip
+    cmd = [
+        side.python,
+        "-m",
+        "pip",
+        "install",
+        "--no-deps",
+        "--no-input",
+        "--disable-pip-version-check",
+        "--no-warn-script-location",
+        "--target",
+        str(scratch),
+        str(layout.root),
+    ]
     if not missing:
         cmd.insert(4, "--no-build-isolation")
-    print(f"mlperf ab: building {side.label} ({layout.needs_build or '--build always'}); log: {log}",
-          file=sys.stderr, flush=True)  # fmt: skip
+    print(
+        f"mlperf ab: building {side.label} ({layout.needs_build or '--build always'}); log: {log}",
+        file=sys.stderr,
+        flush=True,
+    )
     with open(log, "wb") as out:
         out.write(f"$ {' '.join(cmd)}\n".encode())
         out.flush()
@@ -175,10 +192,16 @@ def _build(
     if proc.returncode != 0:
         shutil.rmtree(scratch, ignore_errors=True)
         tail = log.read_text(errors="replace").strip().splitlines()[-15:]
-        hint = (f"the build needed {', '.join(missing)} from the package index; install them into this "
-                "environment to build offline, or fix the build" if missing else "fix the build")  # fmt: skip
-        raise AbError(f"mlperf ab: building {side.label} with {layout.backend or 'setuptools'} failed "
-                      f"(exit {proc.returncode}); {hint}. Full log: {log}\n  " + "\n  ".join(tail))  # fmt: skip
+        hint = (
+            f"the build needed {', '.join(missing)} from the package index; install them into this "
+            "environment to build offline, or fix the build"
+            if missing
+            else "fix the build"
+        )
+        raise AbError(
+            f"mlperf ab: building {side.label} with {layout.backend or 'setuptools'} failed "
+            f"(exit {proc.returncode}); {hint}. Full log: {log}\n  " + "\n  ".join(tail)
+        )
     (scratch / ".mlperf-built").write_text(f"{key}\n{python}\n")
     try:
         scratch.rename(target)
@@ -192,8 +215,10 @@ def _missing_build_requires(python: str, root: Path) -> list[str]:
     pyproject = root / "pyproject.toml"
     proc = subprocess.run(
         [python, "-c", _CHECK_BUILD_REQUIRES, str(pyproject) if pyproject.is_file() else ""],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode != 0:
         return ["(could not read build-system.requires)"]
     return proc.stdout.split()

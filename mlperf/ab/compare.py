@@ -9,7 +9,7 @@ from mlperf.ab.result import AbResult, BenchmarkVerdict, memory_verdict
 from mlperf.ab.runner import measure
 from mlperf.ab.types import AbError, Measurement, Plan, Settings, Side
 from mlperf.ab.verdict import Decision, decide
-from mlperf.defaults import AB_THRESHOLD
+from mlperf.records import DEFAULT_AB_THRESHOLD as AB_THRESHOLD
 
 __all__ = ["judge", "run_ab"]
 
@@ -43,12 +43,19 @@ def _may_have_moved(d: Decision | None, threshold: float) -> bool:
 def _combine(first: Measurement, more: Measurement) -> Measurement:
     """One measurement holding the process pairs of both (errors of either win)."""
     return Measurement(
-        first.id, first.metric, first.max_memory_regression, first.iterations,
-        base=first.base + more.base, head=first.head + more.head,
-        base_memory=first.base_memory + more.base_memory, head_memory=first.head_memory + more.head_memory,
-        error=first.error or more.error, skipped=first.skipped or more.skipped,
-        same_layout=bool(first.same_layout and more.same_layout), extended=True,
-    )  # fmt: skip
+        first.id,
+        first.metric,
+        first.max_memory_regression,
+        first.iterations,
+        base=first.base + more.base,
+        head=first.head + more.head,
+        base_memory=first.base_memory + more.base_memory,
+        head_memory=first.head_memory + more.head_memory,
+        error=first.error or more.error,
+        skipped=first.skipped or more.skipped,
+        same_layout=bool(first.same_layout and more.same_layout),
+        extended=True,
+    )
 
 
 class _Progress:
@@ -114,8 +121,11 @@ def run_ab(
     progress = _Progress(say)
 
     def collected(a: list[str], b: list[str], errors_a: list[str], errors_b: list[str]) -> None:
-        seen.update(only_base=[i for i in a if i not in b], only_head=[i for i in b if i not in a],
-                    errors=[f"base: {e}" for e in errors_a] + [f"head: {e}" for e in errors_b])  # fmt: skip
+        seen.update(
+            only_base=[i for i in a if i not in b],
+            only_head=[i for i in b if i not in a],
+            errors=[f"base: {e}" for e in errors_a] + [f"head: {e}" for e in errors_b],
+        )
         progress.total = len([i for i in a if i in b])
         say(f"mlperf ab: {progress.total} benchmarks in both revisions")
 
@@ -125,20 +135,32 @@ def run_ab(
             return
         v = judge(m, threshold)
         flagged = v.decision is not None and v.decision.verdict in ("REGRESSION", "IMPROVEMENT")
-        later = (" (re-measured at the end)" if remeasure and flagged else
-                 " (measured again at the end)" if extend and _may_have_moved(v.decision, threshold) else "")  # fmt: skip
+        later = (
+            " (re-measured at the end)"
+            if remeasure and flagged
+            else " (measured again at the end)"
+            if extend and _may_have_moved(v.decision, threshold)
+            else ""
+        )
         progress.decided(m.id, v.brief() + later)
 
     plans: dict[str, Plan] = {}  # re-measurements scale the first measurement's plan
-    first = measure(base, head, settings, on_collect=collected, tag="m", plans=plans,
-                    on_measured=first_look)  # fmt: skip
+    first = measure(
+        base, head, settings, on_collect=collected, tag="m", plans=plans, on_measured=first_look
+    )
     verdicts = [judge(m, threshold) for m in first]
     undecided = [v for v in verdicts if _may_have_moved(v.decision, threshold)]
     if extend and undecided:
-        say(f"mlperf ab: {len(undecided)} inconclusive benchmark(s) may have moved: "
-            "measuring them again with twice the rounds")  # fmt: skip
-        more = {m.id: m for m in measure(base, head, settings, [v.id for v in undecided], scale=2.0,
-                                         tag="e", plans=plans)}  # fmt: skip
+        say(
+            f"mlperf ab: {len(undecided)} inconclusive benchmark(s) may have moved: "
+            "measuring them again with twice the rounds"
+        )
+        more = {
+            m.id: m
+            for m in measure(
+                base, head, settings, [v.id for v in undecided], scale=2.0, tag="e", plans=plans
+            )
+        }
         for v in undecided:
             if v.id in more:
                 both = judge(_combine(v.measurement, more[v.id]), threshold)
@@ -149,8 +171,12 @@ def run_ab(
     ]
     if remeasure and flagged:
         say(f"mlperf ab: re-measuring {len(flagged)} flagged benchmark(s) with twice the rounds")
-        again = {m.id: m for m in measure(base, head, settings, [v.id for v in flagged], scale=2.0,
-                                          tag="r", plans=plans)}  # fmt: skip
+        again = {
+            m.id: m
+            for m in measure(
+                base, head, settings, [v.id for v in flagged], scale=2.0, tag="r", plans=plans
+            )
+        }
         for v in flagged:
             if v.id in again:
                 redo = judge(again[v.id], threshold)
@@ -166,10 +192,22 @@ def run_ab(
     for v in verdicts:
         v.initial = by_id.get(v.id)
     return AbResult(
-        base=base.label, head=head.label, threshold=threshold, benchmarks=verdicts,
-        only_base=seen.get("only_base", []), only_head=seen.get("only_head", []),
-        collect_errors=seen.get("errors", []), seconds=time.monotonic() - started,
-        settings={"pairs": settings.pairs, "lanes": settings.lanes, "rounds": settings.rounds, "max_time": settings.max_time,
-                  "paths": settings.paths, "only": settings.only, "pin": settings.pin,
-                  "code": {"base": base.origin, "head": head.origin}},
-    )  # fmt: skip
+        base=base.label,
+        head=head.label,
+        threshold=threshold,
+        benchmarks=verdicts,
+        only_base=seen.get("only_base", []),
+        only_head=seen.get("only_head", []),
+        collect_errors=seen.get("errors", []),
+        seconds=time.monotonic() - started,
+        settings={
+            "pairs": settings.pairs,
+            "lanes": settings.lanes,
+            "rounds": settings.rounds,
+            "max_time": settings.max_time,
+            "paths": settings.paths,
+            "only": settings.only,
+            "pin": settings.pin,
+            "code": {"base": base.origin, "head": head.origin},
+        },
+    )

@@ -39,7 +39,7 @@ def memory_verdict(base: list[int], head: list[int], max_regression: float) -> d
 
 @dataclass
 class BenchmarkVerdict:
-    """The final verdict of one benchmark; *first* is the verdict that triggered a re-measurement."""
+    """The final verdict of one benchmark; *first*: the verdict that asked for a re-measurement."""
 
     measurement: Measurement
     decision: Decision | None = None
@@ -77,11 +77,18 @@ class BenchmarkVerdict:
     def as_dict(self, samples: bool = True) -> dict[str, Any]:
         m = self.measurement
         out: dict[str, Any] = {
-            "id": m.id, "metric": m.metric, "verdict": self.label, "iterations": m.iterations,
+            "id": m.id,
+            "metric": m.metric,
+            "verdict": self.label,
+            "iterations": m.iterations,
             "decision": self.decision.as_dict() if self.decision else None,
             "first": self.first.as_dict() if self.first else None,
-            "memory": self.memory, "error": m.error, "skipped": m.skipped, "same_layout": m.same_layout, "extended": m.extended,
-        }  # fmt: skip
+            "memory": self.memory,
+            "error": m.error,
+            "skipped": m.skipped,
+            "same_layout": m.same_layout,
+            "extended": m.extended,
+        }
         if samples:
             out["samples"] = {"base": m.base, "head": m.head}
             if self.first_measurement is not None:
@@ -110,12 +117,19 @@ class AbResult:
 
     def as_dict(self, samples: bool = True) -> dict[str, Any]:
         return {
-            "schema_version": SCHEMA_VERSION, "kind": "mlperf-ab", "base": self.base, "head": self.head,
-            "threshold": self.threshold, "seconds": self.seconds, "settings": self.settings,
+            "schema_version": SCHEMA_VERSION,
+            "kind": "mlperf-ab",
+            "base": self.base,
+            "head": self.head,
+            "threshold": self.threshold,
+            "seconds": self.seconds,
+            "settings": self.settings,
             "benchmarks": [b.as_dict(samples) for b in self.benchmarks],
-            "only_base": self.only_base, "only_head": self.only_head, "collect_errors": self.collect_errors,
+            "only_base": self.only_base,
+            "only_head": self.only_head,
+            "collect_errors": self.collect_errors,
             "regressions": self.regressions,
-        }  # fmt: skip
+        }
 
     def rows(self) -> list[list[str]]:
         rows = [
@@ -166,8 +180,10 @@ class AbResult:
         return rows
 
     def summary(self) -> str:
-        return (f"mlperf ab: {self.head} vs {self.base}: {self.counts()}; "
-                f"threshold {self.threshold:.0%}, {self.seconds:.0f} s")  # fmt: skip
+        return (
+            f"mlperf ab: {self.head} vs {self.base}: {self.counts()}; "
+            f"threshold {self.threshold:.0%}, {self.seconds:.0f} s"
+        )
 
     def text(self) -> str:
         rows = self.rows()
@@ -208,17 +224,29 @@ class AbResult:
 
         moved = [r for r in rows[1:] if r[-1].split(" (")[0] != "same"]
         same = [r for r in rows[1:] if r[-1].split(" (")[0] == "same"]
-        out = [f"### mlperf ab: {self.counts()}", "",
-               f"`{self.head}` vs `{self.base}`, threshold {self.threshold:.0%}, {self.seconds:.0f} s", ""]  # fmt: skip
+        out = [
+            f"### mlperf ab: {self.counts()}",
+            "",
+            f"`{self.head}` vs `{self.base}`, threshold {self.threshold:.0%}, {self.seconds:.0f} s",
+            "",
+        ]
         if moved:
             out += [*header, *map(cells, moved), ""]
         if same:
-            out += [f"<details><summary>{len(same)} unchanged (within ±{self.threshold:.0%})</summary>", "",
-                    *header, *map(cells, same), "", "</details>", ""]  # fmt: skip
+            out += [
+                f"<details><summary>{len(same)} unchanged (within ±{self.threshold:.0%})</summary>",
+                "",
+                *header,
+                *map(cells, same),
+                "",
+                "</details>",
+                "",
+            ]
         out += [f"- {n}" for n in self._notes()]
         out.append(
-            "\nREGRESSION = one-sided Mann-Whitney p < 0.01 and the whole 95 % bootstrap interval of the "
-            f"median ratio above +{self.threshold:.0%}, confirmed by a re-measurement with twice the rounds; "
+            "\nREGRESSION = one-sided Mann-Whitney p < 0.01 and the whole 95 % bootstrap interval "
+            f"of the median ratio above +{self.threshold:.0%}, confirmed by a re-measurement with "
+            "twice the rounds; "
             f"same = the whole interval within ±{self.threshold:.0%}; inconclusive = neither."
         )
         return "\n".join(out) + "\n"

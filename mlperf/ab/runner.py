@@ -28,18 +28,31 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from mlperf.ab.types import AbError, Measurement, Plan, Settings, Side
-from mlperf.defaults import MAX_MEMORY_REGRESSION
+from mlperf.records import DEFAULT_MAX_MEMORY_REGRESSION as MAX_MEMORY_REGRESSION
 
 __all__ = ["THREAD_PINS", "measure"]
 
 #: thread-pool sizes pinned to 1 in every worker: both sides measure single-threaded work
 THREAD_PINS = dict.fromkeys(
-    ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
-     "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "POLARS_MAX_THREADS"),
+    (
+        "OMP_NUM_THREADS",
+        "OPENBLAS_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "NUMBA_NUM_THREADS",
+        "NUMEXPR_NUM_THREADS",
+        "VECLIB_MAXIMUM_THREADS",
+        "POLARS_MAX_THREADS",
+    ),
     "1",
-)  # fmt: skip
-_DROP_ENV = ("PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT",
-             "PYTEST_XDIST_TESTRUNUID", "PYTEST_CURRENT_TEST", "PYTHONHASHSEED")  # fmt: skip
+)
+_DROP_ENV = (
+    "PYTEST_ADDOPTS",
+    "PYTEST_XDIST_WORKER",
+    "PYTEST_XDIST_WORKER_COUNT",
+    "PYTEST_XDIST_TESTRUNUID",
+    "PYTEST_CURRENT_TEST",
+    "PYTHONHASHSEED",
+)
 _WORKER = Path(__file__).with_name("_mlperf_ab_worker.py")
 #: the worker's copy of :mod:`mlperf.project` (its provenance guard), importable without mlperf
 _PROJECT = (Path(__file__).parent.parent / "project.py", "_mlperf_ab_project.py")
@@ -81,12 +94,17 @@ class _Worker:
         env.update(side.env)
         options = {**settings.options, **side.options}
         path = [plugin_dir.resolve(), *side.code_path, side.root]
-        own = {"prefixes": side.own, "allowed": [str(p) for p in side.allowed],
-               "compiled": [str(p) for p in side.compiled], "side": side.label}  # fmt: skip
+        own = {
+            "prefixes": side.own,
+            "allowed": [str(p) for p in side.allowed],
+            "compiled": [str(p) for p in side.compiled],
+            "side": side.label,
+        }
         env.update(
             PYTHONPATH=os.pathsep.join(str(p) for p in path),
             PYTHONHASHSEED=str(hash_seed),
-            MLPERF_AB_FDS=f"{self._cmd_r:05d},{self._res_w:05d}",  # fixed width: same size in both workers
+            # fixed width: the environment has the same size in both workers
+            MLPERF_AB_FDS=f"{self._cmd_r:05d},{self._res_w:05d}",
             MLPERF_AB_OPTIONS=json.dumps(options),
             MLPERF_AB_OWN=json.dumps(own),
         )
@@ -94,8 +112,17 @@ class _Worker:
         # which revision's code is imported.  No plugin of the user's is switched off
         # (its options in addopts would become errors): the worker sets the few options
         # that would stop it from measuring (see NEUTRAL_OPTIONS in the worker).
-        args = [side.python, "-P", "-m", "pytest", *settings.paths, "-p", "_mlperf_ab_worker",
-                "-q", "--no-header"]  # fmt: skip
+        args = [
+            side.python,
+            "-P",
+            "-m",
+            "pytest",
+            *settings.paths,
+            "-p",
+            "_mlperf_ab_worker",
+            "-q",
+            "--no-header",
+        ]
         if settings.only:
             args += ["-k", settings.only]
         self.side, self.log, self.args, self.env = side, log, args, env
@@ -106,10 +133,15 @@ class _Worker:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
-                self.args, cwd=self.side.root, env=self.env, pass_fds=(self._cmd_r, self._res_w),
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                preexec_fn=_no_aslr if same_layout else None,  # noqa: PLW1509 - no threads here
-            )  # fmt: skip
+                self.args,
+                cwd=self.side.root,
+                env=self.env,
+                pass_fds=(self._cmd_r, self._res_w),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_no_aslr if same_layout else None,
+            )
         os.close(self._cmd_r)
         os.close(self._res_w)
         self._cmd = os.fdopen(self._cmd_w, "w", encoding="utf-8")
@@ -130,8 +162,10 @@ class _Worker:
                 break
         self.close()
         tail = self.log.read_text(errors="replace").strip().splitlines()[-15:]
-        raise AbError(f"mlperf ab: the worker for {self.side.label} stopped answering; "
-                      f"its log {str(self.log)!r} ends with:\n  " + "\n  ".join(tail))  # fmt: skip
+        raise AbError(
+            f"mlperf ab: the worker for {self.side.label} stopped answering; "
+            f"its log {str(self.log)!r} ends with:\n  " + "\n  ".join(tail)
+        )
 
     def send(self, **command: Any) -> None:
         try:
@@ -173,8 +207,10 @@ def _start_pair(
     """
     seed = random.randrange(1, 2**31)
     logs = settings.work_dir / "logs"
-    pair = (_Worker(base, settings, seed, logs / f"{tag}-base.log"),
-            _Worker(head, settings, seed, logs / f"{tag}-head.log"))  # fmt: skip
+    pair = (
+        _Worker(base, settings, seed, logs / f"{tag}-base.log"),
+        _Worker(head, settings, seed, logs / f"{tag}-head.log"),
+    )
     sizes = [_stack_bytes(w.args, w.env) for w in pair]
     extra = random.randrange(0, 4096)
     for w, size in zip(pair, sizes, strict=True):
@@ -205,11 +241,18 @@ def _plan(settings: Settings, call_time: float, iterations: int) -> tuple[int, i
 
 
 def measure(
-    base: Side, head: Side, settings: Settings, ids: list[str] | None = None, *, scale: float = 1.0,
-    on_collect: Any = None, tag: str = "m", plans: dict[str, Plan] | None = None,
+    base: Side,
+    head: Side,
+    settings: Settings,
+    ids: list[str] | None = None,
+    *,
+    scale: float = 1.0,
+    on_collect: Any = None,
+    tag: str = "m",
+    plans: dict[str, Plan] | None = None,
     on_measured: Callable[[Measurement, bool], None] | None = None,
-) -> list[Measurement]:  # fmt: skip
-    """Measure *ids* (default: every benchmark both sides collect) in ``settings.pairs`` process pairs.
+) -> list[Measurement]:
+    """Measure *ids* (default: every benchmark both sides collect) in ``settings.pairs`` pairs.
 
     The pairs run in waves of one pair per CPU, all pairs of a wave at the same time,
     each on its own CPU (see :attr:`Settings.lanes`).
@@ -252,8 +295,11 @@ def measure(
                 ]
                 for i in wanted:
                     limit = have_b[i].get("max_memory_regression")
-                    results[i] = Measurement(i, have_b[i].get("metric", "cpu"),
-                                             MAX_MEMORY_REGRESSION if limit is None else limit)  # fmt: skip
+                    results[i] = Measurement(
+                        i,
+                        have_b[i].get("metric", "cpu"),
+                        MAX_MEMORY_REGRESSION if limit is None else limit,
+                    )
             # Peak memory once per benchmark and side, in the first wave, spread over its
             # pairs: the untimed extra call must not hold up one lane for every benchmark.
             turn = {i: wave[k % len(wave)] for k, i in enumerate(results)} if first == 0 else {}
@@ -261,10 +307,22 @@ def measure(
             collector = _Wave(wave, first + lanes >= settings.pairs, on_measured)
             with ThreadPoolExecutor(len(wave)) as pool:
                 futures = [
-                    pool.submit(_lane, a, b, list(results.values()), settings, plans, lock,
-                                lane_cpu[p], scale, memory[p], f"{tag}{p}", collector.report(p))
+                    pool.submit(
+                        _lane,
+                        a,
+                        b,
+                        list(results.values()),
+                        settings,
+                        plans,
+                        lock,
+                        lane_cpu[p],
+                        scale,
+                        memory[p],
+                        f"{tag}{p}",
+                        collector.report(p),
+                    )
                     for p, (a, b) in zip(wave, started, strict=True)
-                ]  # fmt: skip
+                ]
                 for f in futures:
                     f.result()
         finally:
@@ -276,10 +334,23 @@ def measure(
     return list(results.values())
 
 
-def _lane(a: _Worker, b: _Worker, todo: list[Measurement], settings: Settings,
-          plans: dict[str, Plan], lock: threading.Lock, cpu: int | None, scale: float,
-          memory: set[str], tag: str, report: Callable[[Measurement, _Samples | None], None]) -> None:  # fmt: skip
-    """Measure every benchmark of *todo* in one process pair, on *cpu* (peak memory of those in *memory*)."""
+def _lane(
+    a: _Worker,
+    b: _Worker,
+    todo: list[Measurement],
+    settings: Settings,
+    plans: dict[str, Plan],
+    lock: threading.Lock,
+    cpu: int | None,
+    scale: float,
+    memory: set[str],
+    tag: str,
+    report: Callable[[Measurement, _Samples | None], None],
+) -> None:
+    """Measure every benchmark of *todo* in one process pair, on *cpu*.
+
+    The peak memory of those in *memory* is measured too; *report* gets each one's samples.
+    """
     for m in todo:
         samples = None
         if not (m.error or m.skipped):
@@ -293,8 +364,9 @@ def _lane(a: _Worker, b: _Worker, todo: list[Measurement], settings: Settings,
 class _Wave:
     """Gathers each benchmark's samples from the pairs of one wave, in pair order."""
 
-    def __init__(self, pairs: list[int], last: bool,
-                 on_measured: Callable[[Measurement, bool], None] | None) -> None:  # fmt: skip
+    def __init__(
+        self, pairs: list[int], last: bool, on_measured: Callable[[Measurement, bool], None] | None
+    ) -> None:
         self._pairs, self._last, self._on_measured = pairs, last, on_measured
         self._got: dict[str, dict[int, _Samples | None]] = {}
         self._lock = threading.Lock()
@@ -329,18 +401,34 @@ class _Samples(NamedTuple):
     memory: tuple[int, int] | None
 
 
-def _measure_one(a: _Worker, b: _Worker, m: Measurement, settings: Settings,
-                 plans: dict[str, Plan], lock: threading.Lock, cpu: list[int] | None,
-                 scale: float, memory: bool) -> _Samples | None:  # fmt: skip
-    """Start the benchmark in both workers, alternate blocks A B B A ..., then let both tests finish.
+def _measure_one(
+    a: _Worker,
+    b: _Worker,
+    m: Measurement,
+    settings: Settings,
+    plans: dict[str, Plan],
+    lock: threading.Lock,
+    cpu: list[int] | None,
+    scale: float,
+    memory: bool,
+) -> _Samples | None:
+    """Start the benchmark in both workers, alternate blocks A B B A ..., let both tests finish.
 
     Both workers set up and warm up at the same time (each pins itself to *cpu*
     before its first timed call), and both finish at the same time: only the
     blocks have to take turns.  None when either side failed or skipped (*m* says why).
     """
     t = settings.command_timeout
-    item = {"cmd": "item", "id": m.id, "warmup": 2, "min_warmup_time": settings.warmup_time, "metric": m.metric,
-            "memory": memory, "cpus": cpu, "round_time": settings.round_time}  # fmt: skip
+    item = {
+        "cmd": "item",
+        "id": m.id,
+        "warmup": 2,
+        "min_warmup_time": settings.warmup_time,
+        "metric": m.metric,
+        "memory": memory,
+        "cpus": cpu,
+        "round_time": settings.round_time,
+    }
     with lock:
         if m.id in plans:
             item["iterations"] = plans[m.id].iterations

@@ -45,7 +45,8 @@ def _git(repo: Path, *args: str, check: bool = True) -> str:
     )
     if check and proc.returncode != 0:
         raise AbError(
-            f"git {' '.join(args)} failed in {str(repo)!r}: {proc.stderr.strip() or proc.stdout.strip()}"
+            f"git {' '.join(args)} failed in {str(repo)!r}: "
+            f"{proc.stderr.strip() or proc.stdout.strip()}"
         )
     return proc.stdout.strip()
 
@@ -55,8 +56,12 @@ def repo_root(start: Path | None = None) -> Path:
     where = Path(start or Path.cwd())
     if shutil.which("git") is None:
         raise AbError("mlperf ab needs git on PATH to check out the base revision; install git")
-    proc = subprocess.run(["git", "-C", str(where), "rev-parse", "--show-toplevel"],
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    proc = subprocess.run(
+        ["git", "-C", str(where), "rev-parse", "--show-toplevel"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode != 0:
         raise AbError(
             f"mlperf ab: {str(where)!r} is not inside a git checkout; run it from the repository"
@@ -66,13 +71,18 @@ def repo_root(start: Path | None = None) -> Path:
 
 def resolve(repo: Path, rev: str) -> str:
     """Full commit id of *rev*, or an :class:`AbError` that says how to fetch it."""
-    proc = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    proc = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode == 0 and proc.stdout.strip():
         return proc.stdout.strip()
     shallow = _git(repo, "rev-parse", "--is-shallow-repository", check=False) == "true"
     hint = (
-        "this clone is shallow: fetch history with `git fetch --unshallow` (or actions/checkout with fetch-depth: 0)"
+        "this clone is shallow: fetch history with `git fetch --unshallow` "
+        "(or actions/checkout with fetch-depth: 0)"
         if shallow
         else f"fetch it first, e.g. `git fetch origin {rev.split('/', 1)[-1]}`"
         if "/" in rev
@@ -112,11 +122,18 @@ def tree_key(repo: Path, sha: str | None, rel: str) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
         for args in (["read-tree", "HEAD"], ["add", "-A", "--", rel or "."], ["write-tree"]):
-            proc = subprocess.run(["git", "-C", str(repo), *args], env=env, capture_output=True,
-                                  text=True, check=False)  # fmt: skip
+            proc = subprocess.run(
+                ["git", "-C", str(repo), *args],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             if proc.returncode != 0:
-                raise AbError(f"mlperf ab: git {' '.join(args)} failed in {str(repo)!r}: "
-                              f"{proc.stderr.strip()}")  # fmt: skip
+                raise AbError(
+                    f"mlperf ab: git {' '.join(args)} failed in {str(repo)!r}: "
+                    f"{proc.stderr.strip()}"
+                )
         tree = proc.stdout.strip()
     return _git(repo, "rev-parse", f"{tree}:{rel}") if rel else tree
 
@@ -144,7 +161,7 @@ def dependency_key(tree: Path) -> str | None:
 
 
 def needs_own_env(tree: Path, reference: Path) -> bool:
-    """True when *tree* declares other dependencies than *reference* (see :func:`dependency_key`)."""
+    """True when *tree* declares other dependencies than *reference* (:func:`dependency_key`)."""
     theirs = dependency_key(tree)
     return theirs is not None and theirs != dependency_key(reference)
 
@@ -168,11 +185,18 @@ def python_for(tree: Path, reference: Path, cache: Path, extras: str = "all") ->
     if not ready.is_file():
         shutil.rmtree(venv, ignore_errors=True)
         target = f"{tree}[{extras}]" if extras else str(tree)
-        print(f"mlperf ab: {tree / 'pyproject.toml'} declares other dependencies than "
-              f"{reference / 'pyproject.toml'}; building a venv for it in {venv}", file=sys.stderr)  # fmt: skip
+        print(
+            f"mlperf ab: {tree / 'pyproject.toml'} declares other dependencies than "
+            f"{reference / 'pyproject.toml'}; building a venv for it in {venv}",
+            file=sys.stderr,
+        )
         if subprocess.run([sys.executable, "-m", "venv", str(venv)], check=False).returncode == 0:
-            purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                     capture_output=True, text=True, check=False).stdout.strip()  # fmt: skip
+            purelib = subprocess.run(
+                [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout.strip()
             parent = sysconfig.get_paths()["purelib"]
             Path(purelib, "_mlperf_parent_env.pth").write_text(
                 f"import site; site.addsitedir({parent!r})\n"
@@ -196,7 +220,7 @@ def prepare_sides(
     build: str = "auto",
     start: Path | None = None,
 ) -> tuple[Side, Side]:
-    """Check out *base_rev* (and *head_rev*; default: the working tree as it is) and prepare each side.
+    """Check out *base_rev* and *head_rev* (default: the working tree as it is); prepare each side.
 
     *start* (default: the current directory) is where the user stands inside *repo*;
     each side's pytest session runs in that directory's counterpart of its checkout,

@@ -23,7 +23,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-from mlperf.defaults import AB_THRESHOLD
+from mlperf.records import DEFAULT_AB_THRESHOLD as AB_THRESHOLD
 from mlperf.verdicts import ALPHA, VERDICTS, classify, row_text
 
 __all__ = ["VERDICTS", "Decision", "block_log_ratios", "decide", "paired_block_bootstrap"]
@@ -50,11 +50,11 @@ class Decision:
 
     @property
     def noise(self) -> float:
-        """Half-width of the confidence interval, relative: the smallest change this run resolves."""
+        """Relative half-width of the confidence interval: the smallest change this run resolves."""
         return (self.ci_high - self.ci_low) / 2 / self.ratio if self.ratio > 0 else math.inf
 
     def rounds_to_resolve(self) -> int:
-        """Rounds per side that would shrink the interval to half the threshold (noise ~ 1/sqrt(n))."""
+        """Rounds per side that would shrink the interval to half the threshold (noise ~ n^-1/2)."""
         scale = (self.noise / (self.threshold / 2)) ** 2 if self.threshold > 0 else math.inf
         return int(min(1e9, math.ceil(self.n_base * max(1.0, scale))))
 
@@ -77,7 +77,8 @@ def _blocks(blocks: Blocks, who: str) -> list[np.ndarray]:
         arr = np.asarray([list(b) for b in pair], dtype=np.float64)
         if arr.ndim != 2 or arr.size == 0:
             raise ValueError(
-                f"{who}: process pair {i} needs equal-length, non-empty blocks; got shape {arr.shape!r}"
+                f"{who}: process pair {i} needs equal-length, non-empty blocks; "
+                f"got shape {arr.shape!r}"
             )
         if not np.all(np.isfinite(arr)) or np.any(arr < 0):
             raise ValueError(

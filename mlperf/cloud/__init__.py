@@ -1,7 +1,13 @@
 """Cloud ML on SageMaker, Vertex AI and Azure ML, and a local run of the same training script.
 
-``import mlperf.cloud`` imports no SDK; each provider lives in its own module
-(:mod:`mlperf.cloud.sagemaker`, :mod:`mlperf.cloud.vertex`, :mod:`mlperf.cloud.azure`).
+``import mlperf.cloud`` imports no SDK; each provider is a package named like its
+suite folder (:mod:`mlperf.cloud.sagemaker`, :mod:`mlperf.cloud.vertex`,
+:mod:`mlperf.cloud.azure`, tested under ``suites/cloud/<provider>/``), laid out the
+same way: ``__init__`` (the public verbs), ``_base`` (client or session, shared
+helpers), ``_training`` (upload, train, tune) and ``_serving`` (deploy, predict,
+delete; SageMaker's clean-up is ``_cleanup``).  What the providers share (errors,
+redaction, telemetry opt-out, metric parsing, argument checks) is
+:mod:`mlperf.cloud.common`.
 :func:`run_local` runs a training script in a subprocess under one provider's
 conventions (directories, environment variables, argument style) so a user can
 test it before paying for a cloud job.
@@ -20,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from mlperf.cloud._common import CloudError, parse_metrics, redact
+from mlperf.cloud.common import CloudError, parse_metrics, redact
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -41,7 +47,7 @@ PROVIDERS: tuple[str, ...] = ("sagemaker", "azure", "vertex")
 
 
 def training_script() -> Path:
-    """Path of the scikit-learn training script that ships with mlperf (all three providers use it)."""
+    """Path of the scikit-learn training script that ships with mlperf (every provider uses it)."""
     return Path(__file__).parent / "scripts" / "train_sklearn.py"
 
 
@@ -157,7 +163,8 @@ def _conventions(
         }
         return env, _cli_args(hps, joined=False), model_dir
     if provider == "azure":
-        # an Azure ML command job: `python train.py --data ${{inputs.data}} ... --model_dir ./outputs`
+        # an Azure ML command job:
+        # `python train.py --data ${{inputs.data}} ... --model_dir ./outputs`
         model_dir = root / "outputs"
         args = [
             "--data",

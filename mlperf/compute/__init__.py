@@ -20,9 +20,9 @@ numba is imported inside functions and compiled lazily (``cache=True``): the fir
 call per dtype/layout costs ~0.25 s of compiling (~0.15 s in later processes).  The
 numba threading layer defaults to ``workqueue`` (unless ``NUMBA_THREADING_LAYER``
 is set): on busy machines the OpenMP layer made ``parallel=True`` 28-57x slower.
-No kernel here uses ``parallel=True``: measured on the 2-core machine with
-``workqueue``, a ``prange`` version of numba_fastmath was 2x slower at 10000 x 100
-and no faster at 400 MB.
+No kernel here uses ``parallel=True``: with ``workqueue``, a ``prange`` version of
+numba_fastmath was 2x slower at 10000 x 100 and no faster at 400 MB.  (These
+figures: 2026-11-26, a 2-core CI VM.)
 """
 
 from __future__ import annotations
@@ -58,8 +58,9 @@ class Method:
 
     ``func`` takes a validated 2-D float32/float64 array with at least one row and
     one column and returns float64 norms.  ``safe`` means correct for every finite
-    input; ``tutorial`` marks the seed tutorial's own approach; ``requires`` names
-    the optional module it needs.
+    input; ``tutorial`` marks the tutorial's own approach (its code is kept in
+    ``suites/compute/compute_tutorial.py``); ``requires`` names the optional module
+    it needs.
     """
 
     name: str
@@ -151,8 +152,9 @@ def row_norms(x: ArrayLike, method: str = "auto") -> Any:
     method:
         A name from :func:`methods`, or ``"auto"``: the fastest method that is right
         for every input -- ``safe`` (``safe_numpy`` without numba; ``cuda`` for a CuPy
-        array).  Measured here, ``safe`` costs what ``numba_fastmath`` costs (1.1-1.2x
-        it, 1.2-1.5x a plain read of x), so no cheaper unsafe method is worth a check.
+        array).  ``safe`` costs what ``numba_fastmath`` costs (1.1-1.2x it, 1.2-1.5x a
+        plain read of x: the read-bound column of ``suites/compute/test_row_norms_bench.py``,
+        2026-11-26), so no cheaper unsafe method is worth a check.
         It never picks ``parallel``: on 2 cores, copying into shared memory costs
         about what the second core saves.
 

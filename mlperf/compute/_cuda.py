@@ -135,7 +135,8 @@ _LANES_PER_ROW = (32, 16, 8, 4)  # compiled variants of the 16-byte-load kernel
 def _lanes(vectors_per_row: int) -> int:
     # About 6 loads per lane did best on an H200 for 100-column rows (float64: 8 lanes,
     # 1.07-1.21x the copy bound at 4 GB / 400 MB, against 1.34-1.44x for a warp a row;
-    # float32: 4 lanes, 1.87x against 2.34x)
+    # float32: 4 lanes, 1.87x against 2.34x; 2026-11-26, the ratios
+    # suites/compute/test_row_norms_bench.py::test_cuda_row_norms reports)
     lanes = 32
     while lanes > 4 and lanes * 6 > vectors_per_row:
         lanes //= 2

@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 # forkserver, not fork: forking a process that runs threads (pyarrow, xdist) can
 # deadlock, and it is Python 3.14's default anyway.  The forkserver imports numpy and
 # numba and loads the kernels once (mlperf.compute._worker), so the first call costs
-# ~1-3 s (measured on the busy 2-core machine) and a pool started after
-# shutdown_pool() ~0.05-0.2 s; a warm call costs ~1 ms of inter-process traffic.
+# ~1-3 s and a pool started after shutdown_pool() ~0.05-0.2 s; a warm call costs ~1 ms
+# of inter-process traffic (every figure here: 2026-11-26, a busy 2-core CI VM).
 # Like any spawn/forkserver pool, its workers re-run the main script's top level:
 # scripts need an `if __name__ == "__main__":` guard.  Rows go through shared memory,
 # not pickles: one copy in, n_rows floats out.  The blocks stay for the next call (a
@@ -30,8 +30,9 @@ if TYPE_CHECKING:
 #
 # On 2 cores this gains nothing: the copy, the traffic and the second worker's fight
 # for a core cost more than the core saves (10000x100: ~14-70x the read bound, against
-# ~1.5x for "safe" alone; 400 MB: ~4.5x against ~1.1x).  It is here to measure that,
-# and for machines with many cores and arrays already in shared memory.
+# ~1.5x for "safe" alone; 400 MB: ~4.5x against ~1.1x; the ratios that
+# suites/compute/test_row_norms_bench.py reports for every method).  It is here to
+# measure that, and for machines with many cores and arrays already in shared memory.
 
 
 class _Pool:

@@ -23,6 +23,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["down", "main", "up"]
 
@@ -61,8 +65,14 @@ def _start(
     with open(logs / f"{name}.log", "ab") as log:
         # Own session = own process group: `down` can stop the service and everything
         # it spawned with one killpg, touching nothing else on the host.
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env, start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
     (directory / f"{name}.pid").write_text(json.dumps({"pid": proc.pid, "cmd": cmd[:3]}))
     return proc
 
@@ -120,27 +130,81 @@ def up(directory: str | os.PathLike[str], *, timeout: float = 180.0) -> dict[str
         env.pop(var, None)
     dask_addr = f"tcp://127.0.0.1:{ports['dask']}"
     commands = {
-        "dask-scheduler": [str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1",
-                           "--port", str(ports["dask"]), "--no-dashboard", "--dashboard-address", "127.0.0.1:0"],
-        "dask-worker": [str(bin_dir / "dask"), "worker", dask_addr, "--nworkers", "2", "--nthreads", "1",
-                        "--host", "127.0.0.1", "--no-dashboard", "--dashboard-address", "127.0.0.1:0",
-                        "--local-directory", str(tmp / "dask")],
-        "spark-connect": [str(spark_home / "sbin" / "start-connect-server.sh"), "--wait",
-                          "--master", "local[2]", "--driver-memory", "2g",
-                          "--conf", "spark.connect.grpc.binding.address=127.0.0.1",
-                          "--conf", f"spark.connect.grpc.binding.port={ports['spark']}",
-                          "--conf", f"spark.local.dir={tmp / 'spark'}",
-                          "--conf", f"spark.driver.extraJavaOptions=-Djava.io.tmpdir={tmp / 'spark'} -XX:-UsePerfData",
-                          "--conf", f"spark.sql.warehouse.dir={tmp / 'spark' / 'warehouse'}",
-                          "--conf", "spark.sql.adaptive.enabled=true",
-                          "--conf", "spark.ui.enabled=false"],
-        "ray-head": [str(bin_dir / "ray"), "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
-                     "--port", str(ports["ray"]), "--num-cpus", "2", "--disable-usage-stats",
-                     "--include-dashboard", "false", "--temp-dir", _ray_temp(tmp),
-                     "--ray-client-server-port", str(ports["ray_client"]),
-                     "--dashboard-agent-listen-port", str(ports["ray_agent"]),
-                     "--dashboard-host", "127.0.0.1", "--dashboard-port", str(ports["ray_dash"])],
-    }  # fmt: skip
+        "dask-scheduler": [
+            str(bin_dir / "dask"),
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(ports["dask"]),
+            "--no-dashboard",
+            "--dashboard-address",
+            "127.0.0.1:0",
+        ],
+        "dask-worker": [
+            str(bin_dir / "dask"),
+            "worker",
+            dask_addr,
+            "--nworkers",
+            "2",
+            "--nthreads",
+            "1",
+            "--host",
+            "127.0.0.1",
+            "--no-dashboard",
+            "--dashboard-address",
+            "127.0.0.1:0",
+            "--local-directory",
+            str(tmp / "dask"),
+        ],
+        "spark-connect": [
+            str(spark_home / "sbin" / "start-connect-server.sh"),
+            "--wait",
+            "--master",
+            "local[2]",
+            "--driver-memory",
+            "2g",
+            "--conf",
+            "spark.connect.grpc.binding.address=127.0.0.1",
+            "--conf",
+            f"spark.connect.grpc.binding.port={ports['spark']}",
+            "--conf",
+            f"spark.local.dir={tmp / 'spark'}",
+            "--conf",
+            f"spark.driver.extraJavaOptions=-Djava.io.tmpdir={tmp / 'spark'} -XX:-UsePerfData",
+            "--conf",
+            f"spark.sql.warehouse.dir={tmp / 'spark' / 'warehouse'}",
+            "--conf",
+            "spark.sql.adaptive.enabled=true",
+            "--conf",
+            "spark.ui.enabled=false",
+        ],
+        "ray-head": [
+            str(bin_dir / "ray"),
+            "start",
+            "--head",
+            "--block",
+            "--node-ip-address",
+            "127.0.0.1",
+            "--port",
+            str(ports["ray"]),
+            "--num-cpus",
+            "2",
+            "--disable-usage-stats",
+            "--include-dashboard",
+            "false",
+            "--temp-dir",
+            _ray_temp(tmp),
+            "--ray-client-server-port",
+            str(ports["ray_client"]),
+            "--dashboard-agent-listen-port",
+            str(ports["ray_agent"]),
+            "--dashboard-host",
+            "127.0.0.1",
+            "--dashboard-port",
+            str(ports["ray_dash"]),
+        ],
+    }
     procs = {}
     try:
         procs["dask-scheduler"] = _start(
@@ -209,25 +273,47 @@ def _wait_workers(
 
     distributed = require("distributed", "the Dask cluster")
     with distributed.Client(address, timeout="30s") as client:
-        deadline = time.monotonic() + timeout
-        while len(client.scheduler_info(n_workers=-1)["workers"]) < 2:
-            _check_alive(directory, procs)
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"cluster up: 2 Dask workers did not join {address} within {timeout:.0f} s;"
-                                   f"\n{_tail(directory, 'dask-worker')}")  # fmt: skip
-            time.sleep(0.25)
+        _wait_until(
+            lambda: len(client.scheduler_info(n_workers=-1)["workers"]) >= 2,
+            f"2 Dask workers did not join {address}",
+            "dask-worker",
+            directory,
+            procs,
+            timeout,
+        )
 
 
 def _wait_log(
     directory: Path, name: str, text: str, procs: dict[str, subprocess.Popen[bytes]], timeout: float
 ) -> None:
-    deadline = time.monotonic() + timeout
     log = directory / "logs" / f"{name}.log"
-    while text not in log.read_text(errors="replace"):
+    _wait_until(
+        lambda: text in log.read_text(errors="replace"),
+        f"{name} did not report {text!r}",
+        name,
+        directory,
+        procs,
+        timeout,
+    )
+
+
+def _wait_until(
+    done: Callable[[], bool],
+    what: str,
+    log_name: str,
+    directory: Path,
+    procs: dict[str, subprocess.Popen[bytes]],
+    timeout: float,
+) -> None:
+    """Poll *done* until it holds; fail with *what* and the log's tail if a process dies
+    or *timeout* seconds pass."""
+    deadline = time.monotonic() + timeout
+    while not done():
         _check_alive(directory, procs)
         if time.monotonic() > deadline:
-            raise RuntimeError(f"cluster up: {name} did not report {text!r} within {timeout:.0f} s;"
-                               f"\n{_tail(directory, name)}")  # fmt: skip
+            raise RuntimeError(
+                f"cluster up: {what} within {timeout:.0f} s;\n{_tail(directory, log_name)}"
+            )
         time.sleep(0.25)
 
 
@@ -319,8 +405,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.action == "up":
             t0 = time.perf_counter()
             variables = up(args.dir, timeout=args.timeout)
-            print(f"cluster up in {time.perf_counter() - t0:.1f} s: " + ", ".join(f"{k}={v}" for k, v in variables.items()
-                  if k in ("SPARK_REMOTE", "DASK_SCHEDULER_ADDRESS", "RAY_ADDRESS")))  # fmt: skip
+            print(
+                f"cluster up in {time.perf_counter() - t0:.1f} s: "
+                + ", ".join(
+                    f"{k}={v}"
+                    for k, v in variables.items()
+                    if k in ("SPARK_REMOTE", "DASK_SCHEDULER_ADDRESS", "RAY_ADDRESS")
+                )
+            )
         else:
             print(
                 "cluster down: stopped " + (", ".join(down(args.dir)) or "nothing (no PID files)")

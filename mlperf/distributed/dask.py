@@ -1,4 +1,4 @@
-"""The seed's distributed jobs on Dask (a LocalCluster, or a scheduler by address).
+"""The distributed jobs on Dask (a LocalCluster, or a scheduler by address).
 
 ``dask_client()`` starts a LocalCluster of worker *processes* on 127.0.0.1 unless
 ``DASK_SCHEDULER_ADDRESS`` (or ``address=``) names a running scheduler; the job
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from mlperf._optional import require
-from mlperf.distributed._common import (
+from mlperf.distributed.common import (
     DEFAULT_FEATURES,
     INPUT_COLUMNS,
     LABEL_SOURCE,
@@ -63,10 +63,10 @@ def dask_client(
         Scheduler address; default ``$DASK_SCHEDULER_ADDRESS``; none: a LocalCluster.
     n_workers, threads_per_worker:
         LocalCluster size: worker processes (own GIL each) x threads.  The default
-        2 x 1 fits this project's 2-core machines; FACTS.md measured 4 x 2 starting
-        twice as slowly for nothing.
+        2 x 1 fits this project's 2-core machines (4 x 2 started in 3.5-6.4 s there,
+        2 x 1 in 1.7-3.4 s; 2026-11-26, a 2-core CI VM).
     tmp:
-        Root of temporary files (default :func:`~mlperf.distributed._common.tmp_root`);
+        Root of temporary files (default :func:`~mlperf.distributed.common.tmp_root`);
         worker spill and scratch go to ``<tmp>/dask``.
 
     Raises
@@ -86,9 +86,17 @@ def dask_client(
     cluster = None
     with dask.config.set({"temporary-directory": str(local)}):
         if address:
-            ensure_reachable(address, 8786, func=func, what="Dask scheduler", fix=(
-                "start it (python -m mlperf.distributed.cluster up) or unset DASK_SCHEDULER_ADDRESS"),
-                greeting=address.startswith("tcp://") or "://" not in address)  # fmt: skip
+            ensure_reachable(
+                address,
+                8786,
+                func=func,
+                what="Dask scheduler",
+                fix=(
+                    "start it (python -m mlperf.distributed.cluster up) or unset "
+                    "DASK_SCHEDULER_ADDRESS"
+                ),
+                greeting=address.startswith("tcp://") or "://" not in address,
+            )
             client = distributed.Client(address, timeout=f"{timeout}s")
         else:
             cluster = distributed.LocalCluster(
@@ -117,7 +125,8 @@ def _current(session: Any, func: str) -> Any:
         return distributed.default_client()
     except ValueError:
         raise RuntimeError(
-            f"{func}: no Dask client is running; call it inside `with dask_client():` or pass session="
+            f"{func}: no Dask client is running; call it inside `with dask_client():` or pass "
+            "session="
         ) from None
 
 
@@ -150,7 +159,7 @@ def region_summary(data: Any, *, min_users: int = 0, session: Client | None = No
     """Per-region statistics on Dask, exact where ``groupby().std()`` is not.
 
     Each partition yields count, sum and M2 per region; the driver merges them with
-    Chan's formula.  Dask's own ``groupby(...).std()`` (the seed's way) uses the
+    Chan's formula.  Dask's own ``groupby(...).std()`` uses the
     sum-of-squares formula and loses every digit once the mean is large against the
     spread (1e8 + N(0, 1): 100 % error), see ``suites/distributed``.
 
@@ -167,7 +176,7 @@ def region_summary(data: Any, *, min_users: int = 0, session: Client | None = No
     Returns
     -------
     pandas.DataFrame
-        Layout of :func:`mlperf.distributed._common.region_summary`.
+        Layout of :func:`mlperf.distributed.common.region_summary`.
     """
     func = "dask.region_summary"
     min_users = check_min_users(min_users, func)
@@ -194,9 +203,9 @@ def train_forest(
     seed: int = 42,
     session: Client | None = None,
 ) -> ForestResult:
-    """The seed's random forest on Dask.
+    """A random forest on Dask.
 
-    ``dask_ml.ensemble.RandomForestClassifier`` (the seed's import) does not exist:
+    ``dask_ml.ensemble.RandomForestClassifier`` does not exist (dask-ml 2025.1):
     scikit-learn's forest is fitted with its trees built on the workers
     (``joblib.parallel_config(backend="dask")``), and the test split is scored
     partition by partition on the workers through ``dask_ml.wrappers.ParallelPostFit``.
@@ -250,8 +259,9 @@ def train_forest(
     forest.n_jobs = 1  # each partition's prediction runs in one worker thread
     pred = wrappers.ParallelPostFit(estimator=forest).predict(X_test)
     labels = y_test.to_dask_array()
-    counts = labels.map_blocks(_confusion, pred, chunks=((1,) * labels.numblocks[0], (4,)),
-                               dtype=np.int64, new_axis=1)  # fmt: skip
+    counts = labels.map_blocks(
+        _confusion, pred, chunks=((1,) * labels.numblocks[0], (4,)), dtype=np.int64, new_axis=1
+    )
     tn, fp, fn, tp = (int(v) for v in client.compute(counts.sum(axis=0), sync=True))
     t3 = time.perf_counter()
     accuracy, balanced = scores_from_confusion({(0, 0): tn, (0, 1): fp, (1, 0): fn, (1, 1): tp})

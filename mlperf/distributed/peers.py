@@ -3,7 +3,7 @@
 They show what one process with a vectorised engine does with the data the
 distributed engines split across workers, so the benchmarks can say where a
 cluster pays off on this machine.  Both read a pandas frame or Parquet path(s) and
-return exactly the layout of :func:`mlperf.distributed._common.region_summary`.
+return exactly the layout of :func:`mlperf.distributed.common.region_summary`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from mlperf._optional import require
-from mlperf.distributed._common import (
+from mlperf.distributed.common import (
     INPUT_COLUMNS,
     check_min_users,
     check_purchases,
@@ -60,11 +60,13 @@ def duckdb_region_summary(
     Returns
     -------
     pandas.DataFrame
-        Same layout as :func:`mlperf.distributed._common.region_summary`.
+        Same layout as :func:`mlperf.distributed.common.region_summary`.
     """
     func = "duckdb_region_summary"
     min_users = check_min_users(min_users, func)
-    duckdb = require("duckdb", "the DuckDB peer")
+    require("duckdb", "the DuckDB peer")
+    import duckdb
+
     con = duckdb.connect()
     try:
         if isinstance(data, (str, os.PathLike)):
@@ -95,11 +97,13 @@ def polars_region_summary(
     Returns
     -------
     pandas.DataFrame
-        Same layout as :func:`mlperf.distributed._common.region_summary`.
+        Same layout as :func:`mlperf.distributed.common.region_summary`.
     """
     func = "polars_region_summary"
     min_users = check_min_users(min_users, func)
-    pl = require("polars", "the Polars peer")
+    require("polars", "the Polars peer")
+    import polars as pl
+
     if isinstance(data, (str, os.PathLike)):
         lf = pl.scan_parquet(_parquet_glob(parquet_path(data, func))).select(list(INPUT_COLUMNS))
     else:

@@ -1,7 +1,7 @@
-"""The seed's distributed jobs on Ray: Ray Data, a forest trained in Ray, Ray Tune.
+"""The distributed jobs on Ray: Ray Data, a forest trained in Ray, Ray Tune.
 
-``ray_runtime()`` starts a local Ray (auth disabled, as FACTS.md says Ray >= 2.59
-needs for local tests) unless ``RAY_ADDRESS`` (or ``address=``) names a running
+``ray_runtime()`` starts a local Ray (token authentication disabled: Ray >= 2.59
+turns it on for local clusters too) unless ``RAY_ADDRESS`` (or ``address=``) names a running
 cluster; the job functions run unchanged on either.
 """
 
@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from mlperf._optional import require
-from mlperf.distributed._common import (
+from mlperf.distributed.common import (
     DEFAULT_FEATURES,
     INPUT_COLUMNS,
     LABEL_SOURCE,
@@ -84,7 +84,7 @@ def ray_runtime(
     num_cpus:
         Local Ray only; default all cores.
     tmp:
-        Root of temporary files (default :func:`~mlperf.distributed._common.tmp_root`);
+        Root of temporary files (default :func:`~mlperf.distributed.common.tmp_root`);
         a local Ray's session dir goes to ``<tmp>/ray``.
 
     Raises
@@ -102,8 +102,13 @@ def ray_runtime(
     quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
     if address and address not in ("local", "auto"):
         default_port = 10001 if address.startswith("ray://") else 6379
-        ensure_reachable(address, default_port, func=func, what="Ray head", fix=(
-            "start it (python -m mlperf.distributed.cluster up) or unset RAY_ADDRESS"))  # fmt: skip
+        ensure_reachable(
+            address,
+            default_port,
+            func=func,
+            what="Ray head",
+            fix=("start it (python -m mlperf.distributed.cluster up) or unset RAY_ADDRESS"),
+        )
     if ray.is_initialized():
         raise RuntimeError(
             f"{func}: Ray is already initialised in this process; call ray.shutdown() first"
@@ -174,7 +179,7 @@ def region_summary(data: Any, *, min_users: int = 0) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Layout of :func:`mlperf.distributed._common.region_summary`.
+        Layout of :func:`mlperf.distributed.common.region_summary`.
     """
     func = "ray.region_summary"
     min_users = check_min_users(min_users, func)
@@ -203,7 +208,7 @@ def train_forest(
     test_size: float = 0.2,
     seed: int = 42,
 ) -> ForestResult:
-    """The seed's random forest trained inside Ray.
+    """A random forest trained inside Ray.
 
     scikit-learn's forest builds its trees as Ray tasks (joblib's ``ray`` backend),
     and the test split is scored by Ray tasks, one per CPU.  The data is gathered
@@ -254,8 +259,12 @@ def train_forest(
     model = ray.put(forest)
     n_blocks = max(1, min(int(ray.cluster_resources().get("CPU", 1)), len(y_test)))
     score = ray.remote(_predict_block)
-    refs = [score.remote(model, X, yb) for X, yb in zip(
-        np.array_split(X_test, n_blocks), np.array_split(y_test, n_blocks), strict=True)]  # fmt: skip
+    refs = [
+        score.remote(model, X, yb)
+        for X, yb in zip(
+            np.array_split(X_test, n_blocks), np.array_split(y_test, n_blocks), strict=True
+        )
+    ]
     tn, fp, fn, tp = (int(v) for v in np.sum(ray.get(refs), axis=0))
     t3 = time.perf_counter()
     accuracy, balanced = scores_from_confusion({(0, 0): tn, (0, 1): fp, (1, 0): fn, (1, 1): tp})
@@ -274,7 +283,7 @@ def train_forest(
 def make_tuning_data(
     n_samples: int = 10_000, n_features: int = 10, seed: int = 42
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The seed's tuning data: ``X ~ N(0, 1)``, ``y = sum(X, axis=1) > 0`` (learnable)."""
+    """Tuning data: ``X ~ N(0, 1)``, ``y = sum(X, axis=1) > 0`` (learnable)."""
     X = np.random.default_rng(seed).standard_normal((n_samples, n_features))
     return X, (X.sum(axis=1) > 0).astype(np.int64)
 
@@ -332,19 +341,19 @@ def tune_forest(
     seed: int = 42,
     plot_dir: str | os.PathLike[str] | None = None,
 ) -> TuneResult:
-    """The seed's Ray Tune search with the current API (Tuner, TuneConfig, ASHAScheduler).
+    """A Ray Tune search with the current API (Tuner, TuneConfig, ASHAScheduler).
 
-    Every (n_estimators, max_depth) pair is tried (``grid_search``; the seed's 20
-    random choices from 9 pairs repeat some and miss others) *num_samples* times.
-    Each trial grows its forest in *n_steps* warm-started steps and reports the
-    validation accuracy after each, so ASHA can stop weak trials early (the seed's
-    trials report once, and ASHA never stops any).  A trial that raises fails
+    Every (n_estimators, max_depth) pair is tried (``grid_search``: 20 random choices
+    from 9 pairs would repeat some and miss others) *num_samples* times.  Each trial
+    grows its forest in *n_steps* warm-started steps and reports the validation
+    accuracy after each, so ASHA can stop weak trials early (a trial that reports
+    once cannot be stopped early).  A trial that raises fails
     alone: the others run on and the failure is listed in ``errors``.
 
     Parameters
     ----------
     X, y:
-        Features and labels; default :func:`make_tuning_data` (the seed's).
+        Features and labels; default :func:`make_tuning_data`.
     n_estimators, max_depth:
         The grid.
     num_samples:
@@ -405,15 +414,17 @@ def tune_forest(
     for result in grid:
         metrics = result.metrics or {}
         done = int(metrics.get("training_iteration", 0))
-        rows.append({
-            "n_estimators": result.config["n_estimators"],
-            "max_depth": result.config["max_depth"],
-            "accuracy": metrics.get("accuracy", np.nan),
-            "n_trees": metrics.get("n_trees", 0),
-            "iterations": done,
-            "stopped_early": result.error is None and done < n_steps,
-            "error": None if result.error is None else _describe(result.error),
-        })  # fmt: skip
+        rows.append(
+            {
+                "n_estimators": result.config["n_estimators"],
+                "max_depth": result.config["max_depth"],
+                "accuracy": metrics.get("accuracy", np.nan),
+                "n_trees": metrics.get("n_trees", 0),
+                "iterations": done,
+                "stopped_early": result.error is None and done < n_steps,
+                "error": None if result.error is None else _describe(result.error),
+            }
+        )
     trials = pd.DataFrame(rows)
     errors = trials.loc[
         trials["error"].notna(), ["n_estimators", "max_depth", "error"]
@@ -426,8 +437,10 @@ def tune_forest(
     if plot_dir is not None:
         out = Path(plot_dir)
         out.mkdir(parents=True, exist_ok=True)
-        plots = [_scatter(trials, "n_estimators", out / "tune_n_estimators.png"),
-                 _scatter(trials, "max_depth", out / "tune_max_depth.png")]  # fmt: skip
+        plots = [
+            _scatter(trials, "n_estimators", out / "tune_n_estimators.png"),
+            _scatter(trials, "max_depth", out / "tune_max_depth.png"),
+        ]
     return TuneResult(
         best_config={
             "n_estimators": int(best["n_estimators"]),

@@ -1,4 +1,4 @@
-"""The seed's distributed jobs on Apache Spark (local, standalone master or Spark Connect).
+"""The distributed jobs on Apache Spark (local, standalone master or Spark Connect).
 
 ``spark_session()`` is local (``local[*]`` with adaptive execution) unless
 ``SPARK_REMOTE`` (Spark Connect, e.g. ``sc://127.0.0.1:15002``) or a master URL
@@ -14,12 +14,12 @@ import uuid
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 
 from mlperf._optional import require
-from mlperf.distributed._common import (
+from mlperf.distributed.common import (
     DEFAULT_FEATURES,
     INPUT_COLUMNS,
     LABEL_SOURCE,
@@ -98,7 +98,7 @@ def spark_session(
     app_name:
         Application name.
     tmp:
-        Root of temporary files (default :func:`~mlperf.distributed._common.tmp_root`);
+        Root of temporary files (default :func:`~mlperf.distributed.common.tmp_root`);
         ``spark.local.dir``, the warehouse and the JVM's temp dir go to ``<tmp>/spark``.
     conf:
         Extra Spark settings, applied last.
@@ -112,18 +112,30 @@ def spark_session(
         This process already runs a local SparkContext (one JVM holds one).
     """
     func = "spark_session"
-    sql = require("pyspark.sql", "Spark sessions")
+    require("pyspark.sql", "Spark sessions")
+    from pyspark import sql
+
     remote = remote or os.environ.get("SPARK_REMOTE") or None
     master = master or os.environ.get("SPARK_MASTER") or None
     builder = sql.SparkSession.builder.appName(app_name)
     if remote:
-        ensure_reachable(remote, 15002, func=func, what="Spark Connect server", fix=(
-            "start it (python -m mlperf.distributed.cluster up) or unset SPARK_REMOTE"))  # fmt: skip
+        ensure_reachable(
+            remote,
+            15002,
+            func=func,
+            what="Spark Connect server",
+            fix=("start it (python -m mlperf.distributed.cluster up) or unset SPARK_REMOTE"),
+        )
         builder = builder.remote(remote)
     else:
         if master and not master.startswith("local"):
-            ensure_reachable(master, 7077, func=func, what="Spark master", fix=(
-                "start the master or unset SPARK_MASTER to run locally"))  # fmt: skip
+            ensure_reachable(
+                master,
+                7077,
+                func=func,
+                what="Spark master",
+                fix=("start the master or unset SPARK_MASTER to run locally"),
+            )
         active = require("pyspark").SparkContext._active_spark_context
         if active is not None:
             raise RuntimeError(
@@ -146,7 +158,8 @@ def spark_session(
             "spark.sql.warehouse.dir": str(local / "warehouse"),
             "spark.driver.extraJavaOptions": (
                 # -XX:-UsePerfData: no /tmp/hsperfdata_<user> (the JVM ignores java.io.tmpdir there)
-                f"-Djava.io.tmpdir={local} -Dlog4j2.configurationFile=file:{log_conf} -XX:-UsePerfData"
+                f"-Djava.io.tmpdir={local} -Dlog4j2.configurationFile=file:{log_conf} "
+                "-XX:-UsePerfData"
             ),
             "spark.driver.memory": "2g",
             "spark.ui.enabled": "false",
@@ -195,8 +208,8 @@ def to_spark(
     """*data* (pandas frame, Parquet path or Spark DataFrame) as a Spark DataFrame.
 
     A pandas frame of :data:`STAGE_ROWS` rows or more goes to a local session through
-    a staged Parquet file under the temp root (measured 4-10x faster than
-    ``createDataFrame`` at 1e6 rows here, which ships the rows inside task closures);
+    a staged Parquet file under the temp root (4-10x faster than ``createDataFrame``
+    at 1e6 rows on a 2-core CI VM, 2026-11-26; that ships the rows inside task closures);
     smaller frames, and any frame for a remote session (which cannot read our
     files), go as Arrow batches through ``createDataFrame``.
     The staged file is deleted on exit, so use the frame inside the ``with``.
@@ -229,7 +242,7 @@ def to_spark(
 def region_summary(
     data: Any, *, min_users: int = 0, session: SparkSession | None = None
 ) -> pd.DataFrame:
-    """Per-region statistics on Spark (the seed's ``groupBy('region').agg(...)``).
+    """Per-region statistics on Spark (``groupBy('region').agg(...)``).
 
     Parameters
     ----------
@@ -244,13 +257,15 @@ def region_summary(
     Returns
     -------
     pandas.DataFrame
-        Layout of :func:`mlperf.distributed._common.region_summary`.
+        Layout of :func:`mlperf.distributed.common.region_summary`.
     """
     func = "spark.region_summary"
     min_users = check_min_users(min_users, func)
     if isinstance(data, pd.DataFrame):
         check_purchases(data, func)
-    F = require("pyspark.sql.functions", "Spark jobs")
+    require("pyspark.sql.functions", "Spark jobs")
+    from pyspark.sql import functions as F
+
     with to_spark(data, INPUT_COLUMNS, session=session, func=func) as sdf:
         # Spark counts NaN as a number (one NaN makes a group's mean NaN); pandas skips
         # it.  nanvl(x, NULL) turns NaN into NULL, which every aggregate skips.
@@ -284,9 +299,9 @@ def train_forest(
     seed: int = 42,
     session: SparkSession | None = None,
 ) -> ForestResult:
-    """The seed's random forest in Spark ML: VectorAssembler + RandomForestClassifier.
+    """A random forest in Spark ML: VectorAssembler + RandomForestClassifier.
 
-    The label is the seed's ``purchase_amount > mean(purchase_amount)``; the split is
+    The label is ``purchase_amount > mean(purchase_amount)``; the split is
     ``randomSplit([1 - test_size, test_size], seed)``; accuracy comes from
     ``MulticlassClassificationEvaluator``, balanced accuracy from the confusion counts.
 
@@ -307,11 +322,21 @@ def train_forest(
     feats = check_forest_args(features, n_trees, max_depth, test_size, seed, func)
     if isinstance(data, pd.DataFrame):
         check_forest_frame(data, feats, func)
-    F = require("pyspark.sql.functions", "Spark ML")
-    ml = require("pyspark.ml", "Spark ML")
-    clf = require("pyspark.ml.classification", "Spark ML")
-    feat_mod = require("pyspark.ml.feature", "Spark ML")
-    evaluation = require("pyspark.ml.evaluation", "Spark ML")
+    require("pyspark.sql.functions", "Spark ML")
+    from pyspark.sql import functions as F
+
+    require("pyspark.ml", "Spark ML")
+    from pyspark import ml
+
+    require("pyspark.ml.classification", "Spark ML")
+    from pyspark.ml import classification as clf
+
+    require("pyspark.ml.feature", "Spark ML")
+    from pyspark.ml import feature as feat_mod
+
+    require("pyspark.ml.evaluation", "Spark ML")
+    from pyspark.ml import evaluation
+
     columns = tuple(dict.fromkeys((*feats, LABEL_SOURCE)))
     t0 = time.perf_counter()
     with to_spark(data, columns, session=session, func=func) as sdf:
@@ -319,11 +344,20 @@ def train_forest(
         labelled = sdf.withColumn("label", (F.col(LABEL_SOURCE) > F.lit(threshold)).cast("int"))
         train, test = labelled.randomSplit([1.0 - test_size, test_size], seed=seed)
         t1 = time.perf_counter()
-        pipeline = ml.Pipeline(stages=[
-            feat_mod.VectorAssembler(inputCols=list(feats), outputCol="features", handleInvalid="error"),
-            clf.RandomForestClassifier(labelCol="label", featuresCol="features", numTrees=int(n_trees),
-                                       maxDepth=int(max_depth), seed=int(seed)),
-        ])  # fmt: skip
+        pipeline = ml.Pipeline(
+            stages=[
+                feat_mod.VectorAssembler(
+                    inputCols=list(feats), outputCol="features", handleInvalid="error"
+                ),
+                clf.RandomForestClassifier(
+                    labelCol="label",
+                    featuresCol="features",
+                    numTrees=int(n_trees),
+                    maxDepth=int(max_depth),
+                    seed=int(seed),
+                ),
+            ]
+        )
         model = pipeline.fit(train)
         t2 = time.perf_counter()
         predictions = model.transform(test).select("label", "prediction").cache()
@@ -336,8 +370,9 @@ def train_forest(
         t3 = time.perf_counter()
     confusion = {(int(r["label"]), int(r["prediction"])): int(r["count"]) for r in rows}
     _, balanced = scores_from_confusion(confusion)
+    forest = cast(clf.RandomForestClassificationModel, model.stages[-1])
     importances = pd.Series(
-        model.stages[-1].featureImportances.toArray(), index=list(feats), name="importance"
+        forest.featureImportances.toArray(), index=list(feats), name="importance"
     )
     return ForestResult(
         accuracy=float(accuracy),

@@ -19,10 +19,24 @@ import math
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from mlperf.report.charts import plot_ratios, plot_trends
+from mlperf.records import (
+    DEFAULT_BASELINES_DIR,
+    DEFAULT_MAX_REGRESSION,
+    DEFAULT_METRIC,
+    DEFAULT_REPORTS_DIR,
+    RUN_KIND,
+    RUN_SCHEMA_VERSION,
+    samples_of,
+)
+from mlperf.report.charts import RatioRow, plot_ratios, plot_trends
 from mlperf.report.page import CSS, SCRIPT, family_section, img, markdown_to_html, table
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from mlperf.records import BaselineEntry, RunRecord
 
 __all__ = [
     "ReportError",
@@ -34,6 +48,8 @@ __all__ = [
     "run",
 ]
 
+#: runs of the machine's history that the trend plots show
+HISTORY_LIMIT = 100
 OWN_DIR = "_mlperf"  # our PNGs; not a suite family
 _SKIP_DIRS = {"history", OWN_DIR}
 
@@ -42,7 +58,7 @@ class ReportError(Exception):
     """The inputs cannot make a report; the message says which file and what to do."""
 
 
-def load_run(reports: Path) -> dict[str, Any] | None:
+def load_run(reports: Path) -> RunRecord | None:
     """``reports/latest.json`` (None when absent); refuses another kind or schema version."""
     path = reports / "latest.json"
     if not path.is_file():
@@ -53,20 +69,24 @@ def load_run(reports: Path) -> dict[str, Any] | None:
         raise ReportError(
             f"{str(path)!r} is unreadable ({exc}); re-create it with `make bench`"
         ) from exc
-    if not isinstance(data, dict) or data.get("kind") != "mlperf-run":
+    if not isinstance(data, dict) or data.get("kind") != RUN_KIND:
         raise ReportError(
-            f"{str(path)!r} is not an mlperf run file (kind {data.get('kind')!r}); re-run `make bench`"
+            f"{str(path)!r} is not an mlperf run file (kind {data.get('kind')!r}); re-run `make "
+            "bench`"
         )
-    if data.get("schema_version") != 1:
+    if data.get("schema_version") != RUN_SCHEMA_VERSION:
         raise ReportError(
-            f"{str(path)!r} has schema_version {data.get('schema_version')!r}; this mlperf reads 1; "
-            "re-run `make bench` with this version (or upgrade mlperf to read a newer file)"
+            f"{str(path)!r} has schema_version {data.get('schema_version')!r}; this mlperf reads "
+            f"{RUN_SCHEMA_VERSION}; re-run `make bench` with this version (or upgrade mlperf to "
+            "read a newer file)"
         )
-    return data
+    return cast("RunRecord", data)
 
 
-def load_history(reports: Path, machine: str, limit: int = 100) -> tuple[list[dict[str, Any]], int]:
-    """The last *limit* runs of ``reports/history/<machine>.jsonl`` and the number of unreadable lines."""
+def load_history(
+    reports: Path, machine: str, limit: int = HISTORY_LIMIT
+) -> tuple[list[dict[str, Any]], int]:
+    """The last *limit* runs in ``reports/history/<machine>.jsonl``, and the bad lines' count."""
     path = reports / "history" / f"{machine}.jsonl"
     runs, bad = [], 0
     if path.is_file():
@@ -78,28 +98,37 @@ def load_history(reports: Path, machine: str, limit: int = 100) -> tuple[list[di
             except json.JSONDecodeError:
                 bad += 1  # a run killed mid-write leaves a torn last line; the rest still counts
                 continue
-            if isinstance(entry, dict) and entry.get("kind") == "mlperf-run":
+            if isinstance(entry, dict) and entry.get("kind") == RUN_KIND:
                 runs.append(entry)
             else:
                 bad += 1
     return runs[-limit:], bad
 
 
-def _ratio_rows(run: dict[str, Any], stored: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+def _ratio_rows(run: RunRecord, stored: Mapping[str, BaselineEntry]) -> list[RatioRow]:
     from mlperf.stats import bootstrap_ratio_ci
 
-    rows = []
+    rows: list[RatioRow] = []
     for rec in run.get("benchmarks", []):
         ref = stored.get(rec["id"])
-        metric = rec.get("metric", "cpu")
-        new = (rec.get(metric) or {}).get("samples") or []
-        old = ((ref or {}).get(metric) or {}).get("samples") or []
+        metric = rec.get("metric", DEFAULT_METRIC)
+        new = samples_of(rec.get(metric))
+        old = samples_of(ref.get(metric) if ref else None)
         if not new or not old:
             continue
         ratio = float(_median(new) / _median(old)) if _median(old) > 0 else math.inf
         lo, hi = bootstrap_ratio_ci(old, new) if min(old) > 0 else (ratio, ratio)
-        rows.append({"id": rec["id"], "ratio": ratio, "lo": lo, "hi": hi, "limit": 1 + rec.get("max_regression", 0.25),
-                     "verdict": (rec.get("verdict") or {}).get("time", "")})  # fmt: skip
+        verdict = rec.get("verdict")
+        rows.append(
+            {
+                "id": rec["id"],
+                "ratio": ratio,
+                "lo": lo,
+                "hi": hi,
+                "limit": 1 + rec.get("max_regression", DEFAULT_MAX_REGRESSION),
+                "verdict": verdict.get("time", "") if verdict else "",
+            }
+        )
     return rows
 
 
@@ -110,12 +139,12 @@ def _median(xs: list[float]) -> float:
 
 
 def build_report(
-    reports: Path | str = "reports",
-    baselines: Path | str = "baselines",
+    reports: Path | str = DEFAULT_REPORTS_DIR,
+    baselines: Path | str = DEFAULT_BASELINES_DIR,
     *,
     output: Path | str | None = None,
     machine: str | None = None,
-    history_limit: int = 100,
+    history_limit: int = HISTORY_LIMIT,
     self_contained: bool = False,
 ) -> Path:
     """Write the HTML report and its PNGs; return the page's path.
@@ -141,13 +170,13 @@ def build_report(
         When ``latest.json`` or a baseline file is unreadable or of another schema.
     """
     from mlperf.baselines import BaselineError, load_machine, machine_id
-    from mlperf.plugin import verdict_rows
+    from mlperf.report.latest import verdict_rows
 
     reports, baselines = Path(reports), Path(baselines)
     page = Path(output) if output else reports / "index.html"
     page.parent.mkdir(parents=True, exist_ok=True)
     run = load_run(reports)
-    machine = machine or (run or {}).get("machine_id") or machine_id()
+    machine = machine or (run.get("machine_id") if run else None) or machine_id()
     try:
         stored = load_machine(baselines, machine)
     except BaselineError as exc:
@@ -170,11 +199,16 @@ def build_report(
         env = run.get("environment") or {}
         pkgs = ", ".join(f"{k} {v}" for k, v in sorted((env.get("packages") or {}).items()))
         gate = run.get("gate") or {}
-        status = (f"<b class='bad'>FAILED: {len(gate.get('regressions', []))} regression(s)</b>"
-                  if gate.get("failed") else "passed")  # fmt: skip
+        status = (
+            f"<b class='bad'>FAILED: {len(gate.get('regressions', []))} regression(s)</b>"
+            if gate.get("failed")
+            else "passed"
+        )
         body.append(
-            f"<p>Latest run {html.escape(str(run.get('created')))}, commit <code>{html.escape(str(run.get('commit')))}</code>, "
-            f"Python {html.escape(str(env.get('python', '?')))}; gate {status}.</p><p class='src'>{html.escape(pkgs)}</p>"
+            f"<p>Latest run {html.escape(str(run.get('created')))}, commit "
+            f"<code>{html.escape(str(run.get('commit')))}</code>, "
+            f"Python {html.escape(str(env.get('python', '?')))}; gate {status}.</p><p "
+            f"class='src'>{html.escape(pkgs)}</p>"
         )
         rows = verdict_rows(run)
         body.append(
@@ -184,15 +218,24 @@ def build_report(
         ratios = _ratio_rows(run, stored)
         if ratios:
             body.append("<h2 id='ratios'>Ratio to baseline</h2>")
-            body.append(img(plot_ratios(ratios, own / "ratio_to_baseline.png"), page.parent, self_contained,
-                             "median ratio of this run to the stored baseline, 95 % bootstrap interval"))  # fmt: skip
+            body.append(
+                img(
+                    plot_ratios(ratios, own / "ratio_to_baseline.png"),
+                    page.parent,
+                    self_contained,
+                    "median ratio of this run to the stored baseline, 95 % bootstrap interval",
+                )
+            )
         elif stored:
             body.append(
                 "<p>No benchmark of this run has a stored baseline with samples to compare.</p>"
             )
         else:
-            body.append(f"<p>No baselines for <code>{html.escape(machine)}</code> in {html.escape(str(baselines))}: "
-                        "record them with <code>make baseline</code>.</p>")  # fmt: skip
+            body.append(
+                f"<p>No baselines for <code>{html.escape(machine)}</code> in "
+                f"{html.escape(str(baselines))}: "
+                "record them with <code>make baseline</code>.</p>"
+            )
     if history:
         body.append(f"<h2 id='trends'>History: the last {len(history)} run(s)</h2>")
         if bad:
@@ -205,8 +248,15 @@ def build_report(
                 history, stored, suite, own / f"trend_{re.sub(r'[^A-Za-z0-9_-]', '_', suite)}.png"
             )
             if png is not None:
-                body.append(f"<h3>{html.escape(suite)}</h3>" + img(png, page.parent, self_contained,
-                                                                    f"{suite}: median per run; red x = REGRESSION; dashed = baseline"))  # fmt: skip
+                body.append(
+                    f"<h3>{html.escape(suite)}</h3>"
+                    + img(
+                        png,
+                        page.parent,
+                        self_contained,
+                        f"{suite}: median per run; red x = REGRESSION; dashed = baseline",
+                    )
+                )
     families = [
         p
         for p in sorted(reports.iterdir())
@@ -232,15 +282,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument(
         "--reports",
-        default="reports",
+        default=DEFAULT_REPORTS_DIR,
         metavar="DIR",
-        help="report directory with latest.json, history/ and the suites' folders (default: reports)",
+        help="report directory with latest.json, history/ and the suites' folders "
+        f"(default: {DEFAULT_REPORTS_DIR})",
     )
     parser.add_argument(
         "--baselines",
-        default="baselines",
+        default=DEFAULT_BASELINES_DIR,
         metavar="DIR",
-        help="stored baselines (default: baselines)",
+        help=f"stored baselines (default: {DEFAULT_BASELINES_DIR})",
     )
     parser.add_argument(
         "--output",
@@ -252,11 +303,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--history",
         type=int,
-        default=100,
+        default=HISTORY_LIMIT,
         metavar="N",
-        help="runs shown in the trends (default: 100)",
+        help=f"runs shown in the trends (default: {HISTORY_LIMIT})",
     )
-    parser.add_argument("--self-contained", action="store_true", help="inline the images as data: URIs")  # fmt: skip
+    parser.add_argument(
+        "--self-contained", action="store_true", help="inline the images as data: URIs"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -265,8 +318,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"mlperf report: --history must be at least 1; got {args.history!r}", file=sys.stderr)
         return 2
     try:
-        page = build_report(args.reports, args.baselines, output=args.output, machine=args.machine,
-                            history_limit=args.history, self_contained=args.self_contained)  # fmt: skip
+        page = build_report(
+            args.reports,
+            args.baselines,
+            output=args.output,
+            machine=args.machine,
+            history_limit=args.history,
+            self_contained=args.self_contained,
+        )
     except ReportError as exc:
         print(f"mlperf report: {exc}", file=sys.stderr)
         return 2

@@ -3,33 +3,51 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TypedDict
 
-__all__ = ["plot_ratios", "plot_trends", "pyplot", "short_id"]
+from mlperf.records import DEFAULT_METRIC
+
+if TYPE_CHECKING:
+    from mlperf.records import BaselineEntry
+
+__all__ = ["RatioRow", "plot_ratios", "plot_trends", "pyplot", "short_id"]
 
 
-def pyplot() -> Any:
+class RatioRow(TypedDict):
+    """One benchmark in the ratio chart: median ratio to its baseline, interval, gate limit."""
+
+    id: str
+    ratio: float
+    lo: float
+    hi: float
+    limit: float
+    verdict: str
+
+
+def pyplot() -> ModuleType:
+    """``matplotlib.pyplot`` on the Agg backend (files only: no display, no GUI toolkit)."""
     from mlperf._optional import require
 
-    matplotlib = require("matplotlib", "the report's charts")
-    matplotlib.use("Agg")  # files only: no display, no GUI toolkit
-    return require("matplotlib.pyplot", "the report's charts")
+    require("matplotlib", "the report's charts").use("Agg")
+    require("matplotlib.pyplot", "the report's charts")
+    import matplotlib.pyplot as plt
 
-
-def _pyplot_ticker() -> Any:
-    from mlperf._optional import require
-
-    return require("matplotlib.ticker", "the report's charts")
+    return plt
 
 
 _COLOURS = {"REGRESSION": "#c62828", "slower": "#ef6c00", "faster": "#2e7d32", "same": "#1565c0"}
 
 
-def plot_ratios(rows: list[dict[str, Any]], path: Path) -> Path:
+def plot_ratios(rows: list[RatioRow], path: Path) -> Path:
     """Forest plot: each benchmark's median ratio to its baseline with the 95 % interval."""
-    plt = pyplot()
+    pyplot()
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
+
     fig, ax = plt.subplots(figsize=(9, 0.9 + 0.32 * len(rows)))
     for y, r in enumerate(rows):
         colour = _COLOURS.get(r["verdict"], "#555555")
@@ -39,9 +57,8 @@ def plot_ratios(rows: list[dict[str, Any]], path: Path) -> Path:
     ax.axvline(1.0, color="#333333", lw=0.8)
     ax.set_yticks(range(len(rows)), [short_id(r["id"]) for r in rows], fontsize=7)
     ax.set_xscale("log")
-    ticker = _pyplot_ticker()
     for axis_fmt in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
-        axis_fmt(ticker.FuncFormatter(lambda v, _pos: f"{v:.2f}x"))
+        axis_fmt(FuncFormatter(lambda v, _pos: f"{v:.2f}x"))
     ax.set_xlabel(
         "median ratio to baseline (log scale); bar = 95 % bootstrap interval, red tick = gate limit"
     )
@@ -53,21 +70,23 @@ def plot_ratios(rows: list[dict[str, Any]], path: Path) -> Path:
 
 
 def plot_trends(
-    history: list[dict[str, Any]], stored: dict[str, dict[str, Any]], suite: str, path: Path
+    history: list[dict[str, Any]], stored: Mapping[str, BaselineEntry], suite: str, path: Path
 ) -> Path | None:
-    """Small multiples: one benchmark's median per run, regressions as red crosses, baseline dashed."""
+    """Small multiples: a benchmark's median per run, regressions as red x, baseline dashed."""
     series: dict[str, list[tuple[int, float, bool]]] = {}
     for index, run in enumerate(history):
         for rec in run.get("benchmarks", []):
             if rec.get("suite") != suite:
                 continue
-            med = (rec.get(rec.get("metric", "cpu")) or {}).get("median")
+            med = (rec.get(rec.get("metric", DEFAULT_METRIC)) or {}).get("median")
             if med is not None:
                 bad = (rec.get("verdict") or {}).get("time") == "REGRESSION"
                 series.setdefault(rec["id"], []).append((index, med * 1e3, bad))
     if not series:
         return None
-    plt = pyplot()
+    pyplot()
+    import matplotlib.pyplot as plt
+
     cols = min(3, len(series))
     nrows = math.ceil(len(series) / cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols, 2.4 * nrows), squeeze=False)
@@ -80,8 +99,9 @@ def plot_trends(
                 *zip(*marked, strict=True), "x", color="#c62828", ms=9, mew=2, label="REGRESSION"
             )
             ax.legend(fontsize=6)
-        ref = stored.get(bid, {})
-        ref_med = (ref.get(ref.get("metric", "cpu")) or {}).get("median")
+        ref = stored.get(bid)
+        ref_clock = ref.get(ref.get("metric", DEFAULT_METRIC)) if ref else None
+        ref_med = ref_clock.get("median") if ref_clock else None
         if ref_med is not None:
             ax.axhline(ref_med * 1e3, color="#777777", ls="--", lw=0.8)
         ax.set_title(short_id(bid), fontsize=7)

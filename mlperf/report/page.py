@@ -69,8 +69,10 @@ def img(path: Path, page_dir: Path, embed: bool, caption: str) -> str:
         src = "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
     else:
         src = Path(os.path.relpath(path, page_dir)).as_posix()
-    return (f"<figure><img src='{html.escape(src)}' alt='{html.escape(caption)}'>"
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>")  # fmt: skip
+    return (
+        f"<figure><img src='{html.escape(src)}' alt='{html.escape(caption)}'>"
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
 
 
 def family_section(family: Path, page_dir: Path, embed: bool) -> str:
@@ -93,7 +95,8 @@ def family_section(family: Path, page_dir: Path, embed: bool) -> str:
         if path.with_suffix(".md") in md:
             href = Path(os.path.relpath(path, page_dir)).as_posix()
             parts.append(
-                f"<p class='src'>raw data: <a href='{html.escape(href)}'>{_rel(path, family)}</a></p>"
+                "<p class='src'>raw data: <a "
+                f"href='{html.escape(href)}'>{_rel(path, family)}</a></p>"
             )
             continue
         with open(path, newline="", encoding="utf-8") as fh:
@@ -138,8 +141,8 @@ window.addEventListener('load', function () {
   document.body.setAttribute('data-images-loaded', ok);
   if (ok < imgs.length) {
     var w = document.getElementById('img-warning');
-    w.textContent = (imgs.length - ok) + ' image(s) did not load: keep index.html inside its reports/ folder, '
-      + 'or rebuild it with `mlperf report --self-contained`.';
+    w.textContent = (imgs.length - ok) + ' image(s) did not load: keep index.html inside its '
+      + 'reports/ folder, or rebuild it with `mlperf report --self-contained`.';
     w.style.display = 'block';
   }
 });

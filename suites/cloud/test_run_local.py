@@ -1,4 +1,4 @@
-"""run_local: the shipped training script under each provider's conventions, before paying for a job."""
+"""run_local: the shipped training script under each provider's conventions, before paying."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from mlperf.cloud import PROVIDERS, CloudError, run_local, training_script
-from mlperf.cloud._common import metric_regex
+from mlperf.cloud.common import metric_regex
 
 HPS = {"n_estimators": 60, "max_depth": 6}
 
@@ -152,7 +152,8 @@ def test_a_failing_script_raises_with_its_stderr_and_no_secret(tmp_path, frame):
     bad = tmp_path / "bad.py"
     bad.write_text(
         "import sys\n"
-        "sys.stderr.write('connecting with aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\\n')\n"
+        "sys.stderr.write('connecting with "
+        "aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\\n')\n"
         "raise SystemExit('boom: no GPU here')\n"
     )
     with pytest.raises(CloudError, match="exited with status 1") as info:
@@ -213,7 +214,7 @@ def test_the_script_serves_for_sagemaker_and_azure(make_frame, runs, monkeypatch
 
 @pytest.mark.mlperf(metric="wall")  # the work runs in a child process
 def test_run_local_cost_before_the_cloud(make_frame, benchmark, tmp_path):
-    """What a user pays to try the script locally: interpreter, imports, 10k-row fit, model write."""
+    """What a user pays to try the script locally: interpreter, imports, 10k-row fit, saving."""
     data = tmp_path / "train.csv"
     make_frame(10_000).to_csv(data, index=False)
     runs = iter(range(1_000_000))

@@ -1,4 +1,4 @@
-"""The seed tutorial's compute-optimisation code, as it wrote it (timing decorator removed).
+"""The tutorial's compute-optimisation code, as it wrote it (timing decorator removed).
 
 Kept apart so the suites can run it beside mlperf's methods and show where it is
 wrong: every one of these squares in the input's precision and returns inf at 1e200

@@ -114,10 +114,15 @@ class ComputeReport:
             writer.writeheader()
             for t in rows:
                 writer.writerow(
-                    {"device": t.device, "size": t.size, "method": t.method,
-                     "median_ms": f"{t.median_s * 1e3:.5f}", "bound_ms": f"{t.bound_s * 1e3:.5f}",
-                     "x_bound": f"{t.multiple:.3f}"}
-                )  # fmt: skip
+                    {
+                        "device": t.device,
+                        "size": t.size,
+                        "method": t.method,
+                        "median_ms": f"{t.median_s * 1e3:.5f}",
+                        "bound_ms": f"{t.bound_s * 1e3:.5f}",
+                        "x_bound": f"{t.multiple:.3f}",
+                    }
+                )
         lines = [
             "# Row L2 norms",
             "",

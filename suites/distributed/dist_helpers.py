@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import psutil
 
-from mlperf.distributed._common import SUMMARY_COLUMNS
+from mlperf.distributed.common import SUMMARY_COLUMNS
 
 __all__ = ["EngineTable", "TreeRss", "assert_summary_equal"]
 
@@ -88,16 +88,33 @@ class EngineTable:
     def __init__(self) -> None:
         self.rows: list[Row] = []
 
-    def record(self, benchmark: Any, operation: str, source: str, rows: int, engine: str,
-               tree: TreeRss | None = None) -> None:  # fmt: skip
+    def record(
+        self,
+        benchmark: Any,
+        operation: str,
+        source: str,
+        rows: int,
+        engine: str,
+        tree: TreeRss | None = None,
+    ) -> None:
         stats = getattr(getattr(benchmark, "stats", None), "stats", None)
         peak = ((tree.peak - tree.baseline) / 2**20) if tree else float("nan")
         if tree:
             benchmark.extra_info["tree_extra_peak_rss_mb"] = round(peak, 1)
         if stats is None or not getattr(stats, "data", None):
             return  # correctness mode: nothing was timed
-        self.rows.append(Row(operation, source, rows, engine, float(stats.median), float(stats.min),
-                             len(stats.data), peak))  # fmt: skip
+        self.rows.append(
+            Row(
+                operation,
+                source,
+                rows,
+                engine,
+                float(stats.median),
+                float(stats.min),
+                len(stats.data),
+                peak,
+            )
+        )
 
     def frame(self) -> pd.DataFrame:
         df = pd.DataFrame([r.__dict__ for r in self.rows])
@@ -118,8 +135,11 @@ class EngineTable:
             if engine == "pandas":
                 continue
             wins = g[g["x_pandas"] < 1.0]["rows"]
-            out[f"{engine} ({source})"] = f"{int(wins.min()):,} rows" if len(wins) else (
-                f"never up to {int(g['rows'].max()):,} rows")  # fmt: skip
+            out[f"{engine} ({source})"] = (
+                f"{int(wins.min()):,} rows"
+                if len(wins)
+                else (f"never up to {int(g['rows'].max()):,} rows")
+            )
         return out
 
     def write(self, folder: Path) -> None:
@@ -128,12 +148,18 @@ class EngineTable:
             return
         folder.mkdir(parents=True, exist_ok=True)
         df.to_csv(folder / "engines.csv", index=False, quoting=csv.QUOTE_MINIMAL)
-        lines = ["# Engines on this machine (wall time, median; noisy shared 2-core machine)", "",
-                 "| operation | source | rows | engine | median s | min s | x pandas | extra tree MB | rounds |",
-                 "|---|---|---:|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+        lines = [
+            "# Engines on this machine (wall time, median; noisy shared 2-core machine)",
+            "",
+            "| operation | source | rows | engine | median s | min s | x pandas | extra tree MB | "
+            "rounds |",
+            "|---|---|---:|---|---:|---:|---:|---:|---:|",
+        ]
         for r in df.itertuples():
-            lines.append(f"| {r.operation} | {r.source} | {r.rows:,} | {r.engine} | {r.median_s:.4f} | "
-                         f"{r.min_s:.4f} | {r.x_pandas:.2f} | {r.tree_peak_mb:.0f} | {r.rounds} |")  # fmt: skip
+            lines.append(
+                f"| {r.operation} | {r.source} | {r.rows:,} | {r.engine} | {r.median_s:.4f} | "
+                f"{r.min_s:.4f} | {r.x_pandas:.2f} | {r.tree_peak_mb:.0f} | {r.rounds} |"
+            )
         lines += ["", "## Where each engine beats pandas (region_summary)", ""]
         lines += [f"- {k}: {v}" for k, v in self.crossover(df).items()]
         (folder / "engines.md").write_text("\n".join(lines) + "\n")
@@ -149,7 +175,9 @@ class EngineTable:
             return
         fig = Figure(figsize=(7.5 * len(sources), 5), layout="tight")
         axes = np.atleast_1d(fig.subplots(1, len(sources)))
-        palette = dict(zip(sorted(rs["engine"].unique()), [f"C{i}" for i in range(10)] * 3))
+        palette = dict(
+            zip(sorted(rs["engine"].unique()), [f"C{i}" for i in range(10)] * 3, strict=False)
+        )
         for ax, source in zip(axes, sources, strict=True):
             for engine, g in rs[rs["source"] == source].groupby("engine"):
                 g = g.sort_values("rows")

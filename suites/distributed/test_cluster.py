@@ -15,7 +15,7 @@ import pytest
 from dist_helpers import assert_summary_equal
 
 from mlperf.data import make_purchases
-from mlperf.distributed import _common
+from mlperf.distributed import common
 
 N_ROWS = 5_000
 
@@ -28,11 +28,11 @@ def purchases() -> Any:
 def _check_jobs(module: Any, purchases: Any, folder: Path, **session: Any) -> None:
     assert_summary_equal(
         module.region_summary(purchases, min_users=10, **session),
-        _common.region_summary(purchases, min_users=10),
+        common.region_summary(purchases, min_users=10),
         scale=1e3,
     )
     assert_summary_equal(
-        module.region_summary(folder, **session), _common.region_summary(folder), scale=1e3
+        module.region_summary(folder, **session), common.region_summary(folder), scale=1e3
     )
     # One forest is enough to prove the remote path; the leak checks run locally.
     honest = module.train_forest(purchases, n_trees=5, max_depth=4, **session)

@@ -1,5 +1,5 @@
 """What each engine costs on this machine: region_summary per engine and size, the
-seed's forest per engine, engine start-up, and the Ray Tune search.
+tutorial's forest per engine, engine start-up, and the Ray Tune search.
 
 Wall time (``metric="wall"``) because the work runs in other processes (JVM, Dask
 workers, Ray workers).  Every benchmark also checks its answer.  At the end of a
@@ -21,7 +21,7 @@ import pytest
 from dist_helpers import TreeRss, assert_summary_equal
 
 from mlperf.data import make_purchases
-from mlperf.distributed import _common
+from mlperf.distributed import common
 
 WALL = pytest.mark.mlperf(metric="wall")
 # The plugin's memory round sees only this process, not the engine's: skip it for
@@ -58,7 +58,7 @@ SIZES = [
 
 def _summary_fn(engine: str) -> Any:
     if engine == "pandas":
-        return _common.region_summary
+        return common.region_summary
     if engine in ("duckdb", "polars"):
         from mlperf.distributed import peers
 
@@ -81,9 +81,14 @@ def _run(benchmark: Any, fn: Any, arg: Any, rounds: int) -> tuple[Any, TreeRss]:
 @pytest.mark.parametrize("n_rows", SIZES)
 @pytest.mark.parametrize(("engine", "fixture"), ENGINES)
 def test_region_summary_parquet(
-    benchmark: Any, engine: str, fixture: str | None, n_rows: int, request: pytest.FixtureRequest,
-    purchases_parquet: Any, engine_table: Any,
-) -> None:  # fmt: skip
+    benchmark: Any,
+    engine: str,
+    fixture: str | None,
+    n_rows: int,
+    request: pytest.FixtureRequest,
+    purchases_parquet: Any,
+    engine_table: Any,
+) -> None:
     """From Parquet files: each engine reads them itself (the larger-than-memory path)."""
     if n_rows > 100_000:
         _timed_only(benchmark, "the 1e5 variant checks the same code path")
@@ -92,7 +97,7 @@ def test_region_summary_parquet(
     folder = purchases_parquet(n_rows)
     result, tree = _run(benchmark, _summary_fn(engine), folder, rounds=3)
     engine_table.record(benchmark, "region_summary", "parquet", n_rows, engine, tree)
-    expected = result if engine == "pandas" else _common.region_summary(folder)
+    expected = result if engine == "pandas" else common.region_summary(folder)
     assert_summary_equal(result, expected, scale=1e3)
     assert result["user_count"].sum() == n_rows
 
@@ -100,9 +105,14 @@ def test_region_summary_parquet(
 @pytest.mark.parametrize("n_rows", SIZES[:2])
 @pytest.mark.parametrize(("engine", "fixture"), ENGINES)
 def test_region_summary_frame(
-    benchmark: Any, engine: str, fixture: str | None, n_rows: int, request: pytest.FixtureRequest,
-    mlperf_data: Any, engine_table: Any,
-) -> None:  # fmt: skip
+    benchmark: Any,
+    engine: str,
+    fixture: str | None,
+    n_rows: int,
+    request: pytest.FixtureRequest,
+    mlperf_data: Any,
+    engine_table: Any,
+) -> None:
     """From a pandas frame in this process: includes shipping the rows to the engine."""
     if n_rows > 100_000:
         _timed_only(benchmark, "the 1e5 variant checks the same code path")
@@ -111,7 +121,7 @@ def test_region_summary_frame(
     df = mlperf_data("purchases", n_rows)
     result, tree = _run(benchmark, _summary_fn(engine), df, rounds=3)
     engine_table.record(benchmark, "region_summary", "frame", n_rows, engine, tree)
-    assert_summary_equal(result, _common.region_summary(df), scale=1e3)
+    assert_summary_equal(result, common.region_summary(df), scale=1e3)
 
 
 def _seed_spark(df: pd.DataFrame) -> pd.DataFrame:
@@ -122,35 +132,53 @@ def _seed_spark(df: pd.DataFrame) -> pd.DataFrame:
 
     spark = SparkSession.getActiveSession()
     with quiet_pandas3():
-        sdf = spark.createDataFrame(df)  # the seed's way in
-        return sdf.groupBy("region").agg(F.count("*").alias("user_count"), F.avg("age"),
-                                         F.stddev("age"), F.sum("purchase_amount")).toPandas()  # fmt: skip
+        sdf = spark.createDataFrame(df)  # the tutorial's way in
+        return (
+            sdf.groupBy("region")
+            .agg(
+                F.count("*").alias("user_count"),
+                F.avg("age"),
+                F.stddev("age"),
+                F.sum("purchase_amount"),
+            )
+            .toPandas()
+        )
 
 
 def _seed_dask(df: pd.DataFrame) -> pd.DataFrame:
     import dask.dataframe as dd
 
-    return dd.from_pandas(df, npartitions=4).groupby("region").agg(
-        {"age": ["mean", "std"], "income": ["mean", "std"], "purchase_amount": ["mean", "sum"]}
-    ).compute()  # fmt: skip
+    return (
+        dd.from_pandas(df, npartitions=4)
+        .groupby("region")
+        .agg(
+            {"age": ["mean", "std"], "income": ["mean", "std"], "purchase_amount": ["mean", "sum"]}
+        )
+        .compute()
+    )
 
 
 @pytest.mark.parametrize(
     ("engine", "fixture", "fn"),
     [
         pytest.param(
-            "spark (seed's createDataFrame)", "spark", _seed_spark, marks=_spark(), id="spark"
+            "spark (tutorial's createDataFrame)", "spark", _seed_spark, marks=_spark(), id="spark"
         ),
         pytest.param(
-            "dask (seed's groupby.agg)", "dask_client", _seed_dask, marks=_dask(), id="dask"
+            "dask (tutorial's groupby.agg)", "dask_client", _seed_dask, marks=_dask(), id="dask"
         ),
     ],
 )
 def test_region_summary_seed_way(
-    benchmark: Any, engine: str, fixture: str, fn: Any, request: pytest.FixtureRequest,
-    mlperf_data: Any, engine_table: Any,
-) -> None:  # fmt: skip
-    """The seed's code, timed beside ours (same 1e5 frame)."""
+    benchmark: Any,
+    engine: str,
+    fixture: str,
+    fn: Any,
+    request: pytest.FixtureRequest,
+    mlperf_data: Any,
+    engine_table: Any,
+) -> None:
+    """The tutorial's code, timed beside ours (same 1e5 frame)."""
     request.getfixturevalue(fixture)
     df = mlperf_data("purchases", 100_000)
     result, tree = _run(benchmark, fn, df, rounds=3)
@@ -173,7 +201,7 @@ def _sklearn_forest(df: pd.DataFrame, n_trees: int, max_depth: int) -> float:
     from sklearn.model_selection import train_test_split
 
     y = (df.purchase_amount > df.purchase_amount.mean()).astype(int)
-    X = df[list(_common.DEFAULT_FEATURES)]
+    X = df[list(common.DEFAULT_FEATURES)]
     Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, random_state=42)
     model = RandomForestClassifier(n_trees, max_depth=max_depth, random_state=42, n_jobs=-1)
     return float(balanced_accuracy_score(yte, model.fit(Xtr, ytr).predict(Xte)))
@@ -188,10 +216,15 @@ def _sklearn_forest(df: pd.DataFrame, n_trees: int, max_depth: int) -> float:
 )
 @pytest.mark.parametrize(("engine", "fixture"), FOREST)
 def test_train_forest(
-    benchmark: Any, engine: str, fixture: str | None, n_rows: int, n_trees: int,
-    request: pytest.FixtureRequest, engine_table: Any,
-) -> None:  # fmt: skip
-    """The seed's forest (100 trees, depth 10) on 20k rows (1e5, the seed's size, is slow)."""
+    benchmark: Any,
+    engine: str,
+    fixture: str | None,
+    n_rows: int,
+    n_trees: int,
+    request: pytest.FixtureRequest,
+    engine_table: Any,
+) -> None:
+    """The tutorial's forest (100 trees, depth 10) on 20k rows (its 1e5 rows are slow)."""
     _timed_only(benchmark, "test_forest.py checks every engine's forest")
     if fixture:
         request.getfixturevalue(fixture)
@@ -214,32 +247,44 @@ def test_train_forest(
 
 STARTUP = {
     "spark": "from mlperf.distributed.spark import spark_session\n"
-             "with spark_session() as s:\n    assert s.range(10).count() == 10",
+    "with spark_session() as s:\n    assert s.range(10).count() == 10",
     "dask": "from mlperf.distributed.dask import dask_client\n"
-            "if __name__ == '__main__':\n    with dask_client() as c:\n"
-            "        assert c.submit(sum, [1, 2]).result() == 3",
+    "if __name__ == '__main__':\n    with dask_client() as c:\n"
+    "        assert c.submit(sum, [1, 2]).result() == 3",
     "ray": "from mlperf.distributed.ray import ray_runtime\n"
-           "with ray_runtime() as ray:\n    assert ray.get(ray.put(3)) == 3",
-}  # fmt: skip
+    "with ray_runtime() as ray:\n    assert ray.get(ray.put(3)) == 3",
+}
 
 
 @pytest.mark.parametrize(
     "engine",
-    [pytest.param("spark", marks=[pytest.mark.spark, pytest.mark.xdist_group("spark-start"), WALL_TREE]),
-     pytest.param("dask", marks=[pytest.mark.dask, pytest.mark.xdist_group("dask-start"), WALL_TREE]),
-     pytest.param("ray", marks=[pytest.mark.ray, pytest.mark.xdist_group("ray-start"), WALL_TREE])],
-)  # fmt: skip
+    [
+        pytest.param(
+            "spark", marks=[pytest.mark.spark, pytest.mark.xdist_group("spark-start"), WALL_TREE]
+        ),
+        pytest.param(
+            "dask", marks=[pytest.mark.dask, pytest.mark.xdist_group("dask-start"), WALL_TREE]
+        ),
+        pytest.param(
+            "ray", marks=[pytest.mark.ray, pytest.mark.xdist_group("ray-start"), WALL_TREE]
+        ),
+    ],
+)
 def test_engine_startup(benchmark: Any, engine: str, tmp_path: Any, engine_table: Any) -> None:
     """A fresh process: imports, start the engine, one trivial job, stop (cold start)."""
     _timed_only(benchmark, "the suite's engine fixtures check start-up")
     script = tmp_path / f"start_{engine}.py"
     script.write_text(textwrap.dedent(STARTUP[engine]))
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("SPARK_REMOTE", "DASK_SCHEDULER_ADDRESS", "RAY_ADDRESS")}  # fmt: skip
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("SPARK_REMOTE", "DASK_SCHEDULER_ADDRESS", "RAY_ADDRESS")
+    }
 
     def start() -> int:
-        return subprocess.run([sys.executable, str(script)], env=env, capture_output=True,
-                              timeout=300, check=False).returncode  # fmt: skip
+        return subprocess.run(
+            [sys.executable, str(script)], env=env, capture_output=True, timeout=300, check=False
+        ).returncode
 
     with TreeRss() as tree:
         rc = benchmark.pedantic(start, rounds=2, iterations=1)
@@ -254,7 +299,7 @@ def test_engine_startup(benchmark: Any, engine: str, tmp_path: Any, engine_table
 def test_tune_forest_seed_grid(
     benchmark: Any, ray_runtime: Any, engine_table: Any, tmp_path: Any
 ) -> None:
-    """The seed's search: n_estimators x max_depth over 10,000 x 10, ASHA, 4 reports per trial."""
+    """The tutorial's search: n_estimators x max_depth on 10,000 x 10, ASHA, 4 reports a trial."""
     from mlperf.distributed.ray import tune_forest
 
     with TreeRss() as tree:

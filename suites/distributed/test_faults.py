@@ -26,7 +26,7 @@ import pytest
 from dist_helpers import assert_summary_equal
 
 from mlperf.data import make_purchases
-from mlperf.distributed import _common
+from mlperf.distributed import common
 
 N_PARTS, ROWS_PER_PART, PART_SECONDS = 8, 5_000, 0.6
 
@@ -49,7 +49,7 @@ def test_dask_worker_killed_mid_computation(dask_client: Any) -> None:
     meta = make_purchases(0)
     ddf = dd.from_delayed([dask.delayed(_slow_part)(i) for i in range(N_PARTS)], meta=meta)
     parts = [make_purchases(ROWS_PER_PART, seed=100 + i) for i in range(N_PARTS)]
-    expected = _common.region_summary(pd.concat(parts, ignore_index=True))
+    expected = common.region_summary(pd.concat(parts, ignore_index=True))
     pids = dask_client.run(os.getpid)
     with ThreadPoolExecutor(1) as pool:
         future = pool.submit(region_summary, ddf, session=dask_client)
@@ -115,10 +115,15 @@ def test_spark_task_failing_once_is_retried(tmp_path: Path, purchases_parquet: A
         env.pop(var, None)
     proc = subprocess.run(
         [sys.executable, str(script), str(data), str(out), str(marker)],
-        check=False, capture_output=True, text=True, timeout=300, env=env, cwd=os.getcwd(),
-    )  # fmt: skip
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=os.getcwd(),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "local[2]: failed" in proc.stdout, proc.stdout  # no retry: the injected fault is real
     assert "local[2, 2]: ok" in proc.stdout, proc.stdout
     assert marker.exists()
-    assert_summary_equal(pd.read_parquet(out), _common.region_summary(data), scale=1e3)
+    assert_summary_equal(pd.read_parquet(out), common.region_summary(data), scale=1e3)

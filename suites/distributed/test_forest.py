@@ -1,6 +1,6 @@
-"""The seed's forest on every engine, and the check that its label leaks nothing.
+"""The tutorial's forest on every engine, and the check that its label leaks nothing.
 
-The seed labels ``purchase_amount > mean`` on an exponential (36.8 % positive) and
+The tutorial labels ``purchase_amount > mean`` on an exponential (36.8 % positive) and
 trains on age, income and purchase_count, which are independent of it: every
 engine's "accuracy" is the majority rate (~0.63) and means nothing.  Balanced
 accuracy is ~0.5 there, and ~1.0 once ``purchase_amount`` itself is a feature,
@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from mlperf.data import make_purchases
-from mlperf.distributed._common import ForestResult
+from mlperf.distributed.common import ForestResult
 
 #: small enough to fit the test budget, large enough for a +-0.03 balanced accuracy
 N_ROWS, N_TREES, DEPTH = 20_000, 20, 6
@@ -48,7 +48,7 @@ def test_seed_label_leaks_nothing(
         p := float((purchases.purchase_amount > purchases.purchase_amount.mean()).mean()), 1 - p
     )
     assert abs(result.balanced_accuracy - 0.5) < 0.03, result
-    # The seed's metric: indistinguishable from always answering the majority class.
+    # The tutorial's metric: indistinguishable from always answering the majority class.
     assert abs(result.accuracy - majority) < 0.03, result
     assert list(result.feature_importances.index) == ["age", "income", "purchase_count"]
     assert result.feature_importances.sum() == pytest.approx(1.0)
@@ -74,11 +74,11 @@ def test_forest_rejects_bad_input(
     request.getfixturevalue(fixture)
     df = make_purchases(200)
     train = __import__(f"mlperf.distributed.{engine}", fromlist=["train_forest"]).train_forest
-    with pytest.raises(ValueError, match="n_trees.*0"):
+    with pytest.raises(ValueError, match=r"n_trees.*0"):
         train(df, n_trees=0)
     with pytest.raises(KeyError, match="'height'"):
         _train(engine, df, features=("age", "height"))
-    with pytest.raises(ValueError, match="'income'.*missing"):
+    with pytest.raises(ValueError, match=r"'income'.*missing"):
         _train(engine, df.assign(income=df.income.where(df.index > 3)))
 
 
@@ -94,7 +94,7 @@ def test_tune_survives_a_failing_trial_and_asha_stops_weak_ones(
 
     Fault: the three max_depth=0 trials raise in scikit-learn; the other six finish
     and the failures are reported.  ASHA: trials report after each of 4 growth steps,
-    so it can and does stop the weak (depth 2) ones early.  Plots: the seed's two.
+    so it can and does stop the weak (depth 2) ones early.  Plots: the tutorial's two.
     """
     from mlperf.distributed.ray import make_tuning_data, tune_forest
 

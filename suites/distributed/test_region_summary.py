@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.pandas import column, data_frames, range_indexes
 
-from mlperf.distributed import _common
+from mlperf.distributed import common
 
 REGIONS = ["Tokyo", "Osaka", "東京", "大阪", "Fukuoka", "Zürich", "a b", ""]
 SCALE = 1e6
@@ -70,20 +70,22 @@ def test_engines_match_pandas(
 ) -> None:
     if fixture:
         request.getfixturevalue(fixture)
-    expected = _common.region_summary(df, min_users=min_users)
+    expected = common.region_summary(df, min_users=min_users)
     got = _engine(engine)(df, min_users=min_users)
     assert_summary_equal(got, expected, scale=SCALE)
 
 
 def test_reference_edge_cases() -> None:
     """The reference itself: one-row region -> std NaN; all-NaN amounts -> avg and total NaN."""
-    df = pd.DataFrame({
-        "region": pd.array(["東京", "東京", "Osaka", "Nagoya"], dtype="str"),
-        "age": [30.0, 40.0, 50.0, np.nan],
-        "income": [1.0, 3.0, 5.0, 7.0],
-        "purchase_amount": [10.0, np.nan, 2.0, np.nan],
-    })  # fmt: skip
-    out = _common.region_summary(df)
+    df = pd.DataFrame(
+        {
+            "region": pd.array(["東京", "東京", "Osaka", "Nagoya"], dtype="str"),
+            "age": [30.0, 40.0, 50.0, np.nan],
+            "income": [1.0, 3.0, 5.0, 7.0],
+            "purchase_amount": [10.0, np.nan, 2.0, np.nan],
+        }
+    )
+    out = common.region_summary(df)
     assert list(out.index) == ["Nagoya", "Osaka", "東京"]
     assert out.loc["東京", "user_count"] == 2
     assert out.loc["東京", "std_age"] == pytest.approx(np.std([30.0, 40.0], ddof=1))
@@ -91,25 +93,27 @@ def test_reference_edge_cases() -> None:
     assert np.isnan(out.loc["Nagoya", "avg_age"])
     assert np.isnan(out.loc["Nagoya", "total_purchase"])  # nothing to sum is not 0
     assert out.loc["東京", "total_purchase"] == 10.0
-    assert list(_common.region_summary(df, min_users=1).index) == ["東京"]
+    assert list(common.region_summary(df, min_users=1).index) == ["東京"]
 
 
 def _offset_frame(offset: float) -> pd.DataFrame:
     """Values offset + N(0, 1): large mean, small spread, the case sum-of-squares loses."""
     rng = np.random.default_rng(7)
     n = 20_000
-    return pd.DataFrame({
-        "region": pd.array(np.array(["Tokyo", "Osaka"])[rng.integers(0, 2, n)], dtype="str"),
-        "age": offset + rng.normal(0, 1, n),
-        "income": offset + rng.normal(0, 1, n),
-        "purchase_amount": rng.exponential(100, n),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "region": pd.array(np.array(["Tokyo", "Osaka"])[rng.integers(0, 2, n)], dtype="str"),
+            "age": offset + rng.normal(0, 1, n),
+            "income": offset + rng.normal(0, 1, n),
+            "purchase_amount": rng.exponential(100, n),
+        }
+    )
 
 
 @pytest.mark.dask
 @pytest.mark.xdist_group("dask")
 def test_seed_dask_std_is_wrong_ours_is_exact(dask_client: Any) -> None:
-    """The seed's ``df_dask.groupby('region').agg({'age': ['mean', 'std']})`` computes the
+    """The tutorial's ``df_dask.groupby('region').agg({'age': ['mean', 'std']})`` computes the
     std from sums of squares; at mean 1e8 it is off by orders of magnitude.  Our
     Dask region_summary merges M2 exactly."""
     import dask.dataframe as dd
@@ -117,7 +121,7 @@ def test_seed_dask_std_is_wrong_ours_is_exact(dask_client: Any) -> None:
     from mlperf.distributed.dask import region_summary
 
     df = _offset_frame(1e8)
-    expected = _common.region_summary(df)
+    expected = common.region_summary(df)
     seed_way = (
         dd.from_pandas(df, npartitions=4).groupby("region").agg({"age": ["mean", "std"]}).compute()
     )
@@ -136,7 +140,7 @@ def test_engines_exact_at_large_offset(
     if fixture:
         request.getfixturevalue(fixture)
     df = _offset_frame(1e8)
-    assert_summary_equal(_engine(engine)(df), _common.region_summary(df), scale=1e8)
+    assert_summary_equal(_engine(engine)(df), common.region_summary(df), scale=1e8)
 
 
 @pytest.mark.parametrize(("engine", "fixture"), ENGINES)
@@ -147,7 +151,7 @@ def test_parquet_path_input(
     if fixture:
         request.getfixturevalue(fixture)
     folder = purchases_parquet(30_000)
-    expected = _common.region_summary(folder, min_users=7_000)
+    expected = common.region_summary(folder, min_users=7_000)
     assert len(expected) > 0
     assert_summary_equal(_engine(engine)(folder, min_users=7_000), expected, scale=1e3)
 
@@ -164,7 +168,7 @@ def test_bad_input_names_the_problem(
         fn(good.drop(columns="income"))
     with pytest.raises(ValueError, match="missing value"):
         fn(good.assign(region=pd.array([None], dtype="str")))
-    with pytest.raises(ValueError, match="min_users.*-1"):
+    with pytest.raises(ValueError, match=r"min_users.*-1"):
         fn(good, min_users=-1)
     with pytest.raises(FileNotFoundError, match="no-such-folder"):
         fn("no-such-folder")

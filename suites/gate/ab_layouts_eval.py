@@ -52,10 +52,19 @@ def _helpers():  # type: ignore[no-untyped-def]
 
 
 def _prepare_seconds(python: Path, project_dir: Path) -> float:
-    top = subprocess.run(["git", "-C", str(project_dir), "rev-parse", "--show-toplevel"],
-                         capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
-    proc = subprocess.run([str(python), "-c", PREPARE, top, "HEAD~1", "HEAD"], cwd=project_dir,
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    top = subprocess.run(
+        ["git", "-C", str(project_dir), "rev-parse", "--show-toplevel"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    proc = subprocess.run(
+        [str(python), "-c", PREPARE, top, "HEAD~1", "HEAD"],
+        cwd=project_dir,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return float(proc.stdout.split()[-1])
 
 
@@ -75,8 +84,14 @@ def main(argv: list[str] | None = None) -> int:
             continue
         tmp = Path(tempfile.mkdtemp(prefix=f"ab-{project.name}-"))
         where, python = m._make(project, tmp, factor=args.factor)
-        top = Path(subprocess.run(["git", "-C", str(where), "rev-parse", "--show-toplevel"],
-                                  capture_output=True, text=True, check=True).stdout.strip())  # fmt: skip
+        top = Path(
+            subprocess.run(
+                ["git", "-C", str(where), "rev-parse", "--show-toplevel"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        )
         shutil.rmtree(top / ".cache", ignore_errors=True)
         cold = _prepare_seconds(python, where)
         warm = _prepare_seconds(python, where)
@@ -94,13 +109,17 @@ def main(argv: list[str] | None = None) -> int:
             alarms += "REGRESSION" in m._verdicts(data).values()
         install = "editable" if project.editable else "regular"
         med = sorted(times)[len(times) // 2]
-        rows.append(f"| {project.name} | {install} | {caught}/{args.runs} | {alarms}/{args.runs} "
-                    f"| {cold:.2f} s / {warm:.2f} s | {med:.0f} s |")  # fmt: skip
+        rows.append(
+            f"| {project.name} | {install} | {caught}/{args.runs} | {alarms}/{args.runs} "
+            f"| {cold:.2f} s / {warm:.2f} s | {med:.0f} s |"
+        )
         print(rows[-1], flush=True)
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"\n+{args.factor - 1:.0%} planted in the package code, {args.runs} runs per layout\n")
-    print("| layout | install | planted change caught | identical: false alarms "
-          "| preparing the sides, cold / warm | one `mlperf ab HEAD~1` (median) |")  # fmt: skip
+    print(
+        "| layout | install | planted change caught | identical: false alarms "
+        "| preparing the sides, cold / warm | one `mlperf ab HEAD~1` (median) |"
+    )
     print("|---|---|---|---|---|---|")
     print("\n".join(rows))
     return 0

@@ -8,9 +8,9 @@ machine's changing load falls on all of them alike.  The same first-measurement
 samples are also judged by two other rules:
 
 * stored baseline: :func:`mlperf.stats.compare_samples` with ``max_regression``
-  0.25 (the plugin's default), reference = base samples of one process from the
-  *previous* trial (as a baseline recorded earlier in another process), new = head
-  samples of one process of this trial;
+  0.25 (the plugin's default, :data:`mlperf.records.DEFAULT_MAX_REGRESSION`),
+  reference = base samples of one process from the *previous* trial (as a baseline
+  recorded earlier in another process), new = head samples of one process of this trial;
 * ``min:5%``: pytest-benchmark's ``--benchmark-compare-fail=min:5%`` applied to the
   same-run samples: alarm when min(head) > 1.05 * min(base).
 
@@ -46,11 +46,14 @@ KINDS = {
 }
 ONLY = " or ".join(KINDS)
 CONDITIONS = (0.0, 0.05, 0.10, 0.25)
-METHODS = {"ab": "mlperf ab (same-run A/B)", "stored": "stored baseline (compare_samples, 25 %)",
-           "min5": "pytest-benchmark min:5%"}  # fmt: skip
+METHODS = {
+    "ab": "mlperf ab (same-run A/B)",
+    "stored": "stored baseline (compare_samples, 25 %)",
+    "min5": "pytest-benchmark min:5%",
+}
 FULL = {0.0: 40, 0.05: 20, 0.10: 20, 0.25: 10}
 SMALL = {0.0: 3, 0.05: 1, 0.10: 1, 0.25: 2}
-#: the targets of the issue: false alarms <= 1 %, +5 % >= 95 %, +10 % >= 99 %, time <= 3x a plain run
+#: the gate's targets: false alarms <= 1 %, +5 % >= 95 %, +10 % >= 99 %, time <= 3x a plain run
 TARGETS = {0.0: 0.01, 0.05: 0.95, 0.10: 0.99}
 TIME_TARGET = 3.0
 
@@ -88,15 +91,30 @@ def _flat(blocks: list[list[list[float]]]) -> list[float]:
 def plain_run_seconds(root: Path = ROOT) -> float:
     """Wall time of one ordinary ``pytest --benchmark-enable`` run of the three benchmarks."""
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pytest", BENCH_FILE, "-k", ONLY, "-q", "-p", "no:cacheprovider",
-               "-p", "no:xdist", "--benchmark-enable", "--mlperf-no-gate", f"--mlperf-report={tmp}"]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            BENCH_FILE,
+            "-k",
+            ONLY,
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:xdist",
+            "--benchmark-enable",
+            "--mlperf-no-gate",
+            f"--mlperf-report={tmp}",
+        ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
         started = time.monotonic()
         proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, check=False)
         took = time.monotonic() - started
     if proc.returncode != 0:
         raise RuntimeError(
-            f"plain benchmark run failed ({proc.returncode}):\n{proc.stdout[-3000:]}{proc.stderr[-2000:]}"
+            "plain benchmark run failed "
+            f"({proc.returncode}):\n{proc.stdout[-3000:]}{proc.stderr[-2000:]}"
         )
     return took
 
@@ -115,8 +133,13 @@ def evaluate(
 
     order = [c for c, n in counts.items() for _ in range(n)]
     random.Random(seed).shuffle(order)
-    cfg = Settings(paths=[BENCH_FILE], only=ONLY, work_dir=ROOT / ".cache" / "mlperf" / "ab",
-                   options={"mlperf_no_gate": True}, **settings)  # fmt: skip
+    cfg = Settings(
+        paths=[BENCH_FILE],
+        only=ONLY,
+        work_dir=ROOT / ".cache" / "mlperf" / "ab",
+        options={"mlperf_no_gate": True},
+        **settings,
+    )
     plain: list[float] = []
     decisions: list[Decision] = []
     previous_base: dict[str, list[float]] = {}
@@ -136,11 +159,20 @@ def evaluate(
         }
         _append(raw, entry)  # every sample, so other rules can be judged on the same data later
         decisions += decisions_of(entry, previous_base)
-        log(f"trial {trial + 1}/{len(order)} +{condition:.0%}: "
-            + ", ".join(f"{KINDS[b['id'].split('::')[-1]]} {b['verdict']}" for b in entry["benchmarks"])
-            + f" ({entry['seconds']:.0f} s)")  # fmt: skip
-    return {"decisions": decisions, "plain_seconds": plain, "seconds": time.monotonic() - started,
-            "counts": counts, "settings": settings}  # fmt: skip
+        log(
+            f"trial {trial + 1}/{len(order)} +{condition:.0%}: "
+            + ", ".join(
+                f"{KINDS[b['id'].split('::')[-1]]} {b['verdict']}" for b in entry["benchmarks"]
+            )
+            + f" ({entry['seconds']:.0f} s)"
+        )
+    return {
+        "decisions": decisions,
+        "plain_seconds": plain,
+        "seconds": time.monotonic() - started,
+        "counts": counts,
+        "settings": settings,
+    }
 
 
 def _append(raw: Path | None, entry: dict[str, Any]) -> None:
@@ -157,6 +189,7 @@ def decisions_of(entry: dict[str, Any], previous_base: dict[str, list[float]]) -
     previous trial: the stored-baseline rule's reference.
     """
     from mlperf.ab.verdict import block_log_ratios
+    from mlperf.records import DEFAULT_MAX_REGRESSION
     from mlperf.stats import compare_samples
 
     out = []
@@ -172,18 +205,28 @@ def decisions_of(entry: dict[str, Any], previous_base: dict[str, list[float]]) -
         if kind in previous_base:
             stored = (
                 compare_samples(
-                    previous_base[kind], _flat(init["head"][:1]), max_regression=0.25
+                    previous_base[kind],
+                    _flat(init["head"][:1]),
+                    max_regression=DEFAULT_MAX_REGRESSION,
                 ).verdict
                 == "REGRESSION"
             )
         previous_base[kind] = _flat(init["base"][:1])
         logs = [x for pair in block_log_ratios(init["base"], init["head"]) for x in pair]
-        out.append(Decision(
-            trial=entry["trial"], condition=entry["condition"], kind=kind, ab=b["verdict"] == "REGRESSION",
-            ab_first=(b["first"] or b["decision"])["verdict"], ab_final=b["decision"]["verdict"],
-            stored=stored, min5=min(h) > 1.05 * min(a), ratio=math.exp(statistics.median(logs)),
-            seconds=entry["seconds"],
-        ))  # fmt: skip
+        out.append(
+            Decision(
+                trial=entry["trial"],
+                condition=entry["condition"],
+                kind=kind,
+                ab=b["verdict"] == "REGRESSION",
+                ab_first=(b["first"] or b["decision"])["verdict"],
+                ab_final=b["decision"]["verdict"],
+                stored=stored,
+                min5=min(h) > 1.05 * min(a),
+                ratio=math.exp(statistics.median(logs)),
+                seconds=entry["seconds"],
+            )
+        )
     return out
 
 
@@ -239,9 +282,16 @@ def render(outcome: dict[str, Any]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for method, label in METHODS.items():
         lines.append("| " + " | ".join([label] + [_cell(*table[method, c]) for c in conds]) + " |")
-    lines += ["", ("mlperf ab per benchmark kind (alarms/decisions) and the slowdown the knob really made "
-              "(median over trials of the block-paired median ratio):"), "",
-              "| kind | " + " | ".join(f"+{c:.0%}" for c in conds) + " |", "|" + "---|" * (len(conds) + 1)]  # fmt: skip
+    lines += [
+        "",
+        (
+            "mlperf ab per benchmark kind (alarms/decisions) and the slowdown the knob really made "
+            "(median over trials of the block-paired median ratio):"
+        ),
+        "",
+        "| kind | " + " | ".join(f"+{c:.0%}" for c in conds) + " |",
+        "|" + "---|" * (len(conds) + 1),
+    ]
     for kind in KINDS.values():
         cells = []
         for c in conds:
@@ -256,29 +306,43 @@ def render(outcome: dict[str, Any]) -> str:
     for d in decisions:
         verdicts[d.ab_final] = verdicts.get(d.ab_final, 0) + 1
     plain = outcome["plain_seconds"]
-    per_trial = {c: statistics.median({d.trial: d.seconds for d in decisions if d.condition == c}.values())
-                 for c in conds}  # fmt: skip
+    per_trial = {
+        c: statistics.median({d.trial: d.seconds for d in decisions if d.condition == c}.values())
+        for c in conds
+    }
     lines += [
         "",
-        f"Final mlperf ab verdicts over all decisions: {', '.join(f'{n} {v}' for v, n in sorted(verdicts.items()))}.",
+        "Final mlperf ab verdicts over all decisions: "
+        f"{', '.join(f'{n} {v}' for v, n in sorted(verdicts.items()))}.",
         "",
     ]
     if plain:
         p = statistics.median(plain)
-        lines.append(f"Time: one plain `pytest --benchmark-enable` run of the three benchmarks {p:.1f} s (median of {len(plain)}); "
-                     + "; ".join(f"one `mlperf ab` at +{c:.0%} {t:.1f} s = {t / p:.1f}x" for c, t in per_trial.items()) + ".")  # fmt: skip
+        lines.append(
+            f"Time: one plain `pytest --benchmark-enable` run of the three benchmarks {p:.1f} s "
+            f"(median of {len(plain)}); "
+            + "; ".join(
+                f"one `mlperf ab` at +{c:.0%} {t:.1f} s = {t / p:.1f}x"
+                for c, t in per_trial.items()
+            )
+            + "."
+        )
     return "\n".join(lines) + "\n"
 
 
 def check_bounds(outcome: dict[str, Any], bounds: dict[float, tuple[str, int]]) -> list[str]:
-    """Problems with the mlperf ab rates: bounds maps condition -> ("max" | "min", alarms allowed/needed)."""
+    """Problems with the mlperf ab rates.
+
+    *bounds* maps condition -> ("max" | "min", alarms allowed / needed).
+    """
     table = rates(outcome["decisions"])
     problems = []
     for c, (kind, limit) in bounds.items():
         k, n = table["ab", c]
         if kind == "max" and k > limit:
             problems.append(
-                f"identical code (+{c:.0%}): {k} false alarms in {n} decisions, at most {limit} allowed"
+                f"identical code (+{c:.0%}): {k} false alarms in {n} decisions, at most {limit} "
+                "allowed"
             )
         if kind == "min" and k < limit:
             problems.append(f"+{c:.0%}: detected {k} of {n}, at least {limit} needed")
@@ -295,9 +359,11 @@ def write(outcome: dict[str, Any], out: Path) -> Path:
     info = machine_info()
     loads = f"{', '.join(f'{x:.1f}' for x in load)}" if load else "?"
     header = (
-        f"# Gate error rates\n\nMeasured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on `{machine_id()}` "
+        f"# Gate error rates\n\nMeasured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on "
+        f"`{machine_id()}` "
         f"({info['cpu']}, {info['logical_cores']} logical cores, Python {info['python']}); "
-        f"{len({d.trial for d in decisions})} `mlperf ab` runs in {outcome['seconds'] / 60:.0f} min; "
+        f"{len({d.trial for d in decisions})} `mlperf ab` runs in {outcome['seconds'] / 60:.0f} "
+        "min; "
         f"load average when written: {loads}. Rates are alarms/decisions, pooled over the three "
         "benchmark kinds, with 95 % Wilson intervals.\n\n"
     )
@@ -327,8 +393,10 @@ def _plot(table: dict[tuple[str, float], tuple[int, int]], path: Path) -> None:
         xs = [c * 100 + offset * 100 for c, _, _ in pts]
         ys = [k / n for _, k, n in pts]
         # max(0, ...): at k = 0 or k = n the Wilson bound equals the rate up to rounding
-        err = [[max(0.0, y - wilson(k, n)[0]) for (_, k, n), y in zip(pts, ys, strict=True)],
-               [max(0.0, wilson(k, n)[1] - y) for (_, k, n), y in zip(pts, ys, strict=True)]]  # fmt: skip
+        err = [
+            [max(0.0, y - wilson(k, n)[0]) for (_, k, n), y in zip(pts, ys, strict=True)],
+            [max(0.0, wilson(k, n)[1] - y) for (_, k, n), y in zip(pts, ys, strict=True)],
+        ]
         ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=label)
     ax.axhline(0.95, color="#999999", ls=":", lw=0.8)
     ax.set_xlabel("slowdown of head (%); 0 = identical code")

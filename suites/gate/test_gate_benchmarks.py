@@ -53,7 +53,7 @@ def row_norms(blocks: np.ndarray, n_units: int) -> np.ndarray:
 
 
 def checksum(n_units: int, per_unit: int = 1500) -> int:
-    """Pure Python: an integer loop, ``per_unit`` steps per unit; extra units go to a scratch sum."""
+    """Pure Python: an integer loop, ``per_unit`` steps per unit; extra units go to scratch."""
     sums = [0, 0]
     for i in range(n_units):
         part = 0
@@ -85,7 +85,8 @@ def matrix_blocks(matrix_10k: np.ndarray) -> np.ndarray:
     return matrix_10k.reshape(UNITS, -1, matrix_10k.shape[1])
 
 
-#: rows the pandas kind aggregates: 40 chunks of 500, a ~15 ms body, so 1 s of measuring is ~60 rounds
+#: rows the pandas kind aggregates: 40 chunks of 500, a ~15 ms body, so 1 s of measuring is
+#: ~60 rounds
 PANDAS_ROWS = 20_000
 
 
@@ -136,8 +137,9 @@ def test_knob_refuses_values_it_cannot_honour(monkeypatch: pytest.MonkeyPatch, v
         units()
 
 
-def test_knob_does_not_change_results(monkeypatch: pytest.MonkeyPatch, matrix_blocks: np.ndarray,
-                                      purchase_chunks: list[pd.DataFrame]) -> None:  # fmt: skip
+def test_knob_does_not_change_results(
+    monkeypatch: pytest.MonkeyPatch, matrix_blocks: np.ndarray, purchase_chunks: list[pd.DataFrame]
+) -> None:
     plain = (row_norms(matrix_blocks, UNITS), checksum(UNITS), region_sums(purchase_chunks, UNITS))
     monkeypatch.setenv(KNOB, "0.25")
     slowed = (

@@ -12,9 +12,29 @@ __all__ = ["KINDS", "TEXT_POOL", "frames", "text"]
 #: words that trip formats up: Unicode, separators, quotes, line breaks, missing-value and
 #: boolean tokens, numbers written as text, whitespace
 TEXT_POOL = (
-    "東京", "大阪", "名古屋", "福岡", "", " ", "a,b", 'say "hi"', "line\nbreak", "cr\rhere",
-    "NA", "None", "null", "nan", "True", "false", "1", " 2", "-0", "1e5", "inf", "Infinity",
-)  # fmt: skip
+    "東京",
+    "大阪",
+    "名古屋",
+    "福岡",
+    "",
+    " ",
+    "a,b",
+    'say "hi"',
+    "line\nbreak",
+    "cr\rhere",
+    "NA",
+    "None",
+    "null",
+    "nan",
+    "True",
+    "false",
+    "1",
+    " 2",
+    "-0",
+    "1e5",
+    "inf",
+    "Infinity",
+)
 
 #: random text: letters (CJK included), marks, punctuation and spaces; no digits and no
 #: control characters, so it is text to every reader (TEXT_POOL brings the rest)
@@ -25,10 +45,15 @@ text = st.one_of(
 )
 
 _NUMPY = {
-    "int8": np.int8, "int16": np.int16, "int32": np.int32, "int64": np.int64,
-    "float32": np.float32, "float64": np.float64, "bool": np.bool_,
+    "int8": np.int8,
+    "int16": np.int16,
+    "int32": np.int32,
+    "int64": np.int64,
+    "float32": np.float32,
+    "float64": np.float64,
+    "bool": np.bool_,
     "datetime": np.dtype("datetime64[ns]"),
-}  # fmt: skip
+}
 KINDS = (*_NUMPY, "str", "object", "category")
 
 

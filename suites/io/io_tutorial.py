@@ -1,4 +1,4 @@
-"""The seed tutorial's I/O code (section 3.3): its format loop, kept as written.
+"""The tutorial's I/O code: its format loop, kept as written.
 
 THIS IS THE TUTORIAL'S CODE, WITH ITS BUGS -- the baseline the suite compares
 against, never a reference.  Its problems: it never checks what comes back (its

@@ -1,4 +1,4 @@
-"""The seed tutorial's memory code (section 3.1), kept as written: the baseline.
+"""The tutorial's memory code, kept as written: the baseline.
 
 THIS IS THE TUTORIAL'S CODE, WITH ITS BUGS.  The suites benchmark it beside
 ``mlperf.memory`` so the difference shows; never use it as a reference.  Its bugs:
@@ -8,7 +8,7 @@ THIS IS THE TUTORIAL'S CODE, WITH ITS BUGS.  The suites benchmark it beside
   to 2**-24 relative; values beyond 3.4e38 become inf).  Under pandas 3 its
   ``select_dtypes(include=['object'])`` reaches ``str`` columns only through a
   deprecated shim (Pandas4Warning).
-* ``process_in_chunks`` and ``chunked_processing`` (section 3.3) return the
+* ``process_in_chunks`` and ``chunked_processing`` return the
   per-chunk means concatenated (400 rows for 100 chunks x 4 groups); averaging
   those is not the group mean when chunks hold groups unequally.
 * ``process_in_chunks`` calls ``gc.collect()`` once per chunk.
@@ -76,7 +76,7 @@ def process_in_chunks(df, chunk_size=10000):
 
 
 def chunked_processing(file_path, chunk_size=10000):
-    """チャンク読み込みによる処理 (section 3.3)"""
+    """チャンク読み込みによる処理"""
     results = []
 
     for chunk in pd.read_csv(file_path, chunksize=chunk_size):

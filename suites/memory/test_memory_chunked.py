@@ -18,8 +18,8 @@ from memory_helpers import MiB, cpu_ratio, extra_peak
 from memory_tutorial import chunked_processing, process_in_chunks
 from pandas.testing import assert_frame_equal
 
-from mlperf.chunked import chunked_agg
 from mlperf.data import make_customers
+from mlperf.io.chunked import chunked_agg
 
 TUTORIAL_AGGS = {"age": "mean", "income": "mean", "score": "mean"}
 FULL_AGGS = {
@@ -40,7 +40,7 @@ def _mean_of_means(chunk_means: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_seed_chunk_means_are_not_group_means() -> None:
-    """The seed's process_in_chunks (and its CSV twin) return per-chunk means; averaging
+    """The tutorial's process_in_chunks (and its CSV twin) return per-chunk means; averaging
     them misses the group means.  chunked_agg over the same chunks equals groupby."""
     df = make_customers(20_000)
     truth = df.groupby("category").agg(TUTORIAL_AGGS)

@@ -86,7 +86,7 @@ def test_optimize_dtypes(benchmark, customers: pd.DataFrame, floats: str, inplac
 
 
 def test_seed_float_cast_changes_values_ours_does_not() -> None:
-    """The seed's optimize_dtypes changes every float of make_customers; ours only on request."""
+    """The tutorial's optimize_dtypes changes every float of make_customers; ours on request."""
     df = make_customers(10_000)
     seed = tutorial(df)
     assert (seed["income"].to_numpy(np.float64) != df["income"].to_numpy()).mean() > 0.99

@@ -10,14 +10,21 @@ from hypothesis import strategies as st
 from hypothesis.extra.pandas import column, data_frames, range_indexes
 from pandas.testing import assert_frame_equal
 
-from mlperf.chunked import chunked_agg
+from mlperf.io.chunked import chunked_agg
 from mlperf.memory import footprint, optimize_dtypes
 
 _NUMPY = {
-    "int8": np.int8, "int16": np.int16, "int32": np.int32, "int64": np.int64,
-    "uint8": np.uint8, "uint64": np.uint64, "float32": np.float32, "float64": np.float64,
-    "bool": np.bool_, "datetime": np.dtype("datetime64[ns]"),
-}  # fmt: skip
+    "int8": np.int8,
+    "int16": np.int16,
+    "int32": np.int32,
+    "int64": np.int64,
+    "uint8": np.uint8,
+    "uint64": np.uint64,
+    "float32": np.float32,
+    "float64": np.float64,
+    "bool": np.bool_,
+    "datetime": np.dtype("datetime64[ns]"),
+}
 _SPECIAL = ("Int64", "Float64", "str", "object", "category", "exact-floats", "few-texts")
 _WORDS = st.sampled_from(["東京", "大阪", "名古屋", "", "a"])
 

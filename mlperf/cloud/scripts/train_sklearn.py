@@ -1,4 +1,4 @@
-"""Train a random forest on a CSV with a ``target`` column: one script for SageMaker, Vertex AI and Azure ML.
+"""Train a random forest on a CSV with a ``target`` column, for SageMaker, Vertex AI and Azure ML.
 
 It runs inside the providers' stock scikit-learn containers, so it needs only
 scikit-learn, pandas and joblib, and keeps to Python 3.8 syntax.  It reads each
@@ -118,7 +118,8 @@ def load_frame(data: str, target: str) -> tuple[Any, Any]:
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     if target not in frame.columns:
         raise SystemExit(
-            f"train_sklearn: label column {target!r} not in the data (columns: {list(frame.columns)!r}); pass "
+            f"train_sklearn: label column {target!r} not in the data (columns: "
+            f"{list(frame.columns)!r}); pass "
             "--target NAME"
         )
     if len(frame) < 2:
@@ -135,7 +136,8 @@ def load_frame(data: str, target: str) -> tuple[Any, Any]:
         )
     if frame[features].isna().any().any():
         raise SystemExit(
-            f"train_sklearn: feature columns hold NaN ({[c for c in features if frame[c].isna().any()]!r}); impute or drop them first"
+            "train_sklearn: feature columns hold NaN "
+            f"({[c for c in features if frame[c].isna().any()]!r}); impute or drop them first"
         )
     return frame[features], frame[target]
 

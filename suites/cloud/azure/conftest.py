@@ -62,7 +62,7 @@ def azurite_binary(root: Path) -> str | None:
 
 @pytest.fixture(scope="session")
 def azurite(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Connection string of an Azurite blob service on 127.0.0.1 and a free port, for the session."""
+    """Connection string of an Azurite blob service on 127.0.0.1 and a free port (session)."""
     binary = azurite_binary(pytestconfig.rootpath)
     if binary is None:
         pytest.skip(AZURITE_HINT)
@@ -72,18 +72,21 @@ def azurite(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactor
     proc = subprocess.Popen(
         [
             binary,
-            "--blobHost", "127.0.0.1",
-            "--blobPort", str(port),
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(port),
             "--inMemoryPersistence",
             "--skipApiVersionCheck",
             "--silent",
             "--disableTelemetry",  # Azurite reports usage to Application Insights by default
-            "--extentMemoryLimit", "256",
+            "--extentMemoryLimit",
+            "256",
         ],
         cwd=workdir,  # in-memory persistence; its debug files, if any, land here
         stdout=subprocess.DEVNULL,
         stderr=log,
-    )  # fmt: skip
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -305,7 +308,7 @@ def dead_url() -> str:
 
 @pytest.fixture
 def azure_ml(monkeypatch: pytest.MonkeyPatch) -> AzureML:
-    """A real ``MLClient`` (fake credential, telemetry off) whose control plane is :class:`AzureML`."""
+    """A real ``MLClient`` (fake credential, no telemetry) on the :class:`AzureML` control plane."""
     ml = require("azure.ai.ml", "the offline Azure tests")
     client = ml.MLClient(
         _Credential(), SUBSCRIPTION, "mlperf-rg", "mlperf-ws", enable_telemetry=False
@@ -335,7 +338,7 @@ class ScoringServer:
         tmp: Path,
         mp: pytest.MonkeyPatch,
     ) -> None:
-        """Load the deployed scoring script (the snapshot of its code dir) and call its ``init()``."""
+        """Load the deployed scoring script (its code dir's snapshot) and call its ``init()``."""
         for name, data in files.items():
             (tmp / name).write_bytes(data)
         spec = importlib.util.spec_from_file_location("mlperf_scoring_under_test", tmp / entry)
@@ -388,7 +391,7 @@ def scoring_server() -> Iterator[ScoringServer]:
 # ------------------------------------------------------------------ data
 
 
-# make_frame and train_frame (the seed tutorial's data) come from suites/cloud/conftest.py
+# make_frame and train_frame (the tutorial's data) come from suites/cloud/conftest.py
 
 
 @dataclass

@@ -28,7 +28,6 @@ from hypothesis.extra.pandas import column, data_frames, range_indexes
 
 from mlperf._optional import available, install_hint
 from mlperf.cloud import training_script
-from mlperf.cloud._common import CloudError
 from mlperf.cloud.azure import (
     BASE_IMAGE,
     best_trial,
@@ -41,6 +40,7 @@ from mlperf.cloud.azure import (
     tune,
     upload_data,
 )
+from mlperf.cloud.common import CloudError
 
 pytestmark = [
     pytest.mark.xdist_group("cloud-azure"),
@@ -128,7 +128,7 @@ def test_upload_data_refuses_an_empty_frame_before_uploading(blob_service, conta
 
 
 def test_train_submits_the_command_job_the_tutorial_meant(azure_ml, train_frame):
-    """The seed built a dataset and never passed it to the job; here the data is an input."""
+    """The tutorial built a dataset and never passed it to the job; here the data is an input."""
     job = train("azureml:mlperf-train:1", ml_client=azure_ml.client)
     assert job.status == "Completed"
     (call,) = azure_ml.of("jobs.create_or_update")

@@ -1,6 +1,6 @@
-"""Pieces every cloud provider module shares: errors, redaction, telemetry, validation.
+"""Pieces every cloud provider package shares: errors, redaction, telemetry, validation.
 
-Nothing here imports a cloud SDK.  Provider modules raise :class:`CloudError`
+Nothing here imports a cloud SDK.  Provider packages raise :class:`CloudError`
 (whose message is always passed through :func:`redact`), validate their inputs
 with :func:`check_ranges` and :func:`check_training_frame`, and opt out of
 their SDK's telemetry with the settings below.

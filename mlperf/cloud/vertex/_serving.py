@@ -6,8 +6,13 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from mlperf._optional import require
-from mlperf.cloud._common import CloudError
-from mlperf.cloud._vertex_base import DEFAULT_MACHINE_TYPE, VertexSession, _call, _session
+from mlperf.cloud.common import CloudError
+from mlperf.cloud.vertex._base import (
+    DEFAULT_MACHINE_TYPE,
+    VertexSession,
+    resolve_session,
+    vertex_call,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,11 +62,15 @@ def deploy(
             "deploy: need 1 <= min_replica_count <= max_replica_count; got "
             f"{min_replica_count!r}, {max_replica_count!r}"
         )
-    s = _session(session)
-    aiplatform = require("google.cloud.aiplatform", "Vertex AI")
-    endpoint = _call("deploy", s, aiplatform.Endpoint.create, display_name=display_name, **s._kw())
+    s = resolve_session(session)
+    require("google.cloud.aiplatform", "Vertex AI")
+    from google.cloud import aiplatform
+
+    endpoint = vertex_call(
+        "deploy", s, aiplatform.Endpoint.create, display_name=display_name, **s._kw()
+    )
     try:
-        _call(
+        vertex_call(
             "deploy",
             s,
             model.deploy,
@@ -78,7 +87,10 @@ def deploy(
             endpoint.delete(force=True)
             cleaned = f"endpoint {endpoint.resource_name!r} was deleted"
         except Exception as cleanup:  # noqa: BLE001 -- report both: the user must delete it by hand
-            cleaned = f"deleting endpoint {endpoint.resource_name!r} also failed ({cleanup}); delete it by hand"
+            cleaned = (
+                f"deleting endpoint {endpoint.resource_name!r} also failed ({cleanup}); "
+                "delete it by hand"
+            )
         raise CloudError(
             f"deploy: deploying model {getattr(model, 'resource_name', model)!r} failed ({exc}); "
             f"{cleaned}"
@@ -114,7 +126,7 @@ def predict(
         The ``Endpoint`` from :func:`deploy`, or its resource name.
     rows:
         Feature columns named as in training (AutoML tabular needs the names; a bare
-        array, as the seed tutorial passes, is refused).
+        array is refused).
     batch_size:
         Rows per request (Vertex caps a request at 1.5 MB).
 
@@ -142,14 +154,16 @@ def predict(
         )
     if len(rows) == 0:
         raise ValueError(f"predict: no rows to predict (columns {list(rows.columns)!r})")
-    s = _session(session)
+    s = resolve_session(session)
     if isinstance(endpoint, str):
-        aiplatform = require("google.cloud.aiplatform", "Vertex AI")
-        endpoint = _call("predict", s, aiplatform.Endpoint, endpoint, **s._kw())
+        require("google.cloud.aiplatform", "Vertex AI")
+        from google.cloud import aiplatform
+
+        endpoint = vertex_call("predict", s, aiplatform.Endpoint, endpoint, **s._kw())
     out: list[dict[str, Any]] = []
     for start in range(0, len(rows), batch_size):
         batch = _instances(rows.iloc[start : start + batch_size])
-        reply = _call("predict", s, endpoint.predict, instances=batch)
+        reply = vertex_call("predict", s, endpoint.predict, instances=batch)
         if len(reply.predictions) != len(batch):
             raise CloudError(
                 f"predict: endpoint {endpoint.resource_name!r} answered "
@@ -188,15 +202,17 @@ def delete(
     CloudError
         A delete failed; resources before it in the order above are already gone.
     """
-    s = _session(session)
-    aiplatform = require("google.cloud.aiplatform", "Vertex AI")
+    s = resolve_session(session)
+    require("google.cloud.aiplatform", "Vertex AI")
+    from google.cloud import aiplatform
+
     if isinstance(endpoint, str):
-        endpoint = _call("delete", s, aiplatform.Endpoint, endpoint, **s._kw())
-    _call("delete", s, endpoint.undeploy_all)  # Vertex refuses to delete an endpoint in use
+        endpoint = vertex_call("delete", s, aiplatform.Endpoint, endpoint, **s._kw())
+    vertex_call("delete", s, endpoint.undeploy_all)  # Vertex refuses to delete an endpoint in use
     gone = []
     for resource in (endpoint, model, dataset):
         if resource is not None:
             name = resource.resource_name
-            _call("delete", s, resource.delete)
+            vertex_call("delete", s, resource.delete)
             gone.append(name)
     return gone

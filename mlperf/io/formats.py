@@ -1,7 +1,7 @@
 """The file-format registry behind :mod:`mlperf.io`: writers, readers, refusals.
 
 Each :class:`Format` pairs a writer and a reader with the list of changes it
-declares, implemented in :mod:`mlperf._expect`, and with a refusal rule for the
+declares, implemented in :mod:`mlperf.io.expect`, and with a refusal rule for the
 frames it would lose rows or columns of.  Pickle remembers a SHA-256 of every
 file this process wrote (see :func:`_pickle_read` for why).
 """
@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlperf import _h5columns
-from mlperf._expect import (
+from mlperf._optional import require
+from mlperf.io import h5columns
+from mlperf.io.expect import (
     expect_arrow,
     expect_csv,
     expect_hdf,
@@ -29,7 +30,6 @@ from mlperf._expect import (
     expect_parquet,
     json_floats,
 )
-from mlperf._optional import require
 
 __all__ = ["FORMATS", "Format", "FormatError", "moved"]
 
@@ -193,11 +193,12 @@ def _parquet(codec: str) -> Callable[[pd.DataFrame, Path], None]:
     def write(df: pd.DataFrame, path: Path) -> None:
         # Dictionary pages for text and categories only: a high-cardinality numeric
         # column starts in dictionary pages and falls back to plain ones mid-column,
-        # which makes 1M customer rows 3% larger and twice as slow to load.
+        # which made 1M customer rows 3% larger and twice as slow to load (2026-11-26,
+        # a 2-core CI VM).
         text = [
             str(c)
             for c, t in df.dtypes.items()
-            if isinstance(t, pd.CategoricalDtype | pd.StringDtype) or t == object
+            if isinstance(t, pd.CategoricalDtype | pd.StringDtype) or t == np.dtype(object)
         ]
         df.to_parquet(path, compression=codec, use_dictionary=text)
 
@@ -228,7 +229,11 @@ FORMATS: dict[str, Format] = {
     f.name: f
     for f in (
         Format(
-            "csv", "CSV", ".csv", _csv_write, _csv_read,
+            "csv",
+            "CSV",
+            ".csv",
+            _csv_write,
+            _csv_read,
             (
                 "int8/int16/int32 -> int64",
                 "float32 -> float64 of its shortest decimal text (0.1f -> 0.1)",
@@ -240,28 +245,55 @@ FORMATS: dict[str, Format] = {
                 "a frame with no rows -> every column object",
                 "the index, which must be 0..n-1 (else the frame is refused) -> RangeIndex",
             ),
-            expect_csv, _also(_names(), _csv_refuses),
+            expect_csv,
+            _also(_names(), _csv_refuses),
         ),
         Format(
-            "parquet-snappy", "Parquet (snappy)", ".parquet", _parquet("snappy"), pd.read_parquet,
+            "parquet-snappy",
+            "Parquet (snappy)",
+            ".parquet",
+            _parquet("snappy"),
+            pd.read_parquet,
             (*_ARROW_CHANGES, _NO_CATEGORIES),
-            expect_parquet, _also(_names(), _no_columns),
+            expect_parquet,
+            _also(_names(), _no_columns),
         ),
         Format(
-            "parquet-zstd", "Parquet (zstd)", ".parquet", _parquet("zstd"), pd.read_parquet,
+            "parquet-zstd",
+            "Parquet (zstd)",
+            ".parquet",
+            _parquet("zstd"),
+            pd.read_parquet,
             (*_ARROW_CHANGES, _NO_CATEGORIES),
-            expect_parquet, _also(_names(), _no_columns),
+            expect_parquet,
+            _also(_names(), _no_columns),
         ),
         Format(
-            "feather", "Feather (uncompressed)", ".feather", _feather("uncompressed"),
-            pd.read_feather, _ARROW_CHANGES, expect_arrow, _names(),
+            "feather",
+            "Feather (uncompressed)",
+            ".feather",
+            _feather("uncompressed"),
+            pd.read_feather,
+            _ARROW_CHANGES,
+            expect_arrow,
+            _names(),
         ),
         Format(
-            "feather-lz4", "Feather (lz4)", ".feather", _feather("lz4"), pd.read_feather,
-            _ARROW_CHANGES, expect_arrow, _names(),
+            "feather-lz4",
+            "Feather (lz4)",
+            ".feather",
+            _feather("lz4"),
+            pd.read_feather,
+            _ARROW_CHANGES,
+            expect_arrow,
+            _names(),
         ),
         Format(
-            "hdf5-table", "HDF5 (PyTables table)", ".h5", _hdf_write, _hdf_read,
+            "hdf5-table",
+            "HDF5 (PyTables table)",
+            ".h5",
+            _hdf_write,
+            _hdf_read,
             (
                 "RangeIndex -> int64 Index",
                 _TEXT,
@@ -269,15 +301,35 @@ FORMATS: dict[str, Format] = {
                 "trailing NUL characters of text are dropped",
                 "a category with no categories -> its (empty) categories become float64",
             ),
-            expect_hdf, _also(_names(), _no_rows),
+            expect_hdf,
+            _also(_names(), _no_rows),
         ),
         Format(
-            "h5py", "HDF5 (h5py, column-wise)", ".h5", _h5columns.write, _h5columns.read,
-            (), lambda df: df, lambda df: None,
+            "h5py",
+            "HDF5 (h5py, column-wise)",
+            ".h5",
+            h5columns.write,
+            h5columns.read,
+            (),
+            lambda df: df,
+            lambda df: None,
         ),
-        Format("pickle", "Pickle", ".pkl", _pickle_write, _pickle_read, (), lambda df: df, lambda df: None),
         Format(
-            "json", "JSON (table schema)", ".json", _json_write, _json_read,
+            "pickle",
+            "Pickle",
+            ".pkl",
+            _pickle_write,
+            _pickle_read,
+            (),
+            lambda df: df,
+            lambda df: None,
+        ),
+        Format(
+            "json",
+            "JSON (table schema)",
+            ".json",
+            _json_write,
+            _json_read,
             (
                 "int8/int16/int32 -> int64; float32 -> float64",
                 (
@@ -293,7 +345,8 @@ FORMATS: dict[str, Format] = {
                     "or has two or more evenly spaced values (one row: int64 Index)"
                 ),
             ),
-            expect_json, _also(_names(), _json_refuses),
+            expect_json,
+            _also(_names(), _json_refuses),
         ),
     )
-}  # fmt: skip
+}

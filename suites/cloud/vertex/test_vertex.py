@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.pandas import column, data_frames, range_indexes
 
 from mlperf._optional import available, install_hint
-from mlperf.cloud._common import CloudError
+from mlperf.cloud.common import CloudError
 from mlperf.cloud.vertex import connect, create_dataset, delete, deploy, predict, train, upload_data
 
 pytestmark = [
@@ -171,7 +171,7 @@ def test_offline_flow_time(benchmark, gcp, vertex, bucket, train_frame, rule_pre
     assert len(gone) == 3 and vertex.live("endpoints") == []
 
 
-# ------------------------------------------------------------------ the seed tutorial's bugs
+# ------------------------------------------------------------------ the tutorial's bugs
 
 
 def test_the_tutorials_bare_array_is_refused_before_any_request(gcp, vertex):
@@ -303,7 +303,8 @@ def test_real_vertex_flow(train_frame):
     if not (project and bucket_name):
         pytest.skip(
             "set MLPERF_GCP_PROJECT and MLPERF_GCS_BUCKET (an existing bucket) and run "
-            "`gcloud auth application-default login`, then pytest --mlperf-cloud suites/cloud/gcp"
+            "`gcloud auth application-default login`, then pytest --mlperf-cloud "
+            "suites/cloud/vertex"
         )
     session = connect(project, os.environ.get("MLPERF_GCP_LOCATION", "us-central1"))
     uri = upload_data(train_frame, bucket_name, "mlperf-ci", session=session)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlperf._optional import require
-from mlperf.cloud._common import CloudError, sagemaker_config_without_telemetry
+from mlperf.cloud.common import CloudError, sagemaker_config_without_telemetry
 
 __all__ = [
     "DEFAULT_INSTANCE_TYPE",
@@ -30,7 +30,7 @@ _ROLE_ENV = "MLPERF_SAGEMAKER_ROLE"
 # error codes that only a server lacking the operation returns (moto answers 500 with an HTML page);
 # AWS itself reports its own failures as InternalFailure / ServiceUnavailable
 _UNSUPPORTED = {"500", "501", "NotImplemented", "NotImplementedError", "UnknownOperationException"}
-_TERMINAL = {"Completed", "Failed", "Stopped"}
+TERMINAL_STATUSES = {"Completed", "Failed", "Stopped"}
 
 
 @dataclass(frozen=True)
@@ -67,13 +67,13 @@ class Deployment:
 # ------------------------------------------------------------------ sessions and helpers
 
 
-def _boto(session: Any) -> Any:
+def boto_session(session: Any) -> Any:
     if session is None:
         return require("boto3", "SageMaker").Session()
     return getattr(session, "boto_session", session)  # a SageMaker SDK Session wraps one
 
 
-def _region(boto: Any) -> str:
+def region_of(boto: Any) -> str:
     region = getattr(boto, "region_name", None)
     if not region:
         raise CloudError(
@@ -88,7 +88,7 @@ def make_session(session: Any = None, *, bucket: str | None = None) -> Any:
 
     Naming the bucket keeps the SDK from creating ``sagemaker-<region>-<account>``.
     """
-    boto = _boto(session)
+    boto = boto_session(session)
     helper = require("sagemaker.core.helper.session_helper", "SageMaker training")
     config = require("sagemaker.core.config.config", "SageMaker training")
     return helper.Session(
@@ -108,7 +108,7 @@ def image_uri(
     )
 
 
-def _role(role: str | None, func: str) -> str:
+def role_arn(role: str | None, func: str) -> str:
     role = role or os.environ.get(_ROLE_ENV)
     if not role or not role.startswith("arn:"):
         raise ValueError(
@@ -123,25 +123,25 @@ def _error(exc: Exception) -> tuple[str, str]:
     return str(err.get("Code", type(exc).__name__)), str(err.get("Message", exc))
 
 
-def _unsupported(exc: Exception) -> bool:
+def unsupported(exc: Exception) -> bool:
     return _error(exc)[0] in _UNSUPPORTED
 
 
-def _not_found(exc: Exception) -> bool:
+def not_found(exc: Exception) -> bool:
     code, message = _error(exc)
     return code in {"404", "NoSuchKey", "NoSuchBucket", "ResourceNotFound"} or (
         code == "ValidationException" and "could not find" in message.lower()
     )
 
 
-def _split_s3(uri: str, func: str) -> tuple[str, str]:
+def split_s3(uri: str, func: str) -> tuple[str, str]:
     if not uri.startswith("s3://") or len(uri) < 6:
         raise ValueError(f"{func}: expected an s3://bucket/prefix URI; got {uri!r}")
     bucket, _, key = uri[5:].partition("/")
     return bucket, key
 
 
-def _check_bucket(s3: Any, bucket: str, func: str) -> None:
+def check_bucket(s3: Any, bucket: str, func: str) -> None:
     botocore = require("botocore.exceptions", "S3")
     try:
         s3.head_bucket(Bucket=bucket)
@@ -153,5 +153,5 @@ def _check_bucket(s3: Any, bucket: str, func: str) -> None:
         ) from exc
 
 
-def _unique(base: str) -> str:
+def unique_name(base: str) -> str:
     return f"{base}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"[:63]

@@ -177,7 +177,8 @@ _FLOAT = re.compile(
 def _retype_text(s: pd.Series) -> pd.Series:
     """What read_csv makes of a column of text (empty and missing are NaN).
 
-    Vectorised with pandas' string methods (1M values in ~0.1 s): the reader
+    Vectorised with pandas' string methods (1M values in ~0.1 s on a 2-core CI VM,
+    2026-11-26): the reader
     compares its tokens in ASCII only, hence the ``isascii`` guards.
     """
     text = s.astype("str")

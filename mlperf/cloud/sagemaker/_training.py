@@ -1,17 +1,6 @@
-"""Amazon SageMaker: upload, train, tune, deploy, predict and delete (SageMaker SDK v3 + boto3).
+"""SageMaker data, training and tuning: upload_data, train, tune and their results.
 
-Training and tuning go through the v3 SDK (``sagemaker.train.ModelTrainer`` and
-``sagemaker.train.tuner.HyperparameterTuner``) with mlperf's own training script
-(:func:`mlperf.cloud.training_script`) in the stock scikit-learn image.  The
-deployment (model, endpoint config, endpoint), predictions and clean-up use
-plain boto3 (:mod:`mlperf.cloud._sagemaker_serving`): the v3 deploy classes
-cannot be pointed at a local server.
-
-Every verb takes ``session``: a ``boto3.Session`` (or anything with
-``.client(name)``, or a SageMaker SDK ``Session``); None builds one from the
-standard AWS configuration (environment, profile, role).  ``AWS_ENDPOINT_URL``
-redirects everything, which is how the suites run it against a moto server.
-The SDK's telemetry is switched off.
+Training and tuning go through the SDK v3 (``ModelTrainer``, ``HyperparameterTuner``).
 """
 
 from __future__ import annotations
@@ -22,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlperf._optional import require
 from mlperf.cloud import training_script, training_script_options
-from mlperf.cloud._common import (
+from mlperf.cloud.common import (
     DEFAULT_MAX_JOBS,
     DEFAULT_MAX_PARALLEL_JOBS,
     DEFAULT_OBJECTIVE,
@@ -31,24 +20,21 @@ from mlperf.cloud._common import (
     check_training_frame,
     metric_regex,
 )
-from mlperf.cloud._sagemaker_base import (
-    _TERMINAL,
+from mlperf.cloud.sagemaker._base import (
     DEFAULT_INSTANCE_TYPE,
-    FRAMEWORK_VERSION,
-    Deployment,
+    TERMINAL_STATUSES,
     TrainingJob,
     TuningJob,
-    _boto,
-    _check_bucket,
-    _region,
-    _role,
-    _split_s3,
-    _unsupported,
+    boto_session,
+    check_bucket,
     image_uri,
     log,
     make_session,
+    region_of,
+    role_arn,
+    split_s3,
+    unsupported,
 )
-from mlperf.cloud._sagemaker_serving import delete, deploy, predict
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -56,17 +42,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
-    "DEFAULT_INSTANCE_TYPE",
-    "FRAMEWORK_VERSION",
-    "Deployment",
-    "TrainingJob",
-    "TuningJob",
     "best_training_job",
-    "delete",
-    "deploy",
-    "image_uri",
-    "make_session",
-    "predict",
     "train",
     "tune",
     "tuning_results",
@@ -113,8 +89,8 @@ def upload_data(
 
     frame = pd.read_csv(data) if not isinstance(data, pd.DataFrame) else data
     check_training_frame(frame, target, func="upload_data")
-    s3 = _boto(session).client("s3")
-    _check_bucket(s3, bucket, "upload_data")
+    s3 = boto_session(session).client("s3")
+    check_bucket(s3, bucket, "upload_data")
     key = f"{prefix.strip('/')}/train.csv"
     s3.put_object(Bucket=bucket, Key=key, Body=frame.to_csv(index=False).encode())
     return f"s3://{bucket}/{prefix.strip('/')}/"
@@ -140,17 +116,17 @@ def _trainer(
             f"{func}: mlperf's training script has no hyper-parameter {bad!r}; it takes "
             f"{sorted(known)!r}"
         )
-    bucket, _ = _split_s3(train_uri, func)
-    boto = _boto(session)
-    _check_bucket(boto.client("s3"), bucket, func)
-    role = _role(role, func)
+    bucket, _ = split_s3(train_uri, func)
+    boto = boto_session(session)
+    check_bucket(boto.client("s3"), bucket, func)
+    role = role_arn(role, func)
     mt = require("sagemaker.train.model_trainer", "SageMaker training")
     configs = require("sagemaker.core.training.configs", "SageMaker training")
     script = training_script()
     trainer = mt.ModelTrainer(
         sagemaker_session=make_session(boto, bucket=bucket),
         role=role,
-        training_image=image_uri(_region(boto), instance_type=instance_type),
+        training_image=image_uri(region_of(boto), instance_type=instance_type),
         source_code=configs.SourceCode(source_dir=str(script.parent), entry_script=script.name),
         compute=configs.Compute(instance_type=instance_type, instance_count=1),
         hyperparameters={"target": target, **dict(hps)},
@@ -211,7 +187,7 @@ def train(
     desc = (
         wait_for_training_job(name, timeout=timeout, session=session)
         if wait
-        else _boto(session).client("sagemaker").describe_training_job(TrainingJobName=name)
+        else boto_session(session).client("sagemaker").describe_training_job(TrainingJobName=name)
     )
     return TrainingJob(
         name=name,
@@ -234,14 +210,14 @@ def wait_for_training_job(
         *timeout*: then it is stopped (``StopTrainingJob``); where the endpoint has no
         such operation the message says the job may still be running.
     """
-    sm = _boto(session).client("sagemaker")
+    sm = boto_session(session).client("sagemaker")
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         desc: dict[str, Any] = sm.describe_training_job(TrainingJobName=name)
         status = desc["TrainingJobStatus"]
         if status == "Completed":
             return desc
-        if status in _TERMINAL:
+        if status in TERMINAL_STATUSES:
             raise CloudError(
                 f"train: training job {name!r} ended {status}: "
                 f"{desc.get('FailureReason', 'no FailureReason given')}; its log is in "
@@ -253,9 +229,12 @@ def wait_for_training_job(
                 sm.stop_training_job(TrainingJobName=name)
                 what = "stopped it"
             except botocore.ClientError as exc:
-                if not _unsupported(exc):
+                if not unsupported(exc):
                     raise
-                what = "could not stop it (this endpoint has no StopTrainingJob); it may still be running"
+                what = (
+                    "could not stop it (this endpoint has no StopTrainingJob); "
+                    "it may still be running"
+                )
             raise CloudError(
                 f"train: training job {name!r} still {status} after {timeout!r} s; {what}; "
                 "raise timeout= or pass wait=False"
@@ -363,7 +342,7 @@ def tuning_results(tuning_job: TuningJob | str, *, session: Any = None) -> pd.Da
     import pandas as pd
 
     botocore = require("botocore.exceptions", "SageMaker")
-    sm = _boto(session).client("sagemaker")
+    sm = boto_session(session).client("sagemaker")
     name = _tuning_name(tuning_job)
     desc = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
     maximize = (
@@ -378,7 +357,7 @@ def tuning_results(tuning_job: TuningJob | str, *, session: Any = None) -> pd.Da
         )
         summaries = [s for page in pages for s in page["TrainingJobSummaries"]]
     except botocore.ClientError as exc:
-        if not _unsupported(exc):
+        if not unsupported(exc):
             raise CloudError(f"tuning_results: listing the jobs of {name!r} failed: {exc}") from exc
         log.warning(
             "tuning_results: %s has no ListTrainingJobsForHyperParameterTuningJob; "

@@ -1,4 +1,4 @@
-"""Azure ML plumbing shared by :mod:`mlperf.cloud.azure`: client, error mapping, environment, code staging."""
+"""Azure ML plumbing of :mod:`mlperf.cloud.azure`: client, error mapping, environment, staging."""
 
 from __future__ import annotations
 
@@ -14,17 +14,21 @@ from typing import TYPE_CHECKING, Any
 
 from mlperf._optional import require
 from mlperf.cloud import training_script
-from mlperf.cloud._common import AZURE_CLIENT_KWARGS, CloudError, disable_telemetry
+from mlperf.cloud.common import AZURE_CLIENT_KWARGS, CloudError, disable_telemetry
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
+
+    from azure.ai.ml import MLClient
 
 __all__ = ["BASE_IMAGE", "conda_spec", "connect", "environment"]
 
 BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
 
 
-def connect(config_path: str | os.PathLike[str] | None = None, *, credential: Any = None) -> Any:
+def connect(
+    config_path: str | os.PathLike[str] | None = None, *, credential: Any = None
+) -> MLClient:
     """An ``MLClient`` from the workspace's ``config.json``, with telemetry off.
 
     Parameters
@@ -42,7 +46,9 @@ def connect(config_path: str | os.PathLike[str] | None = None, *, credential: An
         No config file was found or it is malformed.
     """
     disable_telemetry()
-    ml = require("azure.ai.ml", "Azure ML")
+    require("azure.ai.ml", "Azure ML")
+    from azure.ai import ml
+
     if credential is None:
         credential = require("azure.identity", "Azure ML").DefaultAzureCredential()
     try:
@@ -51,19 +57,22 @@ def connect(config_path: str | os.PathLike[str] | None = None, *, credential: An
         )
     except Exception as exc:  # the SDK raises its own ValidationException for a missing file
         raise CloudError(
-            f"connect: no Azure ML workspace config at {str(config_path or os.getcwd())!r} ({exc}); "
+            f"connect: no Azure ML workspace config at {str(config_path or os.getcwd())!r} "
+            f"({exc}); "
             "download config.json from the workspace's overview page in the Azure portal, "
             "or pass ml_client=MLClient(credential, subscription_id, resource_group, workspace)"
         ) from exc
 
 
-def _client(ml_client: Any) -> Any:
+def resolve_client(ml_client: MLClient | None) -> MLClient:
     return ml_client if ml_client is not None else connect()
 
 
-def _azure_call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+def azure_call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Run an SDK call, turning Azure transport and service errors into a CloudError."""
-    errors = require("azure.core.exceptions", "Azure ML")
+    require("azure.core.exceptions", "Azure ML")
+    from azure.core import exceptions as errors
+
     try:
         return fn(*args, **kwargs)
     except errors.ServiceRequestError as exc:
@@ -99,14 +108,16 @@ def conda_spec(packages: tuple[str, ...] = ("scikit-learn", "pandas", "joblib"))
 
 def environment(spec: Mapping[str, Any] | None = None, image: str = BASE_IMAGE) -> Any:
     """An Azure ML ``Environment``: *image* plus the conda spec (default :func:`conda_spec`)."""
-    ml = require("azure.ai.ml", "Azure ML")
+    require("azure.ai.ml", "Azure ML")
+    from azure.ai import ml
+
     return ml.entities.Environment(
         name="mlperf-sklearn", image=image, conda_file=dict(spec or conda_spec())
     )
 
 
 @contextmanager
-def _staged(script: str | os.PathLike[str] | None) -> Iterator[Path]:
+def staged(script: str | os.PathLike[str] | None) -> Iterator[Path]:
     """A directory holding only the script: Azure uploads the whole code directory."""
     src = Path(script) if script is not None else training_script()
     if not src.is_file():
@@ -128,7 +139,7 @@ def _script_flags() -> set[str]:
     return set(vars(module.parse_args([])))
 
 
-def _check_names(names: Any, script: Any, func: str) -> None:
+def check_names(names: Any, script: Any, func: str) -> None:
     """Refuse a hyper-parameter mlperf's script would ignore; a user's own script is trusted."""
     if script is not None:
         return

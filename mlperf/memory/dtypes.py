@@ -1,114 +1,14 @@
-"""Memory: dtype optimisation, footprints, peak memory, chunked aggregation."""
+"""Dtype optimisation: every column in the smallest dtype that holds its values."""
 
 from __future__ import annotations
 
-import gc
-import tracemalloc
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal, overload
 
 import numpy as np
 import pandas as pd
-import psutil
 
-__all__ = [
-    "REPORT_COLUMNS",
-    "FloatMode",
-    "PeakMemory",
-    "footprint",
-    "optimize_dtypes",
-    "peak_memory",
-]
-
-_CLEAR_REFS = Path("/proc/self/clear_refs")
-
-
-def _rss_hwm() -> int | None:
-    """Peak RSS (VmHWM) of this process in bytes, or None where /proc is absent."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-def _reset_rss_hwm() -> bool:
-    # Writing "5" to clear_refs resets VmHWM to the current RSS (Linux >= 4.0).
-    try:
-        _CLEAR_REFS.write_text("5")
-    except OSError:
-        return False
-    return True
-
-
-@dataclass
-class PeakMemory:
-    """What :func:`peak_memory` measured, in bytes.
-
-    ``python`` is the tracemalloc peak above the start (numpy and pandas report
-    their buffers to tracemalloc; Arrow's own allocator does not).  ``rss`` is the
-    growth of the process's resident-set high-water mark (None where it cannot be
-    reset).  ``peak`` is the larger of the two: the figure mlperf gates on.
-    """
-
-    python: int = 0
-    rss: int | None = None
-
-    @property
-    def peak(self) -> int:
-        return max(self.python, self.rss or 0)
-
-
-@contextmanager
-def peak_memory(*, trace_python: bool = True) -> Iterator[PeakMemory]:
-    """Measure the extra peak memory of the enclosed block.
-
-    Parameters
-    ----------
-    trace_python:
-        Also run tracemalloc (slows allocation-heavy code 2-3x; never time a block
-        measured this way).
-
-    Returns
-    -------
-    PeakMemory
-        Filled in when the block exits.
-
-    Examples
-    --------
-    >>> with peak_memory() as mem:
-    ...     x = bytearray(10_000_000)
-    >>> mem.peak >= 10_000_000
-    True
-    """
-    result = PeakMemory()
-    gc.collect()
-    started_tracing = False
-    if trace_python and not tracemalloc.is_tracing():
-        tracemalloc.start()
-        started_tracing = True
-    if tracemalloc.is_tracing():
-        tracemalloc.reset_peak()
-        py_base = tracemalloc.get_traced_memory()[0]
-    can_reset = _reset_rss_hwm()
-    rss_base = psutil.Process().memory_info().rss
-    try:
-        yield result
-    finally:
-        if tracemalloc.is_tracing():
-            result.python = max(0, tracemalloc.get_traced_memory()[1] - py_base)
-        if started_tracing:
-            tracemalloc.stop()
-        hwm = _rss_hwm() if can_reset else None
-        result.rss = max(0, hwm - rss_base) if hwm is not None else None
-
-
-# ------------------------------------------------------------ dtype optimisation
+__all__ = ["REPORT_COLUMNS", "FloatMode", "optimize_dtypes"]
 
 FloatMode = Literal["keep", "float32"]
 
@@ -117,13 +17,26 @@ _BLOCK = 1 << 16
 _F32 = np.finfo(np.float32)
 # Smallest first; on equal size the signed type wins (safer under subtraction).
 _INT_LADDER: tuple[type[np.integer[Any]], ...] = (
-    np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64,
-)  # fmt: skip
+    np.int8,
+    np.uint8,
+    np.int16,
+    np.uint16,
+    np.int32,
+    np.uint32,
+    np.int64,
+    np.uint64,
+)
 _NULLABLE_NAME = {"i": "Int", "u": "UInt"}
 _NULLABLE_INTS = (
-    pd.Int8Dtype, pd.Int16Dtype, pd.Int32Dtype, pd.Int64Dtype,
-    pd.UInt8Dtype, pd.UInt16Dtype, pd.UInt32Dtype, pd.UInt64Dtype,
-)  # fmt: skip
+    pd.Int8Dtype,
+    pd.Int16Dtype,
+    pd.Int32Dtype,
+    pd.Int64Dtype,
+    pd.UInt8Dtype,
+    pd.UInt16Dtype,
+    pd.UInt32Dtype,
+    pd.UInt64Dtype,
+)
 _NULLABLE_FLOATS = (pd.Float32Dtype, pd.Float64Dtype)
 
 REPORT_COLUMNS = (
@@ -137,26 +50,6 @@ REPORT_COLUMNS = (
     "max_rel_error",
     "note",
 )
-
-
-def footprint(df: pd.DataFrame | pd.Series) -> int:
-    """Deep memory footprint in bytes: every column's buffers (strings included) and the index.
-
-    Parameters
-    ----------
-    df:
-        A DataFrame or Series.
-
-    Returns
-    -------
-    int
-        ``memory_usage(deep=True)`` summed, index included.
-    """
-    if isinstance(df, pd.Series):
-        return int(df.memory_usage(deep=True, index=True))
-    if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"footprint: expected a DataFrame or Series; got {type(df).__name__!r}")
-    return int(df.memory_usage(deep=True, index=True).sum())
 
 
 def _column_bytes(col: pd.Series) -> int:
@@ -280,7 +173,7 @@ def _encode_blocks(s: pd.Series, limit: float) -> tuple[np.ndarray, pd.Index] | 
     """Factorize *s* block by block (codes in the narrowest int type); None above *limit*.
 
     ``pd.factorize`` on the whole column allocates int64 codes plus a hash table
-    (15 MiB for 1M rows); block by block the temporaries stay ~1 MiB, and a column
+    (15 MiB for 1M rows, 2026-11-26); block by block the temporaries stay ~1 MiB, and a column
     with too many distinct values is abandoned early.
     """
     codes = np.empty(len(s), dtype=np.int8)
@@ -328,9 +221,9 @@ def _plan(s: pd.Series, floats: FloatMode, categories: float, measure: bool) -> 
     dtype = s.dtype
     if isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(dtype):
         return _Change(note="already compact")
-    if isinstance(dtype, np.dtype) and dtype.kind in "iu" or isinstance(dtype, _NULLABLE_INTS):
+    if (isinstance(dtype, np.dtype) and dtype.kind in "iu") or isinstance(dtype, _NULLABLE_INTS):
         return _shrink_int(s)
-    if isinstance(dtype, np.dtype) and dtype.kind == "f" or isinstance(dtype, _NULLABLE_FLOATS):
+    if (isinstance(dtype, np.dtype) and dtype.kind == "f") or isinstance(dtype, _NULLABLE_FLOATS):
         return _shrink_float(s, floats, measure)
     if categories > 0 and _is_text(s):
         return _to_category(s, categories)
@@ -448,10 +341,18 @@ def optimize_dtypes(
         if return_report:
             new_col = out.iloc[:, i]
             rows.append(
-                (i, out.columns[i], str(col.dtype), str(new_col.dtype),
-                 _column_bytes(col), _column_bytes(new_col),
-                 change.lossy, change.max_rel_error, change.note)
-            )  # fmt: skip
+                (
+                    i,
+                    out.columns[i],
+                    str(col.dtype),
+                    str(new_col.dtype),
+                    _column_bytes(col),
+                    _column_bytes(new_col),
+                    change.lossy,
+                    change.max_rel_error,
+                    change.note,
+                )
+            )
         del col  # let the replaced column go before the next one is converted
     if not return_report:
         return out

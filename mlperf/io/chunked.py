@@ -1,7 +1,9 @@
 """Chunked group-by aggregation whose result equals a full ``groupby().agg()``.
 
-The seed tutorial aggregates chunk by chunk and concatenates the per-chunk means
-(400 rows for 100 chunks x 4 groups); averaging those is off by 7e-3.  Here each
+The tutorial's code (``suites/memory/memory_tutorial.py``) aggregates chunk by chunk
+and concatenates the per-chunk means (400 rows for 100 chunks x 4 groups); averaging
+those was off by 7e-3 on 1M customer rows (2026-11-26), and
+``suites/memory/test_memory_chunked.py`` checks that it misses.  Here each
 chunk is reduced to sufficient statistics per group -- count ``n``, sum ``s``,
 sum of squared deviations ``m2``, min and max -- and the statistics are merged
 exactly: sums add, and the deviations merge with Chan, Golub and LeVeque's
@@ -22,9 +24,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlperf._sources import empty_frame, iter_chunks
+from mlperf.io.sources import empty_frame, iter_chunks
 
-__all__ = ["AGG_FUNCS", "chunked_agg", "iter_chunks"]
+__all__ = ["AGG_FUNCS", "between_m2", "chunked_agg", "iter_chunks"]
 
 #: the aggregations chunked_agg can combine exactly
 AGG_FUNCS = ("count", "sum", "mean", "min", "max", "var", "std")
@@ -92,7 +94,8 @@ def _partial(
     """Per-group statistics of one chunk; columns ``(stat, column)``.
 
     One grouper, one cython reduction per statistic over all columns at once:
-    per-column calls cost ~8 ms a chunk, which dominates at 10k-row chunks.
+    per-column calls cost ~8 ms a chunk, which dominates at 10k-row chunks (2026-11-26,
+    a 2-core CI VM; ``suites/memory/test_memory_chunked.py`` times both chunk sizes).
     """
     grouped = chunk.groupby(keys, sort=False, observed=True, dropna=True)
     n = grouped[list(stats)].count()
@@ -136,13 +139,15 @@ def _partial_numpy(
     """:func:`_partial` for numpy numeric columns: sort once, reduce with ``reduceat``.
 
     pandas' groupby costs ~7 ms of fixed overhead per chunk; this costs ~0.3 ms, so
-    10k-row chunks run at nearly the speed of 100k-row ones.  None: use pandas.
+    10k-row chunks run at nearly the speed of 100k-row ones (2026-11-26, a 2-core CI
+    VM; ``suites/memory/test_memory_chunked.py::test_chunked_agg_frame``).  None: use
+    pandas.
     """
     arrays = {c: chunk[c].to_numpy() for c in stats}
     if not all(isinstance(v.dtype, np.dtype) and v.dtype.kind in "biuf" for v in arrays.values()):
         return None
     codes, index = _group_codes(chunk, keys)
-    # numpy sorts 16-bit keys with a radix sort: 7x faster than int64 codes
+    # numpy sorts 16-bit keys with a radix sort: 7x faster than int64 codes (2026-11-26)
     narrow = codes.astype(np.int16) if len(index) < 2**15 else codes
     order = np.argsort(narrow, kind="stable")
     order = order[codes[order] >= 0]
@@ -201,21 +206,52 @@ def _merge(parts: pd.DataFrame, nkeys: int, stats: dict[Any, list[str]]) -> pd.D
     merged = pd.concat(out.values(), axis=1)
     cols = [c for c, wanted in stats.items() if "m2" in wanted]
     if cols:
-        counts = parts["n"][cols].to_numpy(dtype=np.float64)
-        sums = parts["sum"][cols].to_numpy(dtype=np.float64, na_value=np.nan)
-        total = merged["sum"][cols].to_numpy(dtype=np.float64, na_value=np.nan)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = pd.DataFrame(
-                total / merged["n"][cols].to_numpy(dtype=np.float64), index=merged.index
-            )
-            gaps = sums / counts - mean.reindex(parts.index).to_numpy()
-        spread = pd.DataFrame(
-            np.where(counts > 0, counts * gaps * gaps, 0.0), index=parts.index, columns=cols
+        spread = between_m2(
+            parts["n"][cols], parts["sum"][cols], merged["n"][cols], merged["sum"][cols]
         )
-        spread = spread.groupby(level=levels, sort=False).sum()
         for col in cols:
             merged[("m2", col)] = merged[("m2", col)] + spread[col]
     return merged
+
+
+def between_m2(
+    counts: pd.DataFrame, sums: pd.DataFrame, n: pd.DataFrame, total: pd.DataFrame
+) -> pd.DataFrame:
+    """The term Chan's merge adds to the parts' summed M2: ``sum(n_k * (mean_k - mean)**2)``.
+
+    The one implementation of the merge of grouped statistics: chunked aggregation
+    merges chunks with it, and the distributed engines merge partitions
+    (:func:`mlperf.distributed.common.combine_partials`).  A group's M2 (sum of
+    squared deviations from its mean) is the sum of its parts' M2 plus this term.
+
+    Parameters
+    ----------
+    counts, sums:
+        Count and sum of each part, one row per part, indexed by the part's group
+        key (a group's key repeats over its parts), one column per value column.
+    n, total:
+        Count and sum of each group (the parts' counts and sums added up), indexed
+        by the group key, same columns.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Per group (keys in order of first appearance), same columns; a part with no
+        values adds nothing.
+    """
+    c = counts.to_numpy(dtype=np.float64)
+    s = sums.to_numpy(dtype=np.float64, na_value=np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = pd.DataFrame(
+            total.to_numpy(dtype=np.float64, na_value=np.nan) / n.to_numpy(dtype=np.float64),
+            index=n.index,
+        )
+        gaps = s / c - mean.reindex(counts.index).to_numpy()
+    spread = pd.DataFrame(
+        np.where(c > 0, c * gaps * gaps, 0.0), index=counts.index, columns=counts.columns
+    )
+    levels = list(range(counts.index.nlevels))
+    return spread.groupby(level=levels, sort=False, dropna=False).sum()
 
 
 def _finish(

@@ -12,8 +12,13 @@ process wrote, with unchanged content (a SHA-256 per path kept in memory; a file
 from anywhere else is refused).  Corrupt or truncated files raise
 :class:`FormatError` naming the file and the format.
 
-Streaming aggregation over CSV and Parquet is :func:`mlperf.chunked.chunked_agg`,
+Streaming aggregation over CSV and Parquet is :func:`mlperf.io.chunked.chunked_agg`,
 re-exported here.
+
+The package: :mod:`~mlperf.io.formats` (the registry: writers, readers, refusals),
+:mod:`~mlperf.io.expect` (each format's declared changes), :mod:`~mlperf.io.h5columns`
+(column-wise HDF5 with h5py), :mod:`~mlperf.io.sources` (a frame, CSV or Parquet read
+in bounded chunks) and :mod:`~mlperf.io.chunked` (exact group-by over those chunks).
 """
 
 from __future__ import annotations
@@ -29,9 +34,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlperf._formats import FORMATS, Format, FormatError, moved
 from mlperf._optional import require
-from mlperf.chunked import chunked_agg, iter_chunks
+from mlperf.io.chunked import chunked_agg, iter_chunks
+from mlperf.io.formats import FORMATS, Format, FormatError, moved
 
 __all__ = [
     "FORMATS",

@@ -1,4 +1,4 @@
-"""Vertex AI plumbing shared by :mod:`mlperf.cloud.vertex`: the session, connecting, error mapping."""
+"""Vertex AI plumbing of :mod:`mlperf.cloud.vertex`: the session, connecting, error mapping."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mlperf._optional import require
-from mlperf.cloud._common import CloudError, disable_telemetry
+from mlperf.cloud.common import CloudError, disable_telemetry
 
 __all__ = ["DEFAULT_MACHINE_TYPE", "VertexSession", "connect"]
 
@@ -31,7 +31,7 @@ class VertexSession:
         return {"project": self.project, "location": self.location, "credentials": self.credentials}
 
     def storage_client(self) -> Any:
-        """A Cloud Storage client for this project (the emulator when STORAGE_EMULATOR_HOST is set)."""
+        """This project's Cloud Storage client (the emulator if STORAGE_EMULATOR_HOST is set)."""
         storage = require("google.cloud.storage", "Vertex AI data upload")
         credentials = self.credentials
         if credentials is None and os.environ.get("STORAGE_EMULATOR_HOST"):
@@ -68,7 +68,9 @@ def connect(
         No project could be determined or no credentials were found.
     """
     disable_telemetry()
-    aiplatform = require("google.cloud.aiplatform", "Vertex AI")
+    require("google.cloud.aiplatform", "Vertex AI")
+    from google.cloud import aiplatform
+
     if api_endpoint and api_endpoint.startswith("http://") and api_transport is None:
         api_transport = "rest"  # gRPC cannot speak to a plain-HTTP endpoint
     try:
@@ -90,7 +92,7 @@ def connect(
     return VertexSession(resolved, config.location, credentials, api_endpoint)
 
 
-def _session(session: VertexSession | None) -> VertexSession:
+def resolve_session(session: VertexSession | None) -> VertexSession:
     return session if session is not None else connect()
 
 
@@ -123,10 +125,14 @@ def _probe(what: str, session: VertexSession, timeout: float = 5.0) -> None:
     _REACHED[(host, port)] = now
 
 
-def _call(what: str, session: VertexSession, fn: Any, *args: Any, **kwargs: Any) -> Any:
+def vertex_call(what: str, session: VertexSession, fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Run an SDK call, turning transport and API failures into a CloudError naming *what*."""
-    exceptions = require("google.api_core.exceptions")
-    requests = require("requests")
+    require("google.api_core.exceptions")
+    from google.api_core import exceptions
+
+    require("requests")
+    import requests
+
     _probe(what, session)
     try:
         return fn(*args, **kwargs)

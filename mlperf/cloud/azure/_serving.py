@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlperf._optional import require
-from mlperf.cloud._azure_base import _azure_call, _client, _staged, environment
-from mlperf.cloud._common import CloudError
+from mlperf.cloud.azure._base import azure_call, environment, resolve_client, staged
+from mlperf.cloud.common import CloudError
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
+    from azure.ai.ml import MLClient
 
 __all__ = ["DEFAULT_INSTANCE_TYPE", "delete", "deploy", "predict"]
 
@@ -33,7 +34,7 @@ def deploy(
     auth_mode: str = "key",
     env: Any = None,
     script: str | os.PathLike[str] | None = None,
-    ml_client: Any = None,
+    ml_client: MLClient | None = None,
 ) -> Any:
     """Create a managed online endpoint serving *model* through the script's ``init``/``run``.
 
@@ -58,14 +59,16 @@ def deploy(
         raise ValueError(
             f"deploy: auth_mode must be 'key', 'aml_token' or 'aad_token'; got {auth_mode!r}"
         )
-    ml = require("azure.ai.ml", "Azure ML")
-    ml_client = _client(ml_client)
+    require("azure.ai.ml", "Azure ML")
+    from azure.ai import ml
+
+    ml_client = resolve_client(ml_client)
     endpoint = ml.entities.ManagedOnlineEndpoint(name=endpoint_name, auth_mode=auth_mode)
-    _azure_call(
+    azure_call(
         "deploy", lambda: ml_client.online_endpoints.begin_create_or_update(endpoint).result()
     )
     try:
-        with _staged(script) as code:
+        with staged(script) as code:
             deployment = ml.entities.ManagedOnlineDeployment(
                 name=deployment_name,
                 endpoint_name=endpoint_name,
@@ -77,12 +80,12 @@ def deploy(
                 instance_type=instance_type,
                 instance_count=instance_count,
             )
-            _azure_call(
+            azure_call(
                 "deploy",
                 lambda: ml_client.online_deployments.begin_create_or_update(deployment).result(),
             )
         endpoint.traffic = {deployment_name: 100}
-        _azure_call(
+        azure_call(
             "deploy", lambda: ml_client.online_endpoints.begin_create_or_update(endpoint).result()
         )
     except Exception as exc:
@@ -104,7 +107,7 @@ def predict(
     rows: pd.DataFrame | np.ndarray,
     *,
     deployment_name: str | None = None,
-    ml_client: Any = None,
+    ml_client: MLClient | None = None,
 ) -> np.ndarray:
     """Invoke the endpoint on *rows* (features in training order); one prediction per row.
 
@@ -120,11 +123,11 @@ def predict(
     matrix = np.asarray(rows, dtype=float)
     if matrix.ndim != 2 or matrix.shape[0] == 0:
         raise ValueError(f"predict: rows must be a non-empty 2-D table; got shape {matrix.shape!r}")
-    ml_client = _client(ml_client)
+    ml_client = resolve_client(ml_client)
     with tempfile.TemporaryDirectory(prefix="mlperf-azure-") as tmp:
         request = Path(tmp) / "request.json"
         request.write_text(json.dumps({"data": matrix.tolist()}))
-        reply = _azure_call(
+        reply = azure_call(
             f"predict on endpoint {endpoint_name!r}",
             ml_client.online_endpoints.invoke,
             endpoint_name=endpoint_name,
@@ -136,15 +139,18 @@ def predict(
         values = json.loads(values)
     if not isinstance(values, list) or len(values) != len(matrix):
         raise CloudError(
-            f"predict: endpoint {endpoint_name!r} answered {str(values)[:200]!r} for {len(matrix)} rows"
+            f"predict: endpoint {endpoint_name!r} answered {str(values)[:200]!r} for {len(matrix)} "
+            "rows"
         )
     return np.asarray(values)
 
 
-def delete(endpoint_name: str, *, ml_client: Any = None) -> bool:
+def delete(endpoint_name: str, *, ml_client: MLClient | None = None) -> bool:
     """Delete the endpoint and all its deployments; False when it did not exist."""
-    errors = require("azure.core.exceptions", "Azure ML")
-    ml_client = _client(ml_client)
+    require("azure.core.exceptions", "Azure ML")
+    from azure.core import exceptions as errors
+
+    ml_client = resolve_client(ml_client)
     try:
         ml_client.online_endpoints.begin_delete(name=endpoint_name).result()
     except errors.ResourceNotFoundError:

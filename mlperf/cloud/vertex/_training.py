@@ -1,18 +1,4 @@
-"""Google Vertex AI: CSV to Cloud Storage, AutoML tabular training, deploy, predict, delete.
-
-The flow of the seed tutorial on ``google-cloud-aiplatform>=2.7``, with the steps
-it skipped: the CSV is really uploaded before the dataset points at it, the model
-is undeployed before its endpoint is deleted (Vertex refuses otherwise), and
-predictions send named columns, as AutoML tabular models require.
-
-Every verb takes ``session``, a :class:`VertexSession` from :func:`connect`; None
-connects with the standard configuration (``aiplatform.init`` defaults:
-``GOOGLE_CLOUD_PROJECT`` and Application Default Credentials).  ``connect`` also
-takes ``api_endpoint`` and ``credentials``, which is how the suites point the SDK at
-a local fake of the Vertex REST API; Cloud Storage follows ``STORAGE_EMULATOR_HOST``.
-Vertex AutoML has no separate tuning step (the service searches itself), so
-there is no ``tune`` here.
-"""
+"""Vertex AI data and training: upload_data, create_dataset and AutoML tabular train."""
 
 from __future__ import annotations
 
@@ -21,22 +7,19 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from mlperf._optional import require
-from mlperf.cloud._common import CloudError, check_training_frame
-from mlperf.cloud._vertex_base import DEFAULT_MACHINE_TYPE, VertexSession, _call, _session, connect
-from mlperf.cloud._vertex_serving import delete, deploy, predict
+from mlperf.cloud.common import CloudError, check_training_frame
+from mlperf.cloud.vertex._base import (
+    VertexSession,
+    resolve_session,
+    vertex_call,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
-    "DEFAULT_MACHINE_TYPE",
     "OBJECTIVES",
-    "VertexSession",
-    "connect",
     "create_dataset",
-    "delete",
-    "deploy",
-    "predict",
     "train",
     "upload_data",
 ]
@@ -101,8 +84,10 @@ def upload_data(
     frame = data if isinstance(data, pd.DataFrame) else pd.read_csv(data)
     check_training_frame(frame, target, func="upload_data")
     if storage_client is None:
-        storage_client = _session(session).storage_client()
-    exceptions = require("google.api_core.exceptions")
+        storage_client = resolve_session(session).storage_client()
+    require("google.api_core.exceptions")
+    from google.api_core import exceptions
+
     try:
         found = storage_client.lookup_bucket(bucket)
     except exceptions.GoogleAPICallError as exc:
@@ -138,9 +123,11 @@ def create_dataset(
             f"create_dataset: gcs_source must be a gs:// URI; got {gcs_source!r}; upload the "
             "CSV with upload_data() first"
         )
-    s = _session(session)
-    aiplatform = require("google.cloud.aiplatform", "Vertex AI")
-    return _call(
+    s = resolve_session(session)
+    require("google.cloud.aiplatform", "Vertex AI")
+    from google.cloud import aiplatform
+
+    return vertex_call(
         "create_dataset",
         s,
         aiplatform.TabularDataset.create,
@@ -227,9 +214,9 @@ def train(
             f"train: budget_milli_node_hours must be in [{low}, {high}] (1000 = one node "
             f"hour); got {budget_milli_node_hours!r}"
         )
-    s = _session(session)
+    s = resolve_session(session)
     # the SDK reads the CSV header from Cloud Storage; checking here fails before any pipeline
-    columns = _call("train", s, lambda: list(dataset.column_names))
+    columns = vertex_call("train", s, lambda: list(dataset.column_names))
     if target not in columns:
         raise ValueError(
             f"train: label column {target!r} is not in the dataset (columns {columns!r}); "
@@ -241,7 +228,9 @@ def train(
             f"train: column_specs names columns not in the dataset: {unknown!r} "
             f"(columns {columns!r})"
         )
-    aiplatform = require("google.cloud.aiplatform", "Vertex AI")
+    require("google.cloud.aiplatform", "Vertex AI")
+    from google.cloud import aiplatform
+
     job = aiplatform.AutoMLTabularTrainingJob(
         display_name=display_name,
         optimization_prediction_type=prediction_type,
@@ -250,7 +239,7 @@ def train(
         **s._kw(),
     )
     try:
-        return _call(
+        return vertex_call(
             "train",
             s,
             job.run,

@@ -1,19 +1,4 @@
-"""Azure Machine Learning (SDK v2, ``azure-ai-ml``): upload, train, tune, register, deploy, predict, delete.
-
-The seed tutorial used SDK v1 (``azureml-core``), out of support since 2026-06-30
-and not installable beside numpy 2 / pandas 3.  Here the same flow runs on SDK v2:
-the CSV goes to Blob Storage and becomes a ``uri_file`` data asset; a ``command()``
-job runs mlperf's training script (:func:`mlperf.cloud.training_script`, the one
-:func:`mlperf.cloud.run_local` runs with ``provider="azure"``) in an environment
-built from a conda spec pinned to the versions installed here; ``.sweep()``
-searches the tutorial's space; the best model is registered and served by a
-managed online endpoint whose scoring script is the same file (``init``/``run``).
-
-Every verb takes ``ml_client``, an ``azure.ai.ml.MLClient``; None builds one with
-:func:`connect` (``config.json`` + ``DefaultAzureCredential``), lazily.  Blob
-uploads take a ``BlobServiceClient`` or a connection string, so they run against
-Azurite as well as Azure.  SDK telemetry is off.
-"""
+"""Azure ML data, training and tuning: upload_data, train, tune, best_trial, register_model."""
 
 from __future__ import annotations
 
@@ -23,18 +8,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlperf._optional import require
-from mlperf.cloud._azure_base import (
-    BASE_IMAGE,
-    _azure_call,
-    _check_names,
-    _client,
-    _staged,
-    conda_spec,
-    connect,
+from mlperf.cloud.azure._base import (
+    azure_call,
+    check_names,
     environment,
+    resolve_client,
+    staged,
 )
-from mlperf.cloud._azure_serving import DEFAULT_INSTANCE_TYPE, delete, deploy, predict
-from mlperf.cloud._common import (
+from mlperf.cloud.common import (
     DEFAULT_MAX_JOBS,
     DEFAULT_MAX_PARALLEL_JOBS,
     DEFAULT_OBJECTIVE,
@@ -47,18 +28,11 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     import pandas as pd
+    from azure.ai.ml import MLClient
 
 __all__ = [
-    "BASE_IMAGE",
     "DEFAULT_COMPUTE",
-    "DEFAULT_INSTANCE_TYPE",
     "best_trial",
-    "conda_spec",
-    "connect",
-    "delete",
-    "deploy",
-    "environment",
-    "predict",
     "register_model",
     "train",
     "tune",
@@ -83,7 +57,7 @@ def upload_data(
     target: str = "target",
     asset_name: str = "mlperf-train",
     datastore: str | None = None,
-    ml_client: Any = None,
+    ml_client: MLClient | None = None,
 ) -> Any:
     """Upload a training CSV to Blob Storage and describe it as a ``uri_file`` data asset.
 
@@ -118,7 +92,9 @@ def upload_data(
     frame = data if isinstance(data, pd.DataFrame) else pd.read_csv(data)
     check_training_frame(frame, target, func="upload_data")
     if blob_service is None:
-        blob = require("azure.storage.blob", "Azure Blob Storage upload")
+        require("azure.storage.blob", "Azure Blob Storage upload")
+        from azure.storage import blob
+
         if connection_string is None:
             connection_string = os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
         if not connection_string:
@@ -128,20 +104,23 @@ def upload_data(
             )
         blob_service = blob.BlobServiceClient.from_connection_string(connection_string)
     client = blob_service.get_container_client(container)
-    if not _azure_call("upload_data", client.exists):
+    if not azure_call("upload_data", client.exists):
         raise CloudError(
             f"upload_data: container {container!r} does not exist in storage account "
             f"{blob_service.account_name!r}; create it with `az storage container create "
-            f"--name {container} --account-name {blob_service.account_name}` or pass an existing one"
+            f"--name {container} --account-name {blob_service.account_name}` or pass an existing "
+            "one"
         )
-    uploaded = _azure_call(
+    uploaded = azure_call(
         "upload_data",
         client.upload_blob,
         blob_name,
         frame.to_csv(index=False).encode(),
         overwrite=True,
     )
-    ml = require("azure.ai.ml", "Azure ML")
+    require("azure.ai.ml", "Azure ML")
+    from azure.ai import ml
+
     path = f"azureml://datastores/{datastore}/paths/{blob_name}" if datastore else uploaded.url
     asset = ml.entities.Data(
         name=asset_name,
@@ -150,12 +129,14 @@ def upload_data(
         description=f"mlperf training data: {len(frame)} rows, label {target!r}",
     )
     if ml_client is not None:
-        asset = _azure_call("upload_data", ml_client.data.create_or_update, asset)
+        asset = azure_call("upload_data", ml_client.data.create_or_update, asset)
     return asset
 
 
 def _data_input(data: Any) -> Any:
-    ml = require("azure.ai.ml", "Azure ML")
+    require("azure.ai.ml", "Azure ML")
+    from azure.ai import ml
+
     if isinstance(data, str):
         path = data
     elif getattr(data, "version", None):  # a registered asset: refer to it by name and version
@@ -171,11 +152,16 @@ def _data_input(data: Any) -> Any:
 def _command(
     data: Any, hps: Mapping[str, Any], code: Path, env: Any, compute: str, name: str
 ) -> Any:
-    ml = require("azure.ai.ml", "Azure ML")
+    require("azure.ai.ml", "Azure ML")
+    from azure.ai import ml
+
     flags = " ".join(f"--{k} ${{{{inputs.{k}}}}}" for k in hps)
     return ml.command(
         code=str(code.parent),
-        command=f"python {code.name} --data ${{{{inputs.data}}}} {flags} --model_dir ${{{{outputs.model}}}}",
+        command=(
+            f"python {code.name} --data ${{{{inputs.data}}}} {flags} "
+            f"--model_dir ${{{{outputs.model}}}}"
+        ),
         inputs={"data": _data_input(data), **hps},
         outputs={"model": ml.Output(type=ml.constants.AssetTypes.URI_FOLDER)},
         environment=env if env is not None else environment(),
@@ -201,15 +187,15 @@ def _check_hyperparameters(hps: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _submit(what: str, ml_client: Any, job: Any, wait: bool) -> Any:
-    submitted = _azure_call(what, ml_client.jobs.create_or_update, job)
+def _submit(what: str, ml_client: MLClient, job: Any, wait: bool) -> Any:
+    submitted = azure_call(what, ml_client.jobs.create_or_update, job)
     if not wait:
         return submitted
     try:
         ml_client.jobs.stream(submitted.name)  # raises JobException with the run's error
     except Exception as exc:
         raise CloudError(f"{what}: job {submitted.name!r} failed: {_job_error(exc)}") from exc
-    final = _azure_call(what, ml_client.jobs.get, submitted.name)
+    final = azure_call(what, ml_client.jobs.get, submitted.name)
     if final.status in _FAILED:
         raise CloudError(
             f"{what}: job {submitted.name!r} ended {final.status}; see {final.studio_url}"
@@ -240,7 +226,7 @@ def train(
     env: Any = None,
     script: str | os.PathLike[str] | None = None,
     wait: bool = True,
-    ml_client: Any = None,
+    ml_client: MLClient | None = None,
 ) -> Any:
     """Run the training script as an Azure ML command job; return the finished job.
 
@@ -269,9 +255,9 @@ def train(
     hps = _check_hyperparameters(
         DEFAULT_HYPERPARAMETERS if hyperparameters is None else hyperparameters
     )
-    _check_names(hps, script, "train")
-    ml_client = _client(ml_client)
-    with _staged(script) as code:
+    check_names(hps, script, "train")
+    ml_client = resolve_client(ml_client)
+    with staged(script) as code:
         job = _command(data, hps, code, env, compute, "mlperf-train")
         return _submit("train", ml_client, job, wait)
 
@@ -280,7 +266,9 @@ _MAX_CHOICES = 10_000
 
 
 def _search_space(space: Mapping[str, tuple[int, int] | tuple[float, float]]) -> dict[str, Any]:
-    sweep = require("azure.ai.ml.sweep", "Azure ML")
+    require("azure.ai.ml.sweep", "Azure ML")
+    from azure.ai.ml import sweep
+
     out: dict[str, Any] = {}
     for name, (lo, hi) in space.items():
         if isinstance(lo, int) and isinstance(hi, int):
@@ -309,7 +297,7 @@ def tune(
     env: Any = None,
     script: str | os.PathLike[str] | None = None,
     wait: bool = True,
-    ml_client: Any = None,
+    ml_client: MLClient | None = None,
 ) -> Any:
     """Sweep the training job over *ranges* (default n_estimators 50..200, max_depth 5..15).
 
@@ -324,18 +312,19 @@ def tune(
         The sweep failed or Azure refused it.
     """
     space = check_ranges(ranges, func="tune")
-    _check_names(space, script, "tune")
+    check_names(space, script, "tune")
     if goal not in ("maximize", "minimize"):
         raise ValueError(f"tune: goal must be 'maximize' or 'minimize'; got {goal!r}")
     if not 1 <= max_concurrent_trials <= max_total_trials:
         raise ValueError(
             "tune: need 1 <= max_concurrent_trials <= max_total_trials; got "
-            f"max_concurrent_trials={max_concurrent_trials!r}, max_total_trials={max_total_trials!r}"
+            f"max_concurrent_trials={max_concurrent_trials!r}, "
+            f"max_total_trials={max_total_trials!r}"
         )
     search = _search_space(space)
-    ml_client = _client(ml_client)
+    ml_client = resolve_client(ml_client)
     defaults = {name: lo for name, (lo, _hi) in space.items()}
-    with _staged(script) as code:
+    with staged(script) as code:
         base = _command(data, defaults, code, env, compute, "mlperf-sweep")
         job = base(**search).sweep(
             compute=compute,
@@ -352,14 +341,15 @@ def tune(
         return _submit("tune", ml_client, job, wait)
 
 
-def best_trial(sweep_job: Any, *, ml_client: Any = None) -> str:
+def best_trial(sweep_job: Any, *, ml_client: MLClient | None = None) -> str:
     """Name of the best trial of a finished sweep (its ``best_child_run_id``)."""
     name = sweep_job if isinstance(sweep_job, str) else sweep_job.name
-    job = _azure_call("best_trial", _client(ml_client).jobs.get, name)
+    job = azure_call("best_trial", resolve_client(ml_client).jobs.get, name)
     best = (job.properties or {}).get("best_child_run_id")
     if not best:
         raise CloudError(
-            f"best_trial: sweep {name!r} has no best trial yet (status {job.status!r}); wait for it "
+            f"best_trial: sweep {name!r} has no best trial yet (status {job.status!r}); wait for "
+            "it "
             "to complete, and check that the script logs the primary metric through MLflow"
         )
     return str(best)
@@ -370,10 +360,12 @@ def register_model(
     *,
     name: str = "mlperf-forest",
     output: str = "model",
-    ml_client: Any = None,
+    ml_client: MLClient | None = None,
 ) -> Any:
     """Register the ``model`` output of a finished training job (or trial) as a custom model."""
-    ml = require("azure.ai.ml", "Azure ML")
+    require("azure.ai.ml", "Azure ML")
+    from azure.ai import ml
+
     job_name = job if isinstance(job, str) else job.name
     status = getattr(job, "status", "Completed")
     if status != "Completed":
@@ -386,4 +378,4 @@ def register_model(
         type=ml.constants.AssetTypes.CUSTOM_MODEL,
         description=f"random forest trained by job {job_name}",
     )
-    return _azure_call("register_model", _client(ml_client).models.create_or_update, model)
+    return azure_call("register_model", resolve_client(ml_client).models.create_or_update, model)

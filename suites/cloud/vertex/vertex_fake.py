@@ -1,4 +1,4 @@
-"""A small local fake of the Vertex AI v1 REST API, for the offline GCP suite.
+"""A small local fake of the Vertex AI v1 REST API, for the offline Vertex suite.
 
 It serves the handful of resources the mlperf Vertex flow touches (datasets,
 training pipelines, models, endpoints, operations) on 127.0.0.1 and records every
@@ -7,7 +7,7 @@ payload rather than on what mlperf *meant* to send.  It does not train: a traini
 pipeline succeeds at once (or fails, when told to) and its model answers
 predictions through a callable the test supplies.
 
-Behaviour the SDK depends on (see FACTS.md, "Clouds"):
+Behaviour the SDK depends on (google-cloud-aiplatform 2.7):
 
 * long-running operations come back already ``done`` with their response packed
   as a ``google.protobuf.Any``;
@@ -18,7 +18,7 @@ Behaviour the SDK depends on (see FACTS.md, "Clouds"):
 
 Like the real service, deleting an endpoint that still has deployed models fails
 with FAILED_PRECONDITION, and predicting on an endpoint without a deployed model
-fails too — so the seed tutorial's bare ``endpoint.delete()`` is caught.
+fails too — so a bare ``endpoint.delete()`` (without undeploying first) is caught.
 """
 
 from __future__ import annotations

@@ -16,6 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlperf.io.chunked import between_m2
+from mlperf.records import DEFAULT_CACHE_DIR
+
 __all__ = [
     "DEFAULT_FEATURES",
     "INPUT_COLUMNS",
@@ -41,21 +44,28 @@ __all__ = [
 INPUT_COLUMNS: tuple[str, ...] = ("region", "age", "income", "purchase_amount")
 VALUE_COLUMNS: tuple[str, ...] = ("age", "income", "purchase_amount")
 SUMMARY_COLUMNS: tuple[str, ...] = (
-    "user_count", "avg_age", "std_age", "avg_income", "std_income", "avg_purchase", "total_purchase",
-)  # fmt: skip
-#: the seed's features; its label is ``purchase_amount > mean(purchase_amount)``
+    "user_count",
+    "avg_age",
+    "std_age",
+    "avg_income",
+    "std_income",
+    "avg_purchase",
+    "total_purchase",
+)
+#: the forest's default features; its label is ``purchase_amount > mean(purchase_amount)``
 DEFAULT_FEATURES: tuple[str, ...] = ("age", "income", "purchase_count")
 LABEL_SOURCE = "purchase_amount"
-DEFAULT_TMP = ".cache/mlperf/tmp"
+DEFAULT_TMP = f"{DEFAULT_CACHE_DIR}/tmp"
 
 
 @dataclass(frozen=True)
 class ForestResult:
     """What ``train_forest`` returns, whatever the engine.
 
-    ``accuracy`` alone is misleading on the seed's data (the majority class is
-    63 %); ``balanced_accuracy`` (mean recall over the classes) is 0.5 for a model
-    that learned nothing.  ``timings`` holds seconds per phase (load, fit, score, total).
+    ``accuracy`` alone is misleading on :func:`mlperf.data.make_purchases` data (the
+    majority class is 63 %; ``suites/distributed/test_forest.py`` checks it);
+    ``balanced_accuracy`` (mean recall over the classes) is 0.5 for a model that
+    learned nothing.  ``timings`` holds seconds per phase (load, fit, score, total).
     """
 
     accuracy: float
@@ -150,7 +160,8 @@ def ensure_reachable(
         sock = socket.create_connection((host, port), timeout=timeout)
     except OSError as exc:
         raise ConnectionError(
-            f"{func}: cannot reach the {what} at {address!r} ({host}:{port}: {exc or 'timed out'}); {fix}"
+            f"{func}: cannot reach the {what} at {address!r} ({host}:{port}: "
+            f"{exc or 'timed out'}); {fix}"
         ) from exc
     with sock:
         if not greeting:
@@ -275,13 +286,13 @@ def region_summary(
         Purchases frame (``region``, ``age``, ``income``, ``purchase_amount``) or a
         path to Parquet file(s) holding those columns.
     min_users:
-        Keep only regions with ``user_count > min_users`` (the seed's filter).
+        Keep only regions with ``user_count > min_users``.
 
     Returns
     -------
     pandas.DataFrame
         Indexed by ``region`` (sorted), columns :data:`SUMMARY_COLUMNS`.
-        ``user_count`` counts rows (purchases) as the seed's ``count('*')`` does;
+        ``user_count`` counts rows (purchases), as SQL's ``count(*)`` does;
         means, sums and stds (ddof=1) skip missing values; a std over fewer than
         two values and a sum over none are NaN.
 
@@ -362,25 +373,24 @@ def combine_partials(
     parts: pd.DataFrame, min_users: int = 0, func: str = "region_summary"
 ) -> pd.DataFrame:
     """Merge :func:`partial_stats` rows of many partitions into the final summary."""
-    key = parts["region"]
-    g = parts.groupby(key, sort=True, dropna=False)
-    out = pd.DataFrame({"user_count": g["rows"].sum()})
-    names = {"age": ("avg_age", "std_age"), "income": ("avg_income", "std_income"),
-             "purchase_amount": ("avg_purchase", None)}  # fmt: skip
-    for col, (avg_name, std_name) in names.items():
-        n_i, s_i, m2_i = parts[f"{col}_n"], parts[f"{col}_sum"], parts[f"{col}_m2"]
-        n = g[f"{col}_n"].sum()
-        total = g[f"{col}_sum"].sum()
-        mean = (total / n).where(n > 0)
-        # Chan et al.: M2 = sum M2_i + sum n_i (mean_i - mean)^2 over partitions with data.
-        mean_i = (s_i / n_i).where(n_i > 0)
-        dev = (mean_i - mean.reindex(key).to_numpy()).fillna(0.0)
-        m2 = (m2_i + n_i * dev * dev).groupby(key, sort=True, dropna=False).sum()
-        out[avg_name] = mean
-        if std_name:
-            out[std_name] = np.sqrt(m2 / (n - 1)).where(n > 1)
-        else:
-            out["total_purchase"] = total.where(n > 0)
+    key = pd.Index(parts["region"])
+    out = pd.DataFrame({"user_count": parts["rows"].groupby(key, sort=True, dropna=False).sum()})
+    per_part = {
+        stat: pd.DataFrame({c: parts[f"{c}_{stat}"].to_numpy() for c in VALUE_COLUMNS}, index=key)
+        for stat in ("n", "sum", "m2")
+    }
+    n, total, m2 = (
+        per_part[stat].groupby(level=0, sort=True, dropna=False).sum()
+        for stat in ("n", "sum", "m2")
+    )
+    # Chan et al.: M2 = sum M2_i + sum n_i (mean_i - mean)^2 over the partitions.
+    m2 = m2 + between_m2(per_part["n"], per_part["sum"], n, total)
+    mean = (total / n).where(n > 0)
+    std = np.sqrt(m2 / (n - 1)).where(n > 1)
+    out["avg_age"], out["std_age"] = mean["age"], std["age"]
+    out["avg_income"], out["std_income"] = mean["income"], std["income"]
+    out["avg_purchase"] = mean["purchase_amount"]
+    out["total_purchase"] = total["purchase_amount"].where(n["purchase_amount"] > 0)
     return finish_summary(out, min_users, func)
 
 

@@ -85,7 +85,7 @@ def bucket(gcp: Any) -> str:
     return BUCKET
 
 
-# make_frame and train_frame (the seed tutorial's data) come from suites/cloud/conftest.py
+# make_frame and train_frame (the tutorial's data) come from suites/cloud/conftest.py
 
 
 def sum_rule(instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -113,7 +113,7 @@ def dead_url() -> str:
 
 @pytest.fixture
 def fake_model(gcp: Any, vertex: FakeVertex) -> Callable[[], Any]:
-    """Make a Vertex ``Model`` through one fake pipeline, skipping upload and dataset (cheap setup)."""
+    """A Vertex ``Model`` made through one fake pipeline, skipping upload and dataset (cheap)."""
     aiplatform = require("google.cloud.aiplatform", "the offline GCP tests")
 
     def make() -> Any:

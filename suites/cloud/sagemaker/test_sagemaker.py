@@ -22,7 +22,7 @@ from pandas.testing import assert_frame_equal
 
 from mlperf.cloud import CloudError, run_local, training_script
 from mlperf.cloud import sagemaker as sm_mod
-from mlperf.cloud._common import metric_regex
+from mlperf.cloud.common import metric_regex
 
 pytestmark = [pytest.mark.xdist_group("cloud-aws")]
 
@@ -203,7 +203,7 @@ def test_tune_creates_the_tuning_job_the_tutorial_meant(aws, bucket, train_frame
         c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"]
         for c in definition["InputDataConfig"]
     }["train"] == uri
-    # the seed tutorial's tuner had no metric definition: the objective could never be read.
+    # the tutorial's tuner had no metric definition: the objective could never be read.
     # Here the regex SageMaker stored must find the value in the script's real output.
     (metric,) = definition["AlgorithmSpecification"]["MetricDefinitions"]
     local = run_local(None, train_frame, {"n_estimators": 50, "max_depth": 5})
@@ -274,7 +274,8 @@ def test_best_training_job_falls_back_where_listing_is_missing(aws, bucket, call
 
 
 class _StubbedSession:
-    """Hands out one stubbed client: the only way to answer ListTrainingJobsForHyperParameterTuningJob."""
+    """Hands out one stubbed client: the only way to answer
+    ListTrainingJobsForHyperParameterTuningJob."""
 
     def __init__(self, client: Any) -> None:
         self.client_ = client

@@ -1,0 +1,261 @@
+"""The stored-baseline gate: per-benchmark settings, verdicts and re-measurement.
+
+At the start of a measured session the stored baselines of this machine are loaded
+(:func:`load_baselines`); after the other tests, each benchmark whose time verdict
+is REGRESSION is run again (:func:`remeasure_regressions`); at the end every record
+gets its :class:`~mlperf.records.Verdict`, the run is written
+(:mod:`mlperf.report.latest`) and, with ``--mlperf-save-baseline``, stored
+(:func:`finish`).  The statistics themselves are :mod:`mlperf.stats`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from mlperf import _recording, records
+
+if TYPE_CHECKING:
+    from mlperf.records import (
+        BaselineEntry,
+        BenchmarkRecord,
+        FirstVerdict,
+        PeakMemoryRecord,
+        RunRecord,
+        Settings,
+        Verdict,
+    )
+
+__all__ = [
+    "GATE_KEY",
+    "GateState",
+    "finish",
+    "gate_verdict",
+    "load_baselines",
+    "remeasure_regressions",
+    "root_path",
+    "settings",
+    "verdict",
+]
+
+
+def settings(item: pytest.Item) -> Settings:
+    """The gate settings of *item*: its ``@pytest.mark.mlperf(...)`` over the defaults.
+
+    Raises
+    ------
+    pytest.UsageError
+        A positional argument, an unknown keyword, or a value out of range.
+    """
+    marker = item.get_closest_marker("mlperf")
+    defaults: Settings = {
+        "metric": records.DEFAULT_METRIC,
+        "max_regression": records.DEFAULT_MAX_REGRESSION,
+        "max_memory_regression": records.DEFAULT_MAX_MEMORY_REGRESSION,
+        "memory": True,
+    }
+    if marker is None:
+        return defaults
+    if marker.args:
+        raise pytest.UsageError(
+            f"{item.nodeid}: @pytest.mark.mlperf takes keywords only, got {marker.args!r}"
+        )
+    unknown = set(marker.kwargs) - set(defaults)
+    if unknown:
+        raise pytest.UsageError(
+            f"{item.nodeid}: unknown @pytest.mark.mlperf keyword(s) {sorted(unknown)}; "
+            f"known: {sorted(defaults)}"
+        )
+    opts: dict[str, Any] = {**defaults, **marker.kwargs}
+    if opts["metric"] not in ("cpu", "wall"):
+        raise pytest.UsageError(
+            f"{item.nodeid}: mlperf metric must be 'cpu' or 'wall', got {opts['metric']!r}"
+        )
+    for key in ("max_regression", "max_memory_regression"):
+        if not isinstance(opts[key], (int, float)) or opts[key] < 0:
+            raise pytest.UsageError(
+                f"{item.nodeid}: mlperf {key} must be a number >= 0, got {opts[key]!r}"
+            )
+    return {
+        "metric": opts["metric"],
+        "max_regression": opts["max_regression"],
+        "max_memory_regression": opts["max_memory_regression"],
+        "memory": opts["memory"],
+    }
+
+
+@dataclass
+class GateState:
+    """The gate's state in one session: the stored baselines, where they live, the run."""
+
+    stored: dict[str, BaselineEntry] = field(default_factory=dict)
+    root: Path | None = None
+    run: RunRecord | None = None
+
+
+GATE_KEY = pytest.StashKey[GateState]()
+
+
+def root_path(config: pytest.Config, value: str) -> Path:
+    """*value* as an absolute path, relative ones taken from pytest's root directory."""
+    path = Path(value)
+    return path if path.is_absolute() else config.rootpath / path
+
+
+def load_baselines(session: pytest.Session) -> None:
+    """Load this machine's stored baselines when the session measures (not on xdist workers)."""
+    config = session.config
+    if not _recording.benchmarks_enabled(config) or hasattr(config, "workerinput"):
+        return
+    from mlperf.baselines import BaselineError, load_machine, machine_id
+
+    root = root_path(config, config.getoption("mlperf_baselines"))
+    try:
+        stored = load_machine(root, machine_id())
+    except BaselineError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[GATE_KEY] = GateState(stored=stored, root=root)
+
+
+def remeasure_regressions(session: pytest.Session) -> None:
+    """Run each benchmark whose time verdict is REGRESSION again, up to ``--mlperf-confirm`` times.
+
+    A shared machine has slow spells of seconds (this project's 2-core CI VMs ran a
+    pure-Python loop up to 1.8x slower for a while, 2026-11-27), and a stored
+    baseline cannot tell such a spell from a slower commit.  A
+    real regression is slower every time; a spell has usually passed by the time
+    the other tests are done.  The last measurement's verdict stands; memory is not
+    re-measured.
+    """
+    config = session.config
+    times = config.getoption("mlperf_confirm")
+    recorder = config.stash.get(_recording.RECORDER_KEY, None)
+    if not times or recorder is None or config.getoption("mlperf_save_baseline"):
+        return
+    from _pytest.runner import runtestprotocol
+
+    stored = config.stash.get(GATE_KEY, GateState()).stored
+    items = {item.nodeid: item for item in session.items}
+    for record in list(recorder.records):
+        item = items.get(record["id"])
+        for attempt in range(times):
+            latest = (record.get("remeasured") or [record])[-1]
+            flagged = verdict(latest, stored.get(record["id"]), set())["time"] == "REGRESSION"
+            if item is None or not flagged:
+                break
+            item.stash[_recording.REMEASURE_KEY] = record
+            try:
+                runtestprotocol(item, log=False, nextitem=None)
+            finally:
+                del item.stash[_recording.REMEASURE_KEY]
+            if len(record.get("remeasured") or []) <= attempt:  # it failed: the verdict stands
+                break
+
+
+def gate_verdict(
+    record: BenchmarkRecord, stored: BaselineEntry | None, elsewhere: set[str]
+) -> Verdict:
+    """The verdict of a record; a re-measured one takes its time verdict from the last one."""
+    result = verdict(record, stored, elsewhere)
+    again = record.get("remeasured") or []
+    if not again or stored is None:
+        return result
+    last = verdict(again[-1], stored, elsewhere)
+    first: FirstVerdict = {"time": result["time"], "ratio": result["ratio"], "p": result["p"]}
+    result["time"], result["ratio"], result["p"] = last["time"], last["ratio"], last["p"]
+    result["first"] = first
+    result["text"] = f"{last['text']}, re-measured (first {first['ratio']:.2f}x)"
+    return result
+
+
+def verdict(record: BenchmarkRecord, stored: BaselineEntry | None, elsewhere: set[str]) -> Verdict:
+    """The time and memory verdicts of one measurement against its stored baseline.
+
+    *elsewhere*: ids with baselines on other machines only (``no-baseline-for-this-machine``).
+    """
+    from mlperf.stats import compare_samples, describe_ratio, memory_verdict
+
+    if stored is None:
+        label = "no-baseline-for-this-machine" if record["id"] in elsewhere else "new"
+        return {"time": label, "memory": label, "ratio": None, "p": None, "text": label}
+    metric = record["metric"]
+    ref, cur = records.samples_of(stored.get(metric)), records.samples_of(record.get(metric))
+    result: Verdict = {"time": "new", "memory": "new", "ratio": None, "p": None, "text": "new"}
+    if ref and cur:
+        cmp = compare_samples(ref, cur, max_regression=record["max_regression"])
+        p = cmp.p_slower if cmp.ratio >= 1 else cmp.p_faster
+        result["time"], result["ratio"], result["p"] = cmp.verdict, cmp.ratio, p
+        result["text"] = describe_ratio(cmp.ratio, p)
+    mem_ref, mem_cur = _peak(stored.get("memory")), _peak(record.get("memory"))
+    if mem_ref is not None and mem_cur is not None:
+        result["memory"] = memory_verdict(
+            mem_ref, mem_cur, max_regression=record["max_memory_regression"]
+        )
+        result["memory_ratio"] = mem_cur / mem_ref if mem_ref else None
+    return result
+
+
+def _peak(memory: PeakMemoryRecord | None) -> int | None:
+    return memory.get("peak") if memory else None
+
+
+def _run(config: pytest.Config, benchmarks: list[BenchmarkRecord]) -> RunRecord:
+    """Give every record its verdict, store baselines when asked, write and return the run."""
+    from datetime import UTC, datetime
+
+    from mlperf.baselines import (
+        current_commit,
+        environment,
+        known_elsewhere,
+        machine_id,
+        save_records,
+    )
+    from mlperf.report.latest import write_run
+
+    state = config.stash.get(GATE_KEY, GateState())
+    root = state.root or root_path(config, config.getoption("mlperf_baselines"))
+    machine = machine_id()
+    elsewhere = known_elsewhere(root, machine)
+    regressions = []
+    for record in benchmarks:
+        record["verdict"] = gate_verdict(record, state.stored.get(record["id"]), elsewhere)
+        if "REGRESSION" in (record["verdict"]["time"], record["verdict"]["memory"]):
+            regressions.append(record["id"])
+    commit = current_commit(config.rootpath)
+    saved = []
+    if config.getoption("mlperf_save_baseline"):
+        saved = [str(p) for p in save_records(root, benchmarks, machine=machine, commit=commit)]
+    run: RunRecord = {
+        "schema_version": records.RUN_SCHEMA_VERSION,
+        "kind": records.RUN_KIND,
+        "machine_id": machine,
+        "commit": commit,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "environment": environment(),
+        "benchmarks": benchmarks,
+        "gate": {
+            "failed": bool(regressions) and not config.getoption("mlperf_save_baseline"),
+            "regressions": regressions,
+            "baselines": str(root / machine),
+            "saved": saved,
+        },
+    }
+    reports = config.getoption("mlperf_report") or records.DEFAULT_REPORTS_DIR
+    write_run(root_path(config, reports), run)
+    return run
+
+
+def finish(session: pytest.Session) -> None:
+    """Judge the recorded benchmarks, write the run, and fail the session on a REGRESSION."""
+    config = session.config
+    recorder = config.stash.get(_recording.RECORDER_KEY, None)
+    if recorder is None or not recorder.records or hasattr(config, "workerinput"):
+        return
+    run = _run(config, recorder.records)
+    state = config.stash.get(GATE_KEY, GateState())
+    config.stash[GATE_KEY] = GateState(stored=state.stored, root=state.root, run=run)
+    if run["gate"]["failed"] and not config.getoption("mlperf_no_gate") and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
