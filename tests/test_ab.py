@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _repos import git, slower_repo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -529,29 +529,10 @@ def test_a_flagged_benchmark_the_second_look_clears_is_not_a_regression(
 # ------------------------------------------------------------- git and the CLI
 
 
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
-    ).stdout.strip()
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """A git repository with two commits: the toy, then the toy 3x slower."""
-    if shutil.which("git") is None:
-        pytest.skip("git is not installed: apt-get install git")
-    root = tmp_path / "repo"
-    root.mkdir()
-    _git(root, "init", "-q", "-b", "main")
-    _git(root, "config", "user.email", "t@example.com")
-    _git(root, "config", "user.name", "t")
-    (root / ".gitignore").write_text(".cache/\n")
-    (root / "test_toy.py").write_text(TOY)
-    _git(root, "add", ".")
-    _git(root, "commit", "-qm", "toy")
-    (root / "test_toy.py").write_text(TOY.replace("20_000 *", "60_000 *"))
-    _git(root, "commit", "-qam", "slower")
-    return root
+    return slower_repo(tmp_path / "repo", "test_toy.py", TOY, TOY.replace("20_000 *", "60_000 *"))
 
 
 def _cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -592,7 +573,7 @@ def test_cli_ab_head_1_from_a_fresh_clone(repo: Path, tmp_path: Path) -> None:
     assert data["base"].startswith("HEAD~1 (")
     assert "REGRESSION" in (tmp_path / "ab.md").read_text()
     trees = list((clone / ".cache" / "mlperf" / "ab" / "trees").iterdir())
-    assert len(trees) == 1 and _git(trees[0], "rev-parse", "HEAD") == _git(
+    assert len(trees) == 1 and git(trees[0], "rev-parse", "HEAD") == git(
         clone, "rev-parse", "HEAD~1"
     )
 

@@ -22,13 +22,14 @@ import json
 import os
 import shutil
 import subprocess
-import sys
-import sysconfig
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from _repos import git, new_repo
+
+from mlperf.ab.trees import venv_over_this_one
 
 pytestmark = [
     pytest.mark.xdist_group("ab-layouts"),  # each run measures on every CPU: one at a time
@@ -202,12 +203,6 @@ def _projects() -> list[Project]:
     return [flat, hatch_src, st_src, regular, c_ext, monorepo]
 
 
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
-    ).stdout.strip()
-
-
 def _write(root: Path, files: dict[str, str]) -> None:
     for rel, text in files.items():
         path = root / rel
@@ -217,17 +212,8 @@ def _write(root: Path, files: dict[str, str]) -> None:
 
 def _venv(where: Path) -> Path:
     """A fresh venv that sees this environment's packages below its own."""
-    venv = where / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    python = venv / "bin" / "python"
-    purelib = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    parent = sysconfig.get_paths()["purelib"]
-    Path(purelib, "_parent_env.pth").write_text(f"import site; site.addsitedir({parent!r})\n")
+    python = venv_over_this_one(where / "venv")
+    assert python is not None
     return python
 
 
@@ -256,26 +242,22 @@ def _make(project: Project, tmp: Path, factor: float = 2.0) -> tuple[Path, Path]
     """
     if project.needs_gcc and shutil.which("gcc") is None:
         pytest.skip("the C-extension layout needs a C compiler: apt-get install gcc")
-    repo = tmp / project.name
-    repo.mkdir()
-    _git(repo, "init", "-q", "-b", "main")
-    _git(repo, "config", "user.email", "t@example.com")
-    _git(repo, "config", "user.name", "t")
+    repo = new_repo(tmp / project.name)
     where = repo / project.subdir
     _write(where, {k: v.replace("FACTOR = 2", "FACTOR = 1") for k, v in project.files.items()})
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-qm", "code")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "code")
     python = _venv(tmp)
     _install(python, where, project.editable)
     (where / "README.md").write_text("a project, documented\n")
-    _git(repo, "commit", "-qam", "docs only")
+    git(repo, "commit", "-qam", "docs only")
     planted = {
         k: v.replace("FACTOR = 1", "FACTOR = 2") for k, v in project.files.items() if "FACTOR" in v
     }
     if project.needs_gcc:  # the C loop is where the work is
         planted = {k: C_EXT.replace("FACTOR", "2") for k in project.files if k.endswith(".c")}
     _write(where, planted)
-    _git(repo, "commit", "-qam", "slower")
+    git(repo, "commit", "-qam", "slower")
     return where, python
 
 
@@ -308,7 +290,7 @@ def test_each_side_measures_its_own_code(project: Project, tmp_path: Path) -> No
     assert proc.returncode == 1, log
     assert _verdicts(data)["test_changed"] == "REGRESSION", log
     assert _verdicts(data)["test_unchanged"] != "REGRESSION", log
-    top = Path(_git(repo, "rev-parse", "--show-toplevel"))
+    top = Path(git(repo, "rev-parse", "--show-toplevel"))
     trees = top / ".cache" / "mlperf" / "ab" / "trees"
     shown = str(trees.relative_to(repo)) if trees.is_relative_to(repo) else str(trees)
     verb = "built from" if project.needs_gcc else "from"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+from _repos import slower_repo
 
 ACTION = Path(__file__).resolve().parents[1] / "action.yml"
 
@@ -50,28 +50,12 @@ def test_the_action_is_a_composite_whose_scripts_never_paste_inputs() -> None:
     assert upload["if"] == "always()"  # the result is kept when the gate fails
 
 
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
-    ).stdout.strip()
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    if shutil.which("git") is None:
-        pytest.skip("git is not installed: apt-get install git")
-    root = tmp_path / "project"
-    root.mkdir()
-    _git(root, "init", "-q", "-b", "main")
-    _git(root, "config", "user.email", "t@example.com")
-    _git(root, "config", "user.name", "t")
-    (root / ".gitignore").write_text(".cache/\n")
-    (root / "test_toy.py").write_text(TOY)
-    _git(root, "add", ".")
-    _git(root, "commit", "-qm", "toy")
-    (root / "test_toy.py").write_text(TOY.replace("20_000 *", "60_000 *"))
-    _git(root, "commit", "-qam", "three times slower")
-    return root
+    """A project whose head commit makes its benchmark 3x slower."""
+    return slower_repo(
+        tmp_path / "project", "test_toy.py", TOY, TOY.replace("20_000 *", "60_000 *")
+    )
 
 
 def _run_ab_step(

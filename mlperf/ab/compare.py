@@ -149,18 +149,18 @@ def run_ab(
         base, head, settings, on_collect=collected, tag="m", plans=plans, on_measured=first_look
     )
     verdicts = [judge(m, threshold) for m in first]
+
+    def look_again(which: list[BenchmarkVerdict], tag: str, why: str) -> dict[str, Measurement]:
+        """Measure *which* once more, with twice the rounds, in fresh process pairs."""
+        say(f"mlperf ab: {len(which)} {why}: measuring again with twice the rounds")
+        ids = [v.id for v in which]
+        return {
+            m.id: m for m in measure(base, head, settings, ids, scale=2.0, tag=tag, plans=plans)
+        }
+
     undecided = [v for v in verdicts if _may_have_moved(v.decision, threshold)]
     if extend and undecided:
-        say(
-            f"mlperf ab: {len(undecided)} inconclusive benchmark(s) may have moved: "
-            "measuring them again with twice the rounds"
-        )
-        more = {
-            m.id: m
-            for m in measure(
-                base, head, settings, [v.id for v in undecided], scale=2.0, tag="e", plans=plans
-            )
-        }
+        more = look_again(undecided, "e", "inconclusive benchmark(s) may have moved")
         for v in undecided:
             if v.id in more:
                 both = judge(_combine(v.measurement, more[v.id]), threshold)
@@ -170,13 +170,7 @@ def run_ab(
         v for v in verdicts if v.decision and v.decision.verdict in ("REGRESSION", "IMPROVEMENT")
     ]
     if remeasure and flagged:
-        say(f"mlperf ab: re-measuring {len(flagged)} flagged benchmark(s) with twice the rounds")
-        again = {
-            m.id: m
-            for m in measure(
-                base, head, settings, [v.id for v in flagged], scale=2.0, tag="r", plans=plans
-            )
-        }
+        again = look_again(flagged, "r", "flagged benchmark(s) to confirm")
         for v in flagged:
             if v.id in again:
                 redo = judge(again[v.id], threshold)

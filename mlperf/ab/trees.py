@@ -36,12 +36,13 @@ __all__ = [
     "repo_root",
     "resolve",
     "tree_key",
+    "venv_over_this_one",
 ]
 
 
-def _git(repo: Path, *args: str, check: bool = True) -> str:
+def _git(repo: Path, *args: str, check: bool = True, env: dict[str, str] | None = None) -> str:
     proc = subprocess.run(
-        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=False
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=False, env=env
     )
     if check and proc.returncode != 0:
         raise AbError(
@@ -121,20 +122,9 @@ def tree_key(repo: Path, sha: str | None, rel: str) -> str:
         return _git(repo, "rev-parse", spec)
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        for args in (["read-tree", "HEAD"], ["add", "-A", "--", rel or "."], ["write-tree"]):
-            proc = subprocess.run(
-                ["git", "-C", str(repo), *args],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if proc.returncode != 0:
-                raise AbError(
-                    f"mlperf ab: git {' '.join(args)} failed in {str(repo)!r}: "
-                    f"{proc.stderr.strip()}"
-                )
-        tree = proc.stdout.strip()
+        _git(repo, "read-tree", "HEAD", env=env)
+        _git(repo, "add", "-A", "--", rel or ".", env=env)
+        tree = _git(repo, "write-tree", env=env)
     return _git(repo, "rev-parse", f"{tree}:{rel}") if rel else tree
 
 
@@ -190,25 +180,40 @@ def python_for(tree: Path, reference: Path, cache: Path, extras: str = "all") ->
             f"{reference / 'pyproject.toml'}; building a venv for it in {venv}",
             file=sys.stderr,
         )
-        if subprocess.run([sys.executable, "-m", "venv", str(venv)], check=False).returncode == 0:
-            purelib = subprocess.run(
-                [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                capture_output=True,
-                text=True,
-                check=False,
-            ).stdout.strip()
-            parent = sysconfig.get_paths()["purelib"]
-            Path(purelib, "_mlperf_parent_env.pth").write_text(
-                f"import site; site.addsitedir({parent!r})\n"
-            )
+        made = venv_over_this_one(venv, with_pip=True)
         cmd = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", target]
-        if not python.is_file() or subprocess.run(cmd, check=False).returncode != 0:
+        if made is None or subprocess.run(cmd, check=False).returncode != 0:
             raise AbError(
                 f"mlperf ab: could not build the venv for {str(tree)!r} ({' '.join(cmd)} failed); "
                 "fix the install or pass --extras with the extras that install"
             )
         ready.write_text(f"{digest}\n")
     return str(python)
+
+
+def venv_over_this_one(venv: Path, *, with_pip: bool = False) -> Path | None:
+    """A new venv whose own packages come first and this environment's after them.
+
+    A ``.pth`` line in its site-packages runs ``site.addsitedir`` on this
+    environment's, so that directory's own ``.pth`` files (editable installs
+    among them) are honoured too.  Returns the venv's python, or None when
+    ``python -m venv`` failed.
+    """
+    cmd = [sys.executable, "-m", "venv", *([] if with_pip else ["--without-pip"]), str(venv)]
+    if subprocess.run(cmd, check=False).returncode != 0:
+        return None
+    python = venv / "bin" / "python"
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    parent = sysconfig.get_paths()["purelib"]
+    Path(purelib, "_mlperf_parent_env.pth").write_text(
+        f"import site; site.addsitedir({parent!r})\n"
+    )
+    return python
 
 
 def prepare_sides(
