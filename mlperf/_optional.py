@@ -25,7 +25,10 @@ import importlib
 import importlib.util
 from types import ModuleType
 
-__all__ = ["EXTRA_FOR", "MissingDependency", "available", "require"]
+__all__ = ["DISTRIBUTION", "EXTRA_FOR", "MissingDependency", "available", "require"]
+
+#: the name mlperf is installed by (``mlperf`` on the package index is another project)
+DISTRIBUTION = "pytest-mlperf"
 
 #: top-level module -> the mlperf extra that installs it
 EXTRA_FOR: dict[str, str] = {
@@ -66,7 +69,7 @@ def install_hint(name: str) -> str:
     extra = _extra(name)
     if extra == "gpu":
         return "pip install cupy-cuda12x or cupy-cuda13x (matching your CUDA; needs an NVIDIA GPU)"
-    return f'pip install "mlperf[{extra}]"'
+    return f'pip install "{DISTRIBUTION}[{extra}]"'
 
 
 def available(name: str) -> bool:

@@ -181,7 +181,7 @@ def load_file(path: Path | str) -> BaselineFile:
     version = data.get("schema_version")
     if version != SCHEMA_VERSION:
         newer = isinstance(version, int) and version > SCHEMA_VERSION
-        fix = "upgrade mlperf (pip install -U mlperf) to read it" if newer else FIX_HINT
+        fix = "upgrade mlperf (pip install -U pytest-mlperf) to read it" if newer else FIX_HINT
         raise BaselineError(
             f"baseline file {str(path)!r} has schema_version {version!r}; this mlperf reads "
             f"version {SCHEMA_VERSION}; {fix}"

@@ -158,7 +158,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _unavailable(name: str, exc: ImportError) -> int:
     print(
-        f'mlperf {name}: unavailable ({exc}); reinstall with: pip install -e ".[all]"',
+        f'mlperf {name}: unavailable ({exc}); reinstall with: pip install -U "pytest-mlperf[all]"',
         file=sys.stderr,
     )
     return 2

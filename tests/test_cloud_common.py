@@ -149,7 +149,9 @@ def test_sagemaker_config_gets_the_opt_out_without_mutating_the_input():
 
 
 def test_the_sagemaker_sdk_reads_the_opt_out(monkeypatch, tmp_path):
-    pytest.importorskip("sagemaker.core", reason='needs the aws extra: pip install "mlperf[aws]"')
+    pytest.importorskip(
+        "sagemaker.core", reason='needs the aws extra: pip install "pytest-mlperf[aws]"'
+    )
     from sagemaker.core.config.config_manager import SageMakerConfig
     from sagemaker.core.config.config_schema import TELEMETRY_OPT_OUT_PATH
 

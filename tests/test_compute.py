@@ -31,7 +31,8 @@ from mlperf.compute import (
 
 CPU = list(METHODS)
 NEEDS_NUMBA = pytest.mark.skipif(
-    not METHODS["safe"].available(), reason='numba does not import: pip install "mlperf[compute]"'
+    not METHODS["safe"].available(),
+    reason='numba does not import: pip install "pytest-mlperf[compute]"',
 )
 
 
@@ -169,7 +170,7 @@ def test_auto_without_numba_uses_numpy_and_never_touches_numba(
     monkeypatch.setattr(_cpu, "kernels", no_numba)
     x = np.array([[1e200, 1e200], [3.0, 4.0], [1e-200, 0.0]])
     np.testing.assert_allclose(row_norms(x), [math.sqrt(2) * 1e200, 5.0, 1e-200], rtol=1e-15)
-    with pytest.raises(MissingDependency, match=re.escape('pip install "mlperf[compute]"')):
+    with pytest.raises(MissingDependency, match=re.escape('pip install "pytest-mlperf[compute]"')):
         row_norms(x, "numba")
 
 
