@@ -9,7 +9,7 @@ AZURITE := $(NODE_PREFIX)/node_modules/.bin/azurite-blob
 CLUSTER_DIR := .cache/mlperf/cluster
 PYTEST := $(BIN)/python -m pytest
 # Correctness mode: benchmark bodies run once, untimed; engines grouped on one xdist worker each.
-TEST_FLAGS := -n 2 --dist loadgroup --benchmark-disable -m "not cluster and not timing"
+TEST_FLAGS := -n 2 --dist loadgroup --benchmark-disable -m "not mlperf_cluster and not timing"
 
 .PHONY: setup lint test test-fast test-cluster test-gate bench bench-full baseline report gate-eval ab-layouts-eval gpu-check chromium clean
 
@@ -48,7 +48,7 @@ test-fast: setup
 test-cluster: setup
 	$(BIN)/python -m mlperf.distributed.cluster up --dir $(CLUSTER_DIR) || exit 1; \
 	set -a; . $(CLUSTER_DIR)/cluster.env; set +a; \
-	$(PYTEST) -p no:xdist --benchmark-disable -m cluster --mlperf-cluster suites/distributed; rc=$$?; \
+	$(PYTEST) -p no:xdist --benchmark-disable -m mlperf_cluster --mlperf-cluster suites/distributed; rc=$$?; \
 	$(BIN)/python -m mlperf.distributed.cluster down --dir $(CLUSTER_DIR); exit $$rc
 
 # Tests that measure time (the gate's own error rates) run alone, after everything else.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -33,28 +33,29 @@ if TYPE_CHECKING:
 
 __all__ = ["MARKERS"]
 
-#: marker name -> its description (registered so --strict-markers passes)
+#: marker name -> its description (registered so --strict-markers passes).  All of them are
+#: mlperf's own names: a project's ``slow``, ``gpu`` or ``spark`` markers are never touched.
 MARKERS: dict[str, str] = {
-    "cluster": "needs a real multi-machine cluster; runs with --mlperf-cluster and the "
+    "mlperf_cluster": "needs a real multi-machine cluster; runs with --mlperf-cluster and the "
     "SPARK_REMOTE / DASK_SCHEDULER_ADDRESS / RAY_ADDRESS addresses",
-    "cloud": "needs real cloud credentials and spends money; runs with --mlperf-cloud",
-    "gpu": "needs a CUDA device; skipped when none is present",
-    "slow": "longer variant; deselected unless --mlperf-slow (make bench-full)",
-    "spark": "uses PySpark (extra: spark)",
-    "dask": "uses Dask distributed (extra: dask)",
-    "ray": "uses Ray (extra: ray)",
+    "mlperf_cloud": "needs real cloud credentials and spends money; runs with --mlperf-cloud",
+    "mlperf_gpu": "needs a CUDA device; skipped when none is present",
+    "mlperf_slow": "longer variant; deselected unless --mlperf-slow",
+    "mlperf_spark": "uses PySpark (extra: spark); skipped with the install line when missing",
+    "mlperf_dask": "uses Dask (extra: dask); skipped with the install line when missing",
+    "mlperf_ray": "uses Ray (extra: ray); skipped with the install line when missing",
     f"mlperf(metric={DEFAULT_METRIC!r}, max_regression={DEFAULT_MAX_REGRESSION}, "
     f"max_memory_regression={DEFAULT_MAX_MEMORY_REGRESSION:.2f}, memory=True): "
     "per-benchmark gate settings": "",
 }
 
-#: engine marker -> (module to probe, extra that installs it)
-_ENGINE_MODULES = {
-    "spark": ("pyspark", "spark"),
-    "dask": ("distributed", "dask"),
-    "ray": ("ray", "ray"),
+#: engine -> (its marker, module to probe, the variable that points it at a cluster)
+_ENGINES = {
+    "spark": ("mlperf_spark", "pyspark", "SPARK_REMOTE"),
+    "dask": ("mlperf_dask", "distributed", "DASK_SCHEDULER_ADDRESS"),
+    "ray": ("mlperf_ray", "ray", "RAY_ADDRESS"),
 }
-_CLUSTER_VARS = {"spark": "SPARK_REMOTE", "dask": "DASK_SCHEDULER_ADDRESS", "ray": "RAY_ADDRESS"}
+_CLUSTER_VARS = [var for _marker, _module, var in _ENGINES.values()]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -63,21 +64,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--mlperf-cluster",
         action="store_true",
         default=False,
-        help="run tests marked 'cluster' against the addresses in SPARK_REMOTE, "
+        help="run tests marked 'mlperf_cluster' against the addresses in SPARK_REMOTE, "
         "DASK_SCHEDULER_ADDRESS and RAY_ADDRESS (default: skip them)",
     )
     group.addoption(
         "--mlperf-cloud",
         action="store_true",
         default=False,
-        help="run tests marked 'cloud' against real cloud accounts; they spend money "
+        help="run tests marked 'mlperf_cloud' against real cloud accounts; they spend money "
         "(default: skip)",
     )
     group.addoption(
         "--mlperf-slow",
         action="store_true",
         default=False,
-        help="also run tests marked 'slow' (default: skip them)",
+        help="also run tests marked 'mlperf_slow' (default: skip them)",
     )
     group.addoption(
         "--mlperf-baselines",
@@ -146,13 +147,12 @@ def _check_options(config: pytest.Config) -> None:
             f"--mlperf-confirm={confirm} must be >= 0 (re-measurements of a time REGRESSION; 0 "
             "turns them off)."
         )
-    if config.getoption("mlperf_cluster") and not any(
-        os.environ.get(v) for v in _CLUSTER_VARS.values()
-    ):
+    if config.getoption("mlperf_cluster") and not any(os.environ.get(v) for v in _CLUSTER_VARS):
         raise pytest.UsageError(
             "--mlperf-cluster needs the cluster's address: set SPARK_REMOTE, "
             "DASK_SCHEDULER_ADDRESS "
-            "and/or RAY_ADDRESS (make test-cluster starts a loopback cluster and sets them)."
+            "and/or RAY_ADDRESS (`python -m mlperf.distributed.cluster up` starts a loopback "
+            "cluster and writes them to cluster.env)."
         )
     if config.getoption("mlperf_save_baseline"):
         disabled = config.getoption("benchmark_disable", False) or config.getoption(
@@ -169,25 +169,25 @@ def _check_options(config: pytest.Config) -> None:
 def _skip_reason(item: pytest.Item, config: pytest.Config) -> str | None:
     from mlperf._optional import available, install_hint
 
-    if item.get_closest_marker("cloud") and not config.getoption("mlperf_cloud"):
+    if item.get_closest_marker("mlperf_cloud") and not config.getoption("mlperf_cloud"):
         return (
             "cloud test: spends money on a real account; enable with --mlperf-cloud and credentials"
         )
-    if item.get_closest_marker("slow") and not config.getoption("mlperf_slow"):
-        return "slow variant: enable with --mlperf-slow (make bench-full)"
-    for engine, (module, _extra) in _ENGINE_MODULES.items():
-        if item.get_closest_marker(engine) and not available(module):
+    if item.get_closest_marker("mlperf_slow") and not config.getoption("mlperf_slow"):
+        return "slow variant: enable with --mlperf-slow"
+    for engine, (marker, module, _var) in _ENGINES.items():
+        if item.get_closest_marker(marker) and not available(module):
             return f"{engine} test: {module!r} is not installed; enable with {install_hint(module)}"
-    if item.get_closest_marker("cluster"):
+    if item.get_closest_marker("mlperf_cluster"):
         if not config.getoption("mlperf_cluster"):
             return (
                 "cluster test: enable with --mlperf-cluster and set SPARK_REMOTE, "
                 "DASK_SCHEDULER_ADDRESS or RAY_ADDRESS to the cluster"
             )
-        for engine, var in _CLUSTER_VARS.items():
-            if item.get_closest_marker(engine) and not os.environ.get(var):
+        for engine, (marker, _module, var) in _ENGINES.items():
+            if item.get_closest_marker(marker) and not os.environ.get(var):
                 return f"cluster test for {engine}: set {var} to the cluster's address"
-    if item.get_closest_marker("gpu") and not _cuda_present():
+    if item.get_closest_marker("mlperf_gpu") and not _cuda_present():
         return (
             "gpu test: no CUDA device found (needs an NVIDIA GPU and CuPy: "
             "pip install cupy-cuda12x or cupy-cuda13x)"
@@ -293,6 +293,47 @@ def matrix_10k() -> np.ndarray:
     from mlperf.data import make_matrix
 
     return make_matrix(10_000, 100)
+
+
+def _engine(engine: str) -> None:
+    """Skip the requesting test, with the install line, when *engine* cannot be imported."""
+    from mlperf._optional import available, install_hint
+
+    module = _ENGINES[engine][1]
+    if not available(module):
+        pytest.skip(
+            f"{engine} fixture: {module!r} is not installed; enable with {install_hint(module)}"
+        )
+
+
+@pytest.fixture(scope="session")
+def spark() -> Generator[Any, None, None]:
+    """The session's SparkSession: ``local[*]``, or Spark Connect when ``SPARK_REMOTE`` is set."""
+    _engine("spark")
+    from mlperf.distributed.spark import spark_session
+
+    with spark_session(app_name="mlperf") as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
+def dask_client() -> Generator[Any, None, None]:
+    """The session's Dask client: a local cluster, or ``DASK_SCHEDULER_ADDRESS``."""
+    _engine("dask")
+    from mlperf.distributed.dask import dask_client as make_client
+
+    with make_client() as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def ray_runtime() -> Generator[Any, None, None]:
+    """The session's Ray (local, or ``RAY_ADDRESS``); yields the ``ray`` module."""
+    _engine("ray")
+    from mlperf.distributed.ray import ray_runtime as make_runtime
+
+    with make_runtime() as ray:
+        yield ray
 
 
 # ------------------------------------------------------- delegated to the gate

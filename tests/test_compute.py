@@ -333,7 +333,7 @@ def test_read_bound_is_a_positive_time(order: str, clock: str) -> None:
 # --------------------------------------------------------------------------- GPU
 
 
-@pytest.mark.gpu
+@pytest.mark.mlperf_gpu
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32])
 def test_cuda_on_device_arrays_in_any_layout(dtype: Any) -> None:
     cp = pytest.importorskip("cupy")
@@ -357,7 +357,7 @@ def test_cuda_on_device_arrays_in_any_layout(dtype: Any) -> None:
         np.testing.assert_allclose(row_norms(view(host), "cuda"), want, rtol=1e-12, err_msg=label)
 
 
-@pytest.mark.gpu
+@pytest.mark.mlperf_gpu
 def test_cuda_edge_shapes_and_refusals() -> None:
     cp = pytest.importorskip("cupy")
     for shape in [(0, 5), (5, 0), (0, 0)]:
@@ -369,7 +369,7 @@ def test_cuda_edge_shapes_and_refusals() -> None:
         row_norms(cp.ones(3), "cuda")
 
 
-@pytest.mark.gpu
+@pytest.mark.mlperf_gpu
 @pytest.mark.parametrize("lanes", [0, *_cuda._LANES_PER_ROW])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_every_cuda_kernel_variant_rescales_and_propagates(lanes: int, dtype: Any) -> None:

@@ -262,7 +262,7 @@ def _enter(cm_factory: object, **kwargs: object) -> None:
         pass
 
 
-@pytest.mark.spark
+@pytest.mark.mlperf_spark
 def test_spark_session_unreachable_remote() -> None:
     from mlperf.distributed.spark import spark_session
 
@@ -271,7 +271,7 @@ def test_spark_session_unreachable_remote() -> None:
     assert isinstance(exc, ConnectionError) and address in str(exc)
 
 
-@pytest.mark.dask
+@pytest.mark.mlperf_dask
 def test_dask_client_unreachable_and_silent_scheduler(monkeypatch: pytest.MonkeyPatch) -> None:
     from mlperf.distributed.dask import dask_client
 
@@ -289,7 +289,7 @@ def test_dask_client_unreachable_and_silent_scheduler(monkeypatch: pytest.Monkey
     assert address in str(exc)
 
 
-@pytest.mark.ray
+@pytest.mark.mlperf_ray
 def test_ray_runtime_unreachable_head() -> None:
     from mlperf.distributed.ray import ray_runtime
 

@@ -18,9 +18,45 @@ FAST = ("-p", "no:cacheprovider", "--benchmark-max-time=0.15", "--benchmark-min-
 
 def test_markers_registered_for_strict_markers(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--markers")
-    for name in ("cluster", "cloud", "gpu", "slow", "spark", "dask", "ray", "mlperf("):
-        result.stdout.fnmatch_lines([f"@pytest.mark.{name}*"])
+    for name in ("cluster", "cloud", "gpu", "slow", "spark", "dask", "ray"):
+        result.stdout.fnmatch_lines([f"@pytest.mark.mlperf_{name}*"])
+    result.stdout.fnmatch_lines(["@pytest.mark.mlperf(*"])
     assert len(MARKERS) == 8
+    assert all(name.startswith("mlperf") for name in MARKERS)  # never a project's own names
+
+
+def test_a_projects_own_slow_and_gpu_markers_are_never_touched(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nmarkers =\n    slow: ours\n    gpu: ours\n    spark: ours\n")
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.slow
+        def test_slow(): pass
+
+        @pytest.mark.gpu
+        def test_gpu(): pass
+
+        @pytest.mark.spark
+        def test_spark(): pass
+        """
+    )
+    result = pytester.runpytest("--strict-markers")
+    result.assert_outcomes(passed=3)  # with mlperf installed they run, as they did without it
+
+
+def test_the_engine_fixtures_ship_with_the_plugin(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        def test_uses_them(request):
+            for name in ("spark", "dask_client", "ray_runtime"):
+                assert request.fixturenames is not None
+                defs = request._fixturemanager.getfixturedefs(name, request.node)
+                assert defs, name
+                assert defs[-1].func.__module__ == "mlperf.plugin", name
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
 
 
 def test_options_in_one_group(pytester: pytest.Pytester) -> None:
@@ -42,17 +78,17 @@ def test_options_in_one_group(pytester: pytest.Pytester) -> None:
 GATED = """
 import pytest
 
-@pytest.mark.cloud
+@pytest.mark.mlperf_cloud
 def test_cloud(): pass
 
-@pytest.mark.slow
+@pytest.mark.mlperf_slow
 def test_slow(): pass
 
-@pytest.mark.cluster
-@pytest.mark.dask
+@pytest.mark.mlperf_cluster
+@pytest.mark.mlperf_dask
 def test_cluster(): pass
 
-@pytest.mark.gpu
+@pytest.mark.mlperf_gpu
 def test_gpu(): pass
 """
 

@@ -8,7 +8,7 @@ process CPU time (wall time for ``parallel``, whose work is in other processes),
 that the load of a shared machine hits both alike; the multiple is the ratio of
 the two medians.
 
-GPU (marker ``gpu``): the ``cuda`` kernel on data already on the device, against a
+GPU (marker ``mlperf_gpu``): the ``cuda`` kernel on data already on the device, against a
 device-to-device copy of the same array: a copy reads and writes every byte, so
 reading alone at that bandwidth takes half its time.  Host-to-device copies are
 timed apart: they cost far more than the kernel.
@@ -106,7 +106,7 @@ def test_tutorial_parallel_pool_per_call_10k(
         compute_report.record(benchmark, "10000x100", "tutorial_parallel", bound, clock="wall")
 
 
-@pytest.mark.slow
+@pytest.mark.mlperf_slow
 @pytest.mark.parametrize("method", [_param(m) for m in METHODS if m != "python"])  # ~7 s a call
 def test_row_norms_400mb(
     benchmark: Any, method: str, matrix_400mb: np.ndarray, compute_report: Any
@@ -141,7 +141,7 @@ def _host_median(cp: Any, fn: Callable[[], Any], reps: int = 5) -> float:
     return statistics.median(times)
 
 
-@pytest.mark.gpu
+@pytest.mark.mlperf_gpu
 @pytest.mark.mlperf(metric="wall")
 @pytest.mark.parametrize("rows", [10_000, 500_000], ids=["10000x100", "500000x100-400MB"])
 def test_cuda_row_norms(benchmark: Any, rows: int, compute_report: Any) -> None:

@@ -20,9 +20,11 @@ from hypothesis.extra import numpy as hnp
 
 from mlperf.compute import METHODS, row_norms
 
-#: every method; cuda runs only where the plugin finds a GPU (marker ``gpu``)
-ALL = [*METHODS, pytest.param("cuda", marks=pytest.mark.gpu)]
-SAFE = [m for m in METHODS if METHODS[m].safe] + [pytest.param("cuda", marks=pytest.mark.gpu)]
+#: every method; cuda runs only where the plugin finds a GPU (marker ``mlperf_gpu``)
+ALL = [*METHODS, pytest.param("cuda", marks=pytest.mark.mlperf_gpu)]
+SAFE = [m for m in METHODS if METHODS[m].safe] + [
+    pytest.param("cuda", marks=pytest.mark.mlperf_gpu)
+]
 #: the reference the other methods must match; safe_numpy where numba does not import
 REFERENCE = "safe" if METHODS["safe"].available() else "safe_numpy"
 #: float32 input is widened exactly and summed in float64 like float64 input, so

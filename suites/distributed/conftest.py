@@ -1,9 +1,10 @@
 """Fixtures of the distributed suite: one engine per session, comparison helpers, the report.
 
-The engine fixtures wrap the library's own context managers, so they run locally
-unless SPARK_REMOTE / DASK_SCHEDULER_ADDRESS / RAY_ADDRESS point at a cluster (the
-``cluster`` run of ``make test``).  Tests that use one carry the engine's marker
-and ``xdist_group`` so that one xdist worker owns each engine.
+The engine fixtures (``spark``, ``dask_client``, ``ray_runtime``) come from the mlperf
+plugin: they run locally unless SPARK_REMOTE / DASK_SCHEDULER_ADDRESS / RAY_ADDRESS
+point at a cluster (the ``mlperf_cluster`` run of ``make test``).  Tests that use
+one carry the engine's marker and ``xdist_group`` so that one xdist worker owns
+each engine.
 """
 
 from __future__ import annotations
@@ -22,33 +23,6 @@ def pytest_configure(config: pytest.Config) -> None:
     # `make bench` and `make test-cluster` run with -p no:xdist, which then leaves
     # xdist_group unregistered and --strict-markers fails collection.
     config.addinivalue_line("markers", "xdist_group(name): run in the xdist worker owning name")
-
-
-@pytest.fixture(scope="session")
-def spark() -> Iterator[Any]:
-    """The session's SparkSession (local[*], or Spark Connect when SPARK_REMOTE is set)."""
-    from mlperf.distributed.spark import spark_session
-
-    with spark_session(app_name="mlperf-suite") as session:
-        yield session
-
-
-@pytest.fixture(scope="session")
-def dask_client() -> Iterator[Any]:
-    """The session's Dask client (LocalCluster 2x1, or DASK_SCHEDULER_ADDRESS)."""
-    from mlperf.distributed.dask import dask_client as make_client
-
-    with make_client() as client:
-        yield client
-
-
-@pytest.fixture(scope="session")
-def ray_runtime() -> Iterator[Any]:
-    """The session's Ray (local, or RAY_ADDRESS); yields the ``ray`` module."""
-    from mlperf.distributed.ray import ray_runtime as make_runtime
-
-    with make_runtime() as ray:
-        yield ray
 
 
 @pytest.fixture(scope="session")

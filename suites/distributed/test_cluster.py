@@ -39,8 +39,8 @@ def _check_jobs(module: Any, purchases: Any, folder: Path, **session: Any) -> No
     assert abs(honest.balanced_accuracy - 0.5) < 0.06, honest
 
 
-@pytest.mark.cluster
-@pytest.mark.spark
+@pytest.mark.mlperf_cluster
+@pytest.mark.mlperf_spark
 @pytest.mark.xdist_group("spark")
 def test_spark_connect_cluster(spark: Any, purchases: Any, purchases_parquet: Any) -> None:
     from mlperf.distributed import spark as engine
@@ -49,8 +49,8 @@ def test_spark_connect_cluster(spark: Any, purchases: Any, purchases_parquet: An
     _check_jobs(engine, purchases, purchases_parquet(N_ROWS), session=spark)
 
 
-@pytest.mark.cluster
-@pytest.mark.dask
+@pytest.mark.mlperf_cluster
+@pytest.mark.mlperf_dask
 @pytest.mark.xdist_group("dask")
 def test_dask_scheduler_cluster(dask_client: Any, purchases: Any, purchases_parquet: Any) -> None:
     from mlperf.distributed import dask as engine
@@ -60,8 +60,8 @@ def test_dask_scheduler_cluster(dask_client: Any, purchases: Any, purchases_parq
     _check_jobs(engine, purchases, purchases_parquet(N_ROWS), session=dask_client)
 
 
-@pytest.mark.cluster
-@pytest.mark.ray
+@pytest.mark.mlperf_cluster
+@pytest.mark.mlperf_ray
 @pytest.mark.xdist_group("ray")
 def test_ray_head_cluster(ray_runtime: Any, purchases: Any, purchases_parquet: Any) -> None:
     from mlperf.distributed import ray as engine

@@ -30,15 +30,15 @@ WALL_TREE = pytest.mark.mlperf(metric="wall", memory=False)
 
 
 def _spark() -> list[Any]:
-    return [pytest.mark.spark, pytest.mark.xdist_group("spark"), WALL_TREE]
+    return [pytest.mark.mlperf_spark, pytest.mark.xdist_group("spark"), WALL_TREE]
 
 
 def _dask() -> list[Any]:
-    return [pytest.mark.dask, pytest.mark.xdist_group("dask"), WALL_TREE]
+    return [pytest.mark.mlperf_dask, pytest.mark.xdist_group("dask"), WALL_TREE]
 
 
 def _ray() -> list[Any]:
-    return [pytest.mark.ray, pytest.mark.xdist_group("ray"), WALL_TREE]
+    return [pytest.mark.mlperf_ray, pytest.mark.xdist_group("ray"), WALL_TREE]
 
 
 ENGINES = [
@@ -52,7 +52,7 @@ ENGINES = [
 SIZES = [
     pytest.param(100_000, id="1e5"),
     pytest.param(1_000_000, id="1e6"),
-    pytest.param(10_000_000, id="1e7", marks=pytest.mark.slow),
+    pytest.param(10_000_000, id="1e7", marks=pytest.mark.mlperf_slow),
 ]
 
 
@@ -211,7 +211,7 @@ def _sklearn_forest(df: pd.DataFrame, n_trees: int, max_depth: int) -> float:
     ("n_rows", "n_trees"),
     [
         pytest.param(20_000, 100, id="20k"),
-        pytest.param(100_000, 100, id="1e5", marks=pytest.mark.slow),
+        pytest.param(100_000, 100, id="1e5", marks=pytest.mark.mlperf_slow),
     ],
 )
 @pytest.mark.parametrize(("engine", "fixture"), FOREST)
@@ -260,13 +260,15 @@ STARTUP = {
     "engine",
     [
         pytest.param(
-            "spark", marks=[pytest.mark.spark, pytest.mark.xdist_group("spark-start"), WALL_TREE]
+            "spark",
+            marks=[pytest.mark.mlperf_spark, pytest.mark.xdist_group("spark-start"), WALL_TREE],
         ),
         pytest.param(
-            "dask", marks=[pytest.mark.dask, pytest.mark.xdist_group("dask-start"), WALL_TREE]
+            "dask",
+            marks=[pytest.mark.mlperf_dask, pytest.mark.xdist_group("dask-start"), WALL_TREE],
         ),
         pytest.param(
-            "ray", marks=[pytest.mark.ray, pytest.mark.xdist_group("ray-start"), WALL_TREE]
+            "ray", marks=[pytest.mark.mlperf_ray, pytest.mark.xdist_group("ray-start"), WALL_TREE]
         ),
     ],
 )
@@ -292,8 +294,8 @@ def test_engine_startup(benchmark: Any, engine: str, tmp_path: Any, engine_table
     assert rc == 0
 
 
-@pytest.mark.slow
-@pytest.mark.ray
+@pytest.mark.mlperf_slow
+@pytest.mark.mlperf_ray
 @pytest.mark.xdist_group("ray")
 @WALL_TREE
 def test_tune_forest_seed_grid(

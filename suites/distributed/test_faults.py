@@ -36,7 +36,7 @@ def _slow_part(i: int) -> pd.DataFrame:
     return make_purchases(ROWS_PER_PART, seed=100 + i)
 
 
-@pytest.mark.dask
+@pytest.mark.mlperf_dask
 @pytest.mark.xdist_group("dask")
 def test_dask_worker_killed_mid_computation(dask_client: Any) -> None:
     import dask
@@ -103,7 +103,7 @@ SPARK_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.spark
+@pytest.mark.mlperf_spark
 @pytest.mark.xdist_group("spark-fault")
 def test_spark_task_failing_once_is_retried(tmp_path: Path, purchases_parquet: Any) -> None:
     data = purchases_parquet(30_000)

@@ -22,9 +22,15 @@ from mlperf.distributed.common import ForestResult
 N_ROWS, N_TREES, DEPTH = 20_000, 20, 6
 
 ENGINES = [
-    pytest.param("spark", "spark", marks=[pytest.mark.spark, pytest.mark.xdist_group("spark")]),
-    pytest.param("dask", "dask_client", marks=[pytest.mark.dask, pytest.mark.xdist_group("dask")]),
-    pytest.param("ray", "ray_runtime", marks=[pytest.mark.ray, pytest.mark.xdist_group("ray")]),
+    pytest.param(
+        "spark", "spark", marks=[pytest.mark.mlperf_spark, pytest.mark.xdist_group("spark")]
+    ),
+    pytest.param(
+        "dask", "dask_client", marks=[pytest.mark.mlperf_dask, pytest.mark.xdist_group("dask")]
+    ),
+    pytest.param(
+        "ray", "ray_runtime", marks=[pytest.mark.mlperf_ray, pytest.mark.xdist_group("ray")]
+    ),
 ]
 
 
@@ -85,7 +91,7 @@ def test_forest_rejects_bad_input(
 # ----------------------------------------------------------------------- Ray Tune
 
 
-@pytest.mark.ray
+@pytest.mark.mlperf_ray
 @pytest.mark.xdist_group("ray")
 def test_tune_survives_a_failing_trial_and_asha_stops_weak_ones(
     ray_runtime: Any, tmp_path: Path

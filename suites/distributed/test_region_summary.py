@@ -50,9 +50,15 @@ def _engine(name: str) -> Any:
 
 
 ENGINES = [
-    pytest.param("spark", "spark", marks=[pytest.mark.spark, pytest.mark.xdist_group("spark")]),
-    pytest.param("dask", "dask_client", marks=[pytest.mark.dask, pytest.mark.xdist_group("dask")]),
-    pytest.param("ray", "ray_runtime", marks=[pytest.mark.ray, pytest.mark.xdist_group("ray")]),
+    pytest.param(
+        "spark", "spark", marks=[pytest.mark.mlperf_spark, pytest.mark.xdist_group("spark")]
+    ),
+    pytest.param(
+        "dask", "dask_client", marks=[pytest.mark.mlperf_dask, pytest.mark.xdist_group("dask")]
+    ),
+    pytest.param(
+        "ray", "ray_runtime", marks=[pytest.mark.mlperf_ray, pytest.mark.xdist_group("ray")]
+    ),
     pytest.param("duckdb", None),
     pytest.param("polars", None),
 ]
@@ -110,7 +116,7 @@ def _offset_frame(offset: float) -> pd.DataFrame:
     )
 
 
-@pytest.mark.dask
+@pytest.mark.mlperf_dask
 @pytest.mark.xdist_group("dask")
 def test_seed_dask_std_is_wrong_ours_is_exact(dask_client: Any) -> None:
     """The tutorial's ``df_dask.groupby('region').agg({'age': ['mean', 'std']})`` computes the

@@ -37,7 +37,7 @@ def test_gate_error_rates_small(tmp_path: Path) -> None:
     assert not problems, "\n".join(problems) + "\n\n" + render(outcome)
 
 
-@pytest.mark.slow
+@pytest.mark.mlperf_slow
 def test_gate_error_rates_full(mlperf_report_dir: Path) -> None:
     outcome = evaluate(FULL)
     path = write(outcome, mlperf_report_dir / "gate")

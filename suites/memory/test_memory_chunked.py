@@ -128,7 +128,7 @@ def test_csv_chunked_agg(benchmark, customers_csv: Path, chunksize: int) -> None
     _csv_extra_info(benchmark, customers_csv, run)
 
 
-@pytest.mark.slow
+@pytest.mark.mlperf_slow
 def test_csv_10m_chunked_agg(benchmark, customers_csv_10m: Path) -> None:
     def run() -> pd.DataFrame:
         return chunked_agg(customers_csv_10m, "category", TUTORIAL_AGGS, 100_000)

@@ -408,7 +408,7 @@ def test_offline_flow_time(
 # ------------------------------------------------------------------ the real service
 
 
-@pytest.mark.cloud
+@pytest.mark.mlperf_cloud
 def test_real_azure_flow(train_frame):
     """The same flow on Azure: config.json, AZURE_STORAGE_CONNECTION_STRING, MLPERF_AZURE_CONTAINER,
     MLPERF_AZURE_COMPUTE (a CPU cluster).  Costs a few cluster minutes, 10 sweep trials and a

@@ -74,7 +74,7 @@ def test_offline_flow_sagemaker(benchmark, aws, bucket, queue_predictions, train
     assert aws.client("s3").list_objects_v2(Bucket=bucket).get("KeyCount") == 0
 
 
-@pytest.mark.cloud
+@pytest.mark.mlperf_cloud
 def test_sagemaker_flow_on_aws(make_frame):
     role, bucket = os.environ.get("MLPERF_SAGEMAKER_ROLE"), os.environ.get("MLPERF_S3_BUCKET")
     if not (role and bucket):

@@ -293,7 +293,7 @@ def test_predict_keeps_row_order_and_exact_values_across_batches(
 # ------------------------------------------------------------------ the real service
 
 
-@pytest.mark.cloud
+@pytest.mark.mlperf_cloud
 def test_real_vertex_flow(train_frame):
     """The same flow on Google Cloud: MLPERF_GCP_PROJECT, MLPERF_GCS_BUCKET and ADC credentials.
 
