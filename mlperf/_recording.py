@@ -1,33 +1,49 @@
 """Recording rounds: everything that touches pytest-benchmark's internals, in one place.
 
 mlperf adds to pytest-benchmark's rounds a second clock (process CPU time) and an
-extra, untimed round that measures peak memory.  pytest-benchmark has no public
-hook for either, so this module reaches into its fixture and session objects:
+extra, untimed call that measures peak memory, **without changing what
+pytest-benchmark measures**: its timer (``--benchmark-timer``, or a benchmark
+marker's ``timer``) is never replaced or wrapped, nothing runs inside its timed
+interval, and its statistics are exactly what they are without mlperf.
 
-* ``BenchmarkFixture._timer``: the clock, called exactly twice per round (start,
-  end); replaced by :class:`DualClock`, which also reads ``time.process_time``;
+The CPU clock is read *between* rounds.  Each round's process CPU time is taken
+as pytest-benchmark's own duration times the process's CPU rate over the span
+from the previous reading to this one (``duration * dCPU / dwall``): when the
+process ran undisturbed the rate is 1 and the CPU time is the duration itself;
+when it was descheduled for part of the span, the rate says by how much; for
+code that runs several threads it is their sum, as process CPU time is.  The span
+holds pytest-benchmark's bookkeeping as well as the round, which changes the rate
+only where the machine preempted the bookkeeping rather than the round.
+Readings are taken at ``Metadata.update`` (once per kept round, never per
+calibration or warm-up call), after a pedantic ``setup`` or ``teardown`` returns,
+and when the stats object is made; the CPU samples go into an ``array('d')`` (8
+bytes a round), the wall samples are pytest-benchmark's own, and a record keeps
+at most :data:`~mlperf.baselines.MAX_SAMPLES` of each next to a summary of all.
+
+The internals reached into (``tests/test_recording.py`` fails, naming the
+attribute, when one of them moves):
+
+* ``BenchmarkFixture._make_stats``: makes the ``Metadata`` whose ``update`` gets each
+  kept round's duration; wrapped to wrap that ``update``;
 * ``BenchmarkFixture._raw`` / ``._raw_pedantic``: what ``benchmark(...)`` and
-  ``benchmark.pedantic(...)`` run; wrapped to add the memory round;
+  ``benchmark.pedantic(...)`` run; wrapped to add the memory call and to read the
+  clock after a pedantic ``setup``/``teardown``;
 * ``BenchmarkFixture._add_stats``: hands the rounds to pytest-benchmark's own
   table; silenced while a benchmark is re-measured, so its table keeps the first
   measurement;
-* ``BenchmarkFixture.stats.stats.data`` and ``.stats.iterations``: the rounds it
-  kept (per-call seconds) and the iterations per round;
+* ``Metadata.update``, ``Metadata.iterations``, ``Stats.data`` (per-call seconds);
 * ``config._benchmarksession.disabled`` / ``.skip`` and, from 5.3 on,
-  ``.xdist_warning`` (benchmarks turned off because pytest-xdist is active).
+  ``.xdist_warning``.
 
 Checked against pytest-benchmark 5.1.0, 5.2.0, 5.2.3 and 5.3.1 (their
-``fixture.py``, ``session.py`` and ``stats.py``, 2026-12-05): all of them have
-these attributes and call the timer twice per round.  5.1 has no ``teardown``
-argument to ``pedantic``, so it is passed on only when given.  Only 5.3.1 runs
-under pytest 9.2 (the older ones read ``item._nodeid``, which pytest 9.2 no longer
-sets).  ``tests/test_recording.py`` fails, naming the attribute, when one of these
-moves.
+``fixture.py``, ``session.py`` and ``stats.py``, 2026-12-05).  5.1 has no
+``teardown`` argument to ``pedantic``, so it is passed on only when given.
 """
 
 from __future__ import annotations
 
 import time
+from array import array
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -43,8 +59,8 @@ __all__ = [
     "RECORDER_KEY",
     "REMEASURE_KEY",
     "SESSION_INTERNALS",
-    "DualClock",
     "Recorder",
+    "RoundClock",
     "benchmarks_enabled",
     "correctness_mode",
     "measured_fixture",
@@ -53,7 +69,7 @@ __all__ = [
 ]
 
 #: attributes of pytest-benchmark's ``benchmark`` fixture that mlperf reads or replaces
-FIXTURE_INTERNALS = ("_timer", "_raw", "_raw_pedantic", "_add_stats", "stats", "enabled")
+FIXTURE_INTERNALS = ("_make_stats", "_raw", "_raw_pedantic", "_add_stats", "stats", "enabled")
 #: attributes of ``config._benchmarksession`` that mlperf reads
 SESSION_INTERNALS = ("disabled", "skip")
 
@@ -67,15 +83,20 @@ def missing_internals(fixture: object, config: pytest.Config) -> list[str]:
     missing += [f"BenchmarkSession.{a}" for a in SESSION_INTERNALS if not hasattr(session, a)]
     stats = getattr(fixture, "stats", None)
     if stats is not None:  # filled once the benchmark ran
-        if not hasattr(stats, "iterations"):
-            missing.append("Metadata.iterations (fixture.stats.iterations)")
+        for name in ("iterations", "update"):
+            if not hasattr(stats, name):
+                missing.append(f"Metadata.{name} (fixture.stats.{name})")
         if not hasattr(getattr(stats, "stats", None), "data"):
             missing.append("Stats.data (fixture.stats.stats.data)")
     return missing
 
 
 def benchmarks_enabled(config: pytest.Config) -> bool:
-    """Whether pytest-benchmark measures in this session (not disabled, not skipped)."""
+    """Whether pytest-benchmark measures in this session (not disabled, not skipped).
+
+    pytest-benchmark's own decision: ``--benchmark-disable`` unless
+    ``--benchmark-enable``, and off under pytest-xdist.
+    """
     bs = getattr(config, "_benchmarksession", None)
     return bs is not None and not bs.disabled and not bs.skip
 
@@ -90,42 +111,32 @@ def correctness_mode(config: pytest.Config) -> str | None:
     )
 
 
-class DualClock:
-    """pytest-benchmark timer that returns wall time and also reads process CPU time.
-
-    pytest-benchmark calls its timer exactly twice per round (start, end), so the
-    last ``2 * rounds`` readings pair up with the rounds it keeps.  All instances
-    compare equal so pytest-benchmark computes the timer precision only once.
-    """
-
-    __name__ = "perf_counter+process_time"
+class RoundClock:
+    """Process CPU time of each kept round, read between rounds (see the module's notes)."""
 
     def __init__(self) -> None:
-        self.readings: list[tuple[float, float]] = []
+        self.cpu = array("d")  # seconds per call, one per kept round
+        self._cpu0 = self._wall0 = 0.0
+        self._marked = False
 
-    def __call__(self) -> float:
-        wall, cpu = time.perf_counter(), time.process_time()
-        self.readings.append((wall, cpu))
-        return wall
+    def mark(self) -> None:
+        """A reading that starts the next round's span."""
+        self._cpu0, self._wall0, self._marked = time.process_time(), time.perf_counter(), True
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, DualClock)
-
-    def __hash__(self) -> int:
-        return hash(DualClock)
-
-    def rounds(self, n: int, iterations: int) -> tuple[list[float], list[float]]:
-        pairs = self.readings[-2 * n :] if n else []
-        wall = [(pairs[i + 1][0] - pairs[i][0]) / iterations for i in range(0, len(pairs), 2)]
-        cpu = [(pairs[i + 1][1] - pairs[i][1]) / iterations for i in range(0, len(pairs), 2)]
-        return wall, cpu
+    def round(self, duration: float, iterations: int) -> None:
+        """A kept round of *duration* seconds (pytest-benchmark's) and *iterations* calls."""
+        cpu1, wall1 = time.process_time(), time.perf_counter()
+        if self._marked and wall1 > self._wall0:
+            rate = (cpu1 - self._cpu0) / (wall1 - self._wall0)
+            self.cpu.append(max(duration, 0.0) * rate / iterations)
+        self._cpu0, self._wall0, self._marked = cpu1, wall1, True
 
 
 @dataclass
 class Sink:
     """What one benchmark's instrumented fixture collected."""
 
-    clock: DualClock = field(default_factory=DualClock)
+    clock: RoundClock = field(default_factory=RoundClock)
     memory: PeakMemoryRecord | None = None
 
 
@@ -146,20 +157,43 @@ def _memory_round(fn: Callable[[], Any]) -> PeakMemoryRecord:
 
 
 def start(item: pytest.Item, fixture: Any, settings: Settings) -> Sink:
-    """Give *item*'s fixture the dual clock and an extra, untimed memory round.
+    """Read the CPU clock between *item*'s rounds and add an untimed memory call after them.
 
     While *item* is being re-measured (:data:`REMEASURE_KEY` in its stash),
     pytest-benchmark's own table keeps the first measurement.
     """
     sink = Sink()
-    fixture._timer = sink.clock
-    raw, raw_pedantic = fixture._raw, fixture._raw_pedantic
+    clock = sink.clock
+    raw, raw_pedantic, make_stats = fixture._raw, fixture._raw_pedantic, fixture._make_stats
+
+    def _make_stats(iterations: int) -> Any:
+        stats = make_stats(iterations)
+        update = stats.update
+
+        def counted(duration: float) -> Any:
+            clock.round(duration, stats.iterations)  # first: the closest reading to the round
+            return update(duration)
+
+        stats.update = counted
+        clock.mark()
+        return stats
 
     def _raw(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         result = raw(function, *args, **kwargs)
         if fixture.enabled and settings["memory"]:
             sink.memory = _memory_round(lambda: function(*args, **kwargs))
         return result
+
+    def _marking(step: Callable[..., Any] | None) -> Callable[..., Any] | None:
+        if step is None:
+            return None
+
+        def marked(*a: Any, **kw: Any) -> Any:
+            out = step(*a, **kw)
+            clock.mark()  # the round's span starts after the untimed set-up or tear-down
+            return out
+
+        return marked
 
     def _raw_pedantic(
         target: Callable[..., Any],
@@ -170,8 +204,8 @@ def start(item: pytest.Item, fixture: Any, settings: Settings) -> Sink:
         **rest: Any,
     ) -> Any:
         if teardown is not None:  # pytest-benchmark 5.1 has no teardown argument
-            rest["teardown"] = teardown
-        result = raw_pedantic(target, args=args, kwargs=kwargs, setup=setup, **rest)
+            rest["teardown"] = _marking(teardown)
+        result = raw_pedantic(target, args=args, kwargs=kwargs, setup=_marking(setup), **rest)
         if fixture.enabled and settings["memory"]:
             a, kw = args, kwargs or {}
             if setup is not None:
@@ -183,32 +217,38 @@ def start(item: pytest.Item, fixture: Any, settings: Settings) -> Sink:
                 teardown(*a, **kw)
         return result
 
-    fixture._raw, fixture._raw_pedantic = _raw, _raw_pedantic
+    fixture._raw, fixture._raw_pedantic, fixture._make_stats = _raw, _raw_pedantic, _make_stats
     if REMEASURE_KEY in item.stash:
         fixture._add_stats = lambda _stats: None
     return sink
 
 
-def _clock_summary(samples: list[float], *, clip: bool = False) -> ClockSummary:
-    """Summary and samples of one clock; *clip*: summarise negative readings as 0."""
+def _clock_summary(samples: list[float] | array[float]) -> ClockSummary:
+    """Summary of every round, and at most ``MAX_SAMPLES`` of them, evenly spaced."""
+    from mlperf.baselines import thin
     from mlperf.stats import summarize
 
-    s = summarize([max(x, 0.0) for x in samples] if clip else samples)
+    s = summarize(samples)
     return {
         "n": s.n,
         "median": s.median,
         "iqr": s.iqr,
         "min": s.min,
         "mean": s.mean,
-        "samples": samples,
+        "samples": thin(list(samples)),
     }
 
 
 class Recorder:
-    """Collects one record per benchmark that really ran (not disabled, not failed)."""
+    """Collects one record per benchmark that really ran (not disabled, not failed).
+
+    It also keeps each benchmark's ``extra_info`` dict, the one pytest-benchmark
+    writes into its own JSON, so that the gate can add mlperf's numbers to it.
+    """
 
     def __init__(self) -> None:
         self.records: list[BenchmarkRecord] = []
+        self.extra_info: dict[str, dict[str, Any]] = {}
 
     def add(self, item: pytest.Item, fixture: Any, settings: Settings, sink: Sink) -> None:
         record = self.build(item, fixture, settings, sink)
@@ -217,6 +257,7 @@ class Recorder:
         first = item.stash.get(REMEASURE_KEY, None)
         if first is None:
             self.records.append(record)
+            self.extra_info[record["id"]] = fixture.extra_info
         else:  # a re-measurement of a flagged benchmark: kept with the first measurement
             first.setdefault("remeasured", []).append(record)
 
@@ -227,15 +268,9 @@ class Recorder:
         from mlperf.baselines import suite_of
 
         stats = getattr(fixture, "stats", None)
-        data = list(getattr(getattr(stats, "stats", None), "data", []) or [])
-        if stats is None or not data:
+        wall = list(getattr(getattr(stats, "stats", None), "data", []) or [])
+        if stats is None or not wall:
             return None
-        wall, cpu = sink.clock.rounds(len(data), stats.iterations)
-        if len(wall) != len(data):
-            wall, cpu = (
-                data,
-                [],
-            )  # pytest-benchmark changed its timer protocol: its wall samples only
         record: BenchmarkRecord = {
             "id": item.nodeid,
             "suite": suite_of(item.nodeid),
@@ -246,9 +281,9 @@ class Recorder:
             "max_regression": settings["max_regression"],
             "max_memory_regression": settings["max_memory_regression"],
         }
-        if cpu:
-            record["cpu"] = _clock_summary(cpu, clip=True)
-        elif settings["metric"] == "cpu":
+        if sink.clock.cpu:
+            record["cpu"] = _clock_summary(sink.clock.cpu)
+        elif settings["metric"] == "cpu":  # no round could be read (pytest-benchmark changed)
             record["metric"] = "wall"
         return record
 
