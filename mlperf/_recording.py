@@ -66,6 +66,8 @@ __all__ = [
     "measured_fixture",
     "missing_internals",
     "start",
+    "whole_call",
+    "whole_call_fixture",
 ]
 
 #: attributes of pytest-benchmark's ``benchmark`` fixture that mlperf reads or replaces
@@ -138,6 +140,39 @@ class Sink:
 
     clock: RoundClock = field(default_factory=RoundClock)
     memory: PeakMemoryRecord | None = None
+
+
+def whole_call(item: pytest.Item) -> bool:
+    """A benchmark in pytest-codspeed's style: marked ``benchmark``, without the fixture.
+
+    Its whole test function is the measured call.
+    """
+    return (
+        isinstance(item, pytest.Function)
+        and item.get_closest_marker("benchmark") is not None
+        and "benchmark" not in item.fixturenames
+    )
+
+
+def whole_call_fixture(item: pytest.Item) -> Any:
+    """Measure a :func:`whole_call` benchmark through pytest-benchmark's own fixture.
+
+    The fixture (with the marker's settings, as pytest-benchmark gives them) is
+    requested for the item and its test function is run through it, so the rounds,
+    pytest-benchmark's table and JSON, and mlperf's record are those of a benchmark
+    written as ``benchmark(test_function)``.
+    """
+    assert isinstance(item, pytest.Function)
+    fixture = item._request.getfixturevalue("benchmark")
+    function = item.obj
+
+    def measured(**kwargs: Any) -> Any:
+        return fixture(function, **kwargs)
+
+    item.obj = measured
+    item.addfinalizer(lambda: setattr(item, "obj", function))  # a re-run starts afresh
+    item.funcargs["benchmark"] = fixture  # where pytest-benchmark's report hook looks for it
+    return fixture
 
 
 def measured_fixture(item: pytest.Item) -> Any:

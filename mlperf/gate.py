@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "GATE_KEY",
     "GateState",
+    "directory",
     "finish",
     "gate_verdict",
     "load_baselines",
@@ -105,6 +106,17 @@ def root_path(config: pytest.Config, value: str) -> Path:
     return path if path.is_absolute() else config.rootpath / path
 
 
+def directory(config: pytest.Config, option: str) -> Path:
+    """Where one of mlperf's directories is: the command-line option, else the ini option.
+
+    *option* is ``baselines``, ``reports`` or ``cache``; relative paths are taken
+    from pytest's rootdir.
+    """
+    flag = {"baselines": "mlperf_baselines", "reports": "mlperf_report", "cache": "mlperf_cache"}
+    value = config.getoption(flag[option]) or config.getini(f"mlperf_{option}")
+    return root_path(config, str(value))
+
+
 def load_baselines(session: pytest.Session) -> None:
     """Load this machine's stored baselines when the session measures (not on xdist workers)."""
     config = session.config
@@ -112,7 +124,7 @@ def load_baselines(session: pytest.Session) -> None:
         return
     from mlperf.baselines import BaselineError, load_machine, machine_id
 
-    root = root_path(config, config.getoption("mlperf_baselines"))
+    root = directory(config, "baselines")
     try:
         stored = load_machine(root, machine_id())
     except BaselineError as exc:
@@ -216,17 +228,21 @@ def _run(config: pytest.Config, benchmarks: list[BenchmarkRecord]) -> RunRecord:
     from mlperf.report.latest import write_run
 
     state = config.stash.get(GATE_KEY, GateState())
-    root = state.root or root_path(config, config.getoption("mlperf_baselines"))
+    root = state.root or directory(config, "baselines")
     machine = machine_id()
     elsewhere = known_elsewhere(root, machine)
-    regressions = []
+    regressions, missing = [], []
     for record in benchmarks:
         record["verdict"] = gate_verdict(record, state.stored.get(record["id"]), elsewhere)
         if "REGRESSION" in (record["verdict"]["time"], record["verdict"]["memory"]):
             regressions.append(record["id"])
+        if record["verdict"]["time"] in ("new", "no-baseline-for-this-machine"):
+            missing.append(record["id"])
+    saving = config.getoption("mlperf_save_baseline")
+    required = config.getoption("mlperf_require_baseline") and not saving
     commit = current_commit(config.rootpath)
     saved = []
-    if config.getoption("mlperf_save_baseline"):
+    if saving:
         saved = [str(p) for p in save_records(root, benchmarks, machine=machine, commit=commit)]
     run: RunRecord = {
         "schema_version": records.RUN_SCHEMA_VERSION,
@@ -237,14 +253,14 @@ def _run(config: pytest.Config, benchmarks: list[BenchmarkRecord]) -> RunRecord:
         "environment": environment(),
         "benchmarks": benchmarks,
         "gate": {
-            "failed": bool(regressions) and not config.getoption("mlperf_save_baseline"),
+            "failed": (bool(regressions) or (required and bool(missing))) and not saving,
             "regressions": regressions,
+            "missing": missing if required else [],
             "baselines": str(root / machine),
             "saved": saved,
         },
     }
-    reports = config.getoption("mlperf_report") or records.DEFAULT_REPORTS_DIR
-    write_run(root_path(config, reports), run)
+    write_run(directory(config, "reports"), run)
     return run
 
 

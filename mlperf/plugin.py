@@ -83,9 +83,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--mlperf-baselines",
         metavar="DIR",
-        default=DEFAULT_BASELINES_DIR,
+        default=None,
         help="directory of stored baselines, <DIR>/<machine-id>/<suite>.json "
-        f"(default: {DEFAULT_BASELINES_DIR})",
+        f"(default: the mlperf_baselines ini option, else {DEFAULT_BASELINES_DIR})",
+    )
+    group.addoption(
+        "--mlperf-require-baseline",
+        action="store_true",
+        default=False,
+        help="fail the run when a measured benchmark has no stored baseline for this machine "
+        "(default: such a benchmark is reported as new and the run passes)",
+    )
+    group.addoption(
+        "--mlperf-require-cloud",
+        action="store_true",
+        default=False,
+        help="run the tests marked 'mlperf_cloud' and fail, not skip, one whose credentials are "
+        "missing (implies --mlperf-cloud)",
     )
     group.addoption(
         "--mlperf-save-baseline",
@@ -111,15 +125,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--mlperf-report",
         metavar="DIR",
         default=None,
-        help="write latest.json and latest.md (the verdict table) and the suites' "
-        f"tables and plots into DIR (default: {DEFAULT_REPORTS_DIR} when benchmarks run)",
+        help="write latest.json, latest.md (the verdict table) and the history of measured runs, "
+        "and the suites' tables and plots, into DIR (default: the mlperf_reports ini option, "
+        f"else {DEFAULT_REPORTS_DIR}; nothing is written unless benchmarks were measured)",
     )
     group.addoption(
         "--mlperf-cache",
         metavar="DIR",
-        default=DEFAULT_CACHE_DIR,
-        help=f"where generated data sets are cached (default: {DEFAULT_CACHE_DIR})",
+        default=None,
+        help="where generated data sets are cached "
+        f"(default: the mlperf_cache ini option, else {DEFAULT_CACHE_DIR})",
     )
+    for name, default, what in (
+        ("mlperf_baselines", DEFAULT_BASELINES_DIR, "stored baselines (--mlperf-baselines)"),
+        ("mlperf_reports", DEFAULT_REPORTS_DIR, "run files and history (--mlperf-report)"),
+        ("mlperf_cache", DEFAULT_CACHE_DIR, "cached data sets (--mlperf-cache)"),
+    ):
+        parser.addini(name, f"mlperf: directory of {what}, from the rootdir", default=default)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -134,13 +156,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _check_options(config: pytest.Config) -> None:
     """Refuse option combinations that cannot do what the user asked, in one sentence."""
-    for opt in ("mlperf_baselines", "mlperf_report", "mlperf_cache"):
-        value = config.getoption(opt)
-        if value is not None and Path(value).exists() and not Path(value).is_dir():
-            flag = "--" + opt.replace("_", "-")
+    for option in ("baselines", "reports", "cache"):
+        path = gate.directory(config, option)
+        if path.exists() and not path.is_dir():
             raise pytest.UsageError(
-                f"{flag}={value!r} is a file; give a directory (it is created if missing)."
+                f"mlperf's {option} directory {str(path)!r} is a file; give a directory "
+                f"(--mlperf-{'report' if option == 'reports' else option} or the "
+                f"mlperf_{option} ini option; it is created if missing)."
             )
+    if config.getoption("mlperf_require_cloud"):
+        config.option.mlperf_cloud = True
     confirm = config.getoption("mlperf_confirm")
     if confirm < 0:
         raise pytest.UsageError(
@@ -154,16 +179,6 @@ def _check_options(config: pytest.Config) -> None:
             "and/or RAY_ADDRESS (`python -m mlperf.distributed.cluster up` starts a loopback "
             "cluster and writes them to cluster.env)."
         )
-    if config.getoption("mlperf_save_baseline"):
-        disabled = config.getoption("benchmark_disable", False) or config.getoption(
-            "benchmark_skip", False
-        )
-        if disabled or config.getoption("numprocesses", None):
-            raise pytest.UsageError(
-                "--mlperf-save-baseline needs measured benchmarks: drop "
-                "--benchmark-disable/--benchmark-skip "
-                "and -n (pytest-xdist turns benchmarks off), or run `make baseline`."
-            )
 
 
 def _skip_reason(item: pytest.Item, config: pytest.Config) -> str | None:
@@ -231,9 +246,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def mlperf_cache_dir(pytestconfig: pytest.Config) -> Path:
     """Directory where generated data sets are cached (``--mlperf-cache``)."""
-    path = Path(pytestconfig.getoption("mlperf_cache"))
-    if not path.is_absolute():
-        path = pytestconfig.rootpath / path
+    path = gate.directory(pytestconfig, "cache")
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -241,9 +254,7 @@ def mlperf_cache_dir(pytestconfig: pytest.Config) -> Path:
 @pytest.fixture(scope="session")
 def mlperf_report_dir(pytestconfig: pytest.Config) -> Path:
     """Directory for tables and plots the suites write (``--mlperf-report``, default reports/)."""
-    path = Path(pytestconfig.getoption("mlperf_report") or DEFAULT_REPORTS_DIR)
-    if not path.is_absolute():
-        path = pytestconfig.rootpath / path
+    path = gate.directory(pytestconfig, "reports")
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -339,9 +350,21 @@ def ray_runtime() -> Generator[Any, None, None]:
 # ------------------------------------------------------- delegated to the gate
 
 
+def _codspeed_active(config: pytest.Config) -> bool:
+    """pytest-codspeed measures this session (``--codspeed``): mlperf stays out of its way."""
+    return bool(getattr(config.option, "codspeed", False))
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     fixture = _recording.measured_fixture(item)
+    if (
+        fixture is None
+        and _recording.whole_call(item)
+        and _recording.benchmarks_enabled(item.config)
+        and not _codspeed_active(item.config)
+    ):
+        fixture = _recording.whole_call_fixture(item)
     if fixture is None:
         return (yield)
     settings = gate.settings(item)
@@ -353,7 +376,36 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     return result
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if (
+        report.skipped
+        and item.config.getoption("mlperf_require_cloud")
+        and item.get_closest_marker("mlperf_cloud")
+    ):
+        longrepr = report.longrepr
+        why = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        report.outcome = "failed"
+        report.longrepr = (
+            f"--mlperf-require-cloud: {item.nodeid} would have been skipped ({why}); a cloud "
+            "test without its credentials fails the run instead (set the credentials the "
+            "reason names, or drop --mlperf-require-cloud)"
+        )
+    return report
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
+    config = session.config
+    if config.getoption("mlperf_save_baseline") and not _recording.benchmarks_enabled(config):
+        why = _recording.correctness_mode(config) or "--benchmark-skip"
+        raise pytest.UsageError(
+            f"--mlperf-save-baseline needs measured benchmarks, but pytest-benchmark is off "
+            f"({why}): add --benchmark-enable (it wins over --benchmark-disable in addopts) "
+            "and run without -n."
+        )
     gate.load_baselines(session)
 
 
@@ -374,10 +426,11 @@ def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
 ) -> None:
     why = _recording.correctness_mode(config)
-    if why is not None and not hasattr(config, "workerinput"):
+    quiet = config.option.verbose <= 0 or config.option.collectonly or _codspeed_active(config)
+    if why is not None and not quiet and not hasattr(config, "workerinput"):
         terminalreporter.write_line(
             f"mlperf: correctness mode ({why}): benchmark bodies ran once, untimed; nothing was "
-            "measured or gated. Run `make bench` (no -n) to measure."
+            "measured or gated (pytest --benchmark-enable, without -n, measures)."
         )
     run = config.stash.get(gate.GATE_KEY, gate.GateState()).run
     if not run:
@@ -385,6 +438,16 @@ def pytest_terminal_summary(
     from mlperf.report.latest import write_terminal
 
     write_terminal(terminalreporter, run, no_gate=config.getoption("mlperf_no_gate"))
+    missing = run["gate"].get("missing") or []
+    if missing:
+        terminalreporter.write_line(
+            f"mlperf: {len(missing)} benchmark(s) have no stored baseline for "
+            f"{run['machine_id']} and --mlperf-require-baseline is set: record them on this "
+            "machine with `pytest --benchmark-enable --mlperf-save-baseline` (or "
+            "`mlperf baseline save`), and commit the baselines folder",
+            red=True,
+            bold=True,
+        )
 
 
 def _keep_xdist_groups(config: pytest.Config, items: list[pytest.Item]) -> None:

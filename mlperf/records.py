@@ -145,10 +145,15 @@ class BenchmarkRecord(TypedDict):
 
 
 class GateOutcome(TypedDict):
-    """What the gate decided for a run, and the baseline files it wrote."""
+    """What the gate decided for a run, and the baseline files it wrote.
+
+    ``missing``: with ``--mlperf-require-baseline``, the benchmarks that had no stored
+    baseline for this machine (they fail the run).
+    """
 
     failed: bool
     regressions: list[str]
+    missing: NotRequired[list[str]]
     baselines: str
     saved: list[str]
 

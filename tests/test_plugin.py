@@ -309,7 +309,7 @@ def test_importing_mlperf_and_the_plugin_stays_light() -> None:
             ("--mlperf-save-baseline", "--benchmark-disable"),
             "--mlperf-save-baseline needs measured benchmarks",
         ),
-        (("--mlperf-baselines=afile",), "--mlperf-baselines='afile' is a file; give a directory"),
+        (("--mlperf-baselines=afile",), "afile' is a file; give a directory (--mlperf-baselines"),
         (("--mlperf-confirm=-1",), "--mlperf-confirm=-1 must be >= 0"),
     ],
 )
@@ -342,3 +342,89 @@ def test_xdist_groups_stay_on_one_worker(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=12)
     workers = {(pytester.path / f"worker-{i}.txt").read_text() for i in range(6)}
     assert len(workers) == 1, workers
+
+
+def test_benchmarks_enabled_over_a_disable_in_addopts_can_save_a_baseline(
+    toy: pytest.Pytester,
+) -> None:
+    # pytest-benchmark's own rule: --benchmark-disable unless --benchmark-enable
+    toy.makeini("[pytest]\naddopts = --benchmark-disable\n")
+    result = toy.runpytest(*FAST, "--benchmark-enable", "--mlperf-save-baseline", "-k", "steady")
+    assert result.ret == 0, result.stdout.str() + result.stderr.str()
+    assert list((toy.path / "baselines").glob("*/*.json"))
+
+
+def test_locations_come_from_the_projects_ini_and_an_ordinary_run_writes_nothing(
+    toy: pytest.Pytester,
+) -> None:
+    toy.makeini(
+        "[pytest]\nmlperf_baselines = perf/baselines\nmlperf_reports = perf/reports\n"
+        "mlperf_cache = perf/cache\n"
+    )
+    result = toy.runpytest("-p", "no:cacheprovider")  # no --benchmark-enable: correctness mode
+    assert result.ret == 0
+    assert "mlperf:" not in result.stdout.str()  # quiet unless asked (-v)
+    assert sorted(p.name for p in toy.path.iterdir()) == ["test_toy.py", "tox.ini"]
+    result = toy.runpytest(*FAST, "--benchmark-enable", "--mlperf-save-baseline", "-k", "steady")
+    assert result.ret == 0
+    assert list((toy.path / "perf" / "baselines").glob("*/*.json"))
+    assert (toy.path / "perf" / "reports" / "latest.json").is_file()
+    assert not (toy.path / "baselines").exists() and not (toy.path / "reports").exists()
+
+
+MARKED = """
+import os
+import pytest
+
+def work(n):
+    return sum(i * i for i in range(n))
+
+@pytest.mark.benchmark
+def test_whole_call():  # pytest-codspeed's style: the whole test is measured
+    assert work(int(20_000 * float(os.environ.get("TOY_SLOWDOWN", "1")))) > 0
+"""
+
+
+def test_marker_style_benchmarks_are_measured_and_gated(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(test_marked=MARKED)
+    result = pytester.runpytest(*FAST, "--benchmark-enable", "--mlperf-save-baseline")
+    assert result.ret == 0, result.stdout.str()
+    run = json.loads((pytester.path / "reports" / "latest.json").read_text())
+    (record,) = run["benchmarks"]
+    assert record["id"] == "test_marked.py::test_whole_call" and record["cpu"]["n"] >= 20
+    monkeypatch.setenv("TOY_SLOWDOWN", "3")
+    result = pytester.runpytest(*FAST, "--benchmark-enable")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
+    result.stdout.fnmatch_lines(["*test_whole_call*REGRESSION*"])
+
+
+def test_require_baseline_fails_a_new_benchmark_with_the_command_that_records_it(
+    toy: pytest.Pytester,
+) -> None:
+    result = toy.runpytest(*FAST, "--benchmark-enable", "--mlperf-require-baseline", "-k", "steady")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        ["*1 benchmark(s) have no stored baseline for * and --mlperf-require-baseline is set*"
+         "pytest --benchmark-enable --mlperf-save-baseline*"]
+    )  # fmt: skip
+    result = toy.runpytest(*FAST, "--benchmark-enable", "-k", "steady")
+    assert result.ret == 0  # without the option a new benchmark passes, reported as new
+
+
+def test_require_cloud_turns_a_missing_credential_into_a_failure(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import os, pytest
+
+        @pytest.mark.mlperf_cloud
+        def test_real_cloud():
+            if not os.environ.get("SOME_CLOUD_KEY"):
+                pytest.skip("set SOME_CLOUD_KEY to run against the real account")
+        """
+    )
+    assert pytester.runpytest("--mlperf-cloud").ret == 0  # skipped: the default
+    result = pytester.runpytest("--mlperf-require-cloud")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*--mlperf-require-cloud:*set SOME_CLOUD_KEY*"])
