@@ -361,7 +361,7 @@ def test_locations_come_from_the_projects_ini_and_an_ordinary_run_writes_nothing
         "[pytest]\nmlperf_baselines = perf/baselines\nmlperf_reports = perf/reports\n"
         "mlperf_cache = perf/cache\n"
     )
-    result = toy.runpytest("-p", "no:cacheprovider")  # no --benchmark-enable: correctness mode
+    result = toy.runpytest("-p", "no:cacheprovider", "--benchmark-disable")  # a unit-test run
     assert result.ret == 0
     assert "mlperf:" not in result.stdout.str()  # quiet unless asked (-v)
     written = {p.name for p in toy.path.iterdir()} - {"test_toy.py", "tox.ini", ".benchmarks"}
