@@ -89,7 +89,7 @@ def _baseline_diff(args: argparse.Namespace) -> int:
             continue
         cmp = compare_samples(a, b, max_regression=args.max_regression)
         worst = max(worst, cmp.verdict == "REGRESSION")
-        print(f"{bid}: {cmp.describe()} [{metric}] -> {cmp.verdict}")
+        print(f"{bid}: {cmp.describe()} [{metric}]")
     return int(worst)
 
 

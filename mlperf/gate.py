@@ -171,6 +171,8 @@ def gate_verdict(
     record: BenchmarkRecord, stored: BaselineEntry | None, elsewhere: set[str]
 ) -> Verdict:
     """The verdict of a record; a re-measured one takes its time verdict from the last one."""
+    from mlperf.verdicts import pct
+
     result = verdict(record, stored, elsewhere)
     again = record.get("remeasured") or []
     if not again or stored is None:
@@ -178,8 +180,11 @@ def gate_verdict(
     last = verdict(again[-1], stored, elsewhere)
     first: FirstVerdict = {"time": result["time"], "ratio": result["ratio"], "p": result["p"]}
     result["time"], result["ratio"], result["p"] = last["time"], last["ratio"], last["p"]
+    if "ci" in last:
+        result["ci"] = last["ci"]
     result["first"] = first
-    result["text"] = f"{last['text']}, re-measured (first {first['ratio']:.2f}x)"
+    first_change = pct(first["ratio"]) if first["ratio"] is not None else first["time"]
+    result["text"] = f"{last['text']}, re-measured (first {first_change})"
     return result
 
 
@@ -188,7 +193,8 @@ def verdict(record: BenchmarkRecord, stored: BaselineEntry | None, elsewhere: se
 
     *elsewhere*: ids with baselines on other machines only (``no-baseline-for-this-machine``).
     """
-    from mlperf.stats import compare_samples, describe_ratio, memory_verdict
+    from mlperf.stats import compare_samples, memory_verdict
+    from mlperf.verdicts import change_text
 
     if stored is None:
         label = "no-baseline-for-this-machine" if record["id"] in elsewhere else "new"
@@ -200,7 +206,8 @@ def verdict(record: BenchmarkRecord, stored: BaselineEntry | None, elsewhere: se
         cmp = compare_samples(ref, cur, max_regression=record["max_regression"])
         p = cmp.p_slower if cmp.ratio >= 1 else cmp.p_faster
         result["time"], result["ratio"], result["p"] = cmp.verdict, cmp.ratio, p
-        result["text"] = describe_ratio(cmp.ratio, p)
+        result["ci"] = (cmp.ci_low, cmp.ci_high)
+        result["text"] = change_text(cmp.ratio, cmp.ci_low, cmp.ci_high)
     mem_ref, mem_cur = _peak(stored.get("memory")), _peak(record.get("memory"))
     if mem_ref is not None and mem_cur is not None:
         result["memory"] = memory_verdict(
@@ -264,6 +271,24 @@ def _run(config: pytest.Config, benchmarks: list[BenchmarkRecord]) -> RunRecord:
     return run
 
 
+def _share_with_pytest_benchmark(run: RunRecord, extra_info: dict[str, dict[str, Any]]) -> None:
+    """Put mlperf's numbers into each benchmark's ``extra_info``, which pytest-benchmark's
+    own JSON (``--benchmark-json``, ``--benchmark-autosave``) carries, so other tools see them."""
+    for record in run["benchmarks"]:
+        info = extra_info.get(record["id"])
+        if info is None:
+            continue
+        cpu, memory, verdict = record.get("cpu"), record.get("memory"), record.get("verdict")
+        info["mlperf"] = {
+            "metric": record["metric"],
+            "cpu_median": cpu["median"] if cpu else None,
+            "peak_memory": memory["peak"] if memory else None,
+            "verdict": verdict["time"] if verdict else None,
+            "memory_verdict": verdict["memory"] if verdict else None,
+            "change": verdict["text"] if verdict else None,
+        }
+
+
 def finish(session: pytest.Session) -> None:
     """Judge the recorded benchmarks, write the run, and fail the session on a REGRESSION."""
     config = session.config
@@ -271,6 +296,7 @@ def finish(session: pytest.Session) -> None:
     if recorder is None or not recorder.records or hasattr(config, "workerinput"):
         return
     run = _run(config, recorder.records)
+    _share_with_pytest_benchmark(run, recorder.extra_info)
     state = config.stash.get(GATE_KEY, GateState())
     config.stash[GATE_KEY] = GateState(stored=state.stored, root=state.root, run=run)
     if run["gate"]["failed"] and not config.getoption("mlperf_no_gate") and session.exitstatus == 0:

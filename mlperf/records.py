@@ -107,10 +107,12 @@ class FirstVerdict(TypedDict):
 class Verdict(TypedDict):
     """A benchmark's verdict against its stored baseline.
 
-    ``time``: ``REGRESSION``, ``slower``, ``faster``, ``same``, ``new`` or
-    ``no-baseline-for-this-machine``; ``memory``: ``REGRESSION``, ``lower``,
-    ``same`` or one of the last two.  ``first`` is present when the time verdict
-    comes from a re-measurement.
+    ``time``: one of :data:`mlperf.verdicts.VERDICTS` (``REGRESSION``, ``IMPROVEMENT``,
+    ``same``, ``inconclusive``), ``new`` or ``no-baseline-for-this-machine``;
+    ``memory``: ``REGRESSION``, ``lower``, ``same`` or one of the last two.  ``ci``
+    is the 95 % interval of ``ratio``; ``text`` the change with that interval
+    (``+4.1% (+2.0% .. +6.3%)``).  ``first`` is present when the time verdict comes
+    from a re-measurement.
     """
 
     time: str
@@ -118,6 +120,7 @@ class Verdict(TypedDict):
     ratio: float | None
     p: float | None
     text: str
+    ci: NotRequired[tuple[float, float]]
     memory_ratio: NotRequired[float | None]
     first: NotRequired[FirstVerdict]
 

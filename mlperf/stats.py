@@ -3,7 +3,8 @@
 Benchmarks on shared machines are noisy and skewed (per-call CV of 12-113 % on
 this project's 2-core CI VMs, 2026-11-26), so mlperf never gates on a bare ratio of
 means: a slowdown counts only when a rank test says the samples really differ *and*
-the median ratio is beyond the tolerance.  Everything here is dependency-free (numpy
+the whole confidence interval of the median ratio is beyond the tolerance (the rule
+of :mod:`mlperf.verdicts`).  Everything here is dependency-free (numpy
 only) and checked against reference values in ``tests/test_stats.py``.
 """
 
@@ -13,9 +14,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
+
+from mlperf.verdicts import ALPHA, classify, row_text
 
 __all__ = [
     "Comparison",
@@ -23,14 +26,13 @@ __all__ = [
     "Summary",
     "bootstrap_ratio_ci",
     "compare_samples",
-    "describe_ratio",
     "mann_whitney",
     "memory_verdict",
     "summarize",
 ]
 
 Alternative = Literal["greater", "less", "two-sided"]
-TimeVerdict = Literal["faster", "same", "slower", "REGRESSION"]
+TimeVerdict = Literal["REGRESSION", "IMPROVEMENT", "same", "inconclusive"]
 MemoryVerdict = Literal["lower", "same", "REGRESSION"]
 
 #: exact null distribution below this many pairs (m * n) when there are no ties
@@ -192,8 +194,8 @@ def _norm_sf(z: float) -> float:
 
 
 def bootstrap_ratio_ci(
-    base: Sequence[float],
-    head: Sequence[float],
+    base: Sequence[float] | np.ndarray,
+    head: Sequence[float] | np.ndarray,
     *,
     level: float = 0.95,
     n_boot: int = 2000,
@@ -227,12 +229,16 @@ class Comparison:
     """How a new set of samples compares with a reference set."""
 
     ratio: float  # median(new) / median(ref)
+    ci_low: float  # 95 % bootstrap interval of the ratio
+    ci_high: float
     p_slower: float
     p_faster: float
+    threshold: float
     verdict: TimeVerdict
 
     def describe(self) -> str:
-        return describe_ratio(self.ratio, min(self.p_slower, self.p_faster))
+        """``+4.1% (+2.0% .. +6.3%) REGRESSION``: the wording of every gate."""
+        return row_text(self.ratio, self.ci_low, self.ci_high, self.verdict)
 
 
 def compare_samples(
@@ -240,53 +246,44 @@ def compare_samples(
     new: Sequence[float],
     *,
     max_regression: float,
-    alpha: float = 0.01,
+    alpha: float = ALPHA,
 ) -> Comparison:
     """Verdict of *new* round samples against *reference* ones.
 
-    ``REGRESSION`` needs both a significant one-sided Mann-Whitney test
-    (p < *alpha*) and a median ratio above ``1 + max_regression``; a significant
-    slowdown with a median ratio in (1, 1 + max_regression] is ``slower``; a
-    significant speed-up with a median ratio below 1 is ``faster``; anything else
-    is ``same``.
+    The rule is every gate's (:func:`mlperf.verdicts.classify`) with *max_regression*
+    as the threshold: ``REGRESSION`` needs a one-sided Mann-Whitney p < *alpha* and
+    the whole 95 % bootstrap interval of the median ratio above ``1 + max_regression``;
+    ``IMPROVEMENT`` is the mirror image; ``same`` needs the whole interval inside the
+    band; anything else is ``inconclusive``.
 
     Raises
     ------
     ValueError
-        If *max_regression* is negative, or a sample set is empty or not finite.
+        If *max_regression* is negative or not a finite number, or a sample set is empty
+        or not finite.
     """
-    if max_regression < 0:
-        raise ValueError(f"compare_samples: max_regression must be >= 0; got {max_regression!r}")
+    if not (
+        isinstance(max_regression, int | float)
+        and math.isfinite(max_regression)
+        and max_regression >= 0
+    ):
+        raise ValueError(
+            f"compare_samples: max_regression must be a finite number >= 0; got {max_regression!r}"
+        )
     ref, cur = _as_samples(reference, "compare_samples"), _as_samples(new, "compare_samples")
     ref_med = float(np.median(ref))
-    ratio = float(np.median(cur)) / ref_med if ref_med > 0 else math.inf
     p_slower = mann_whitney(cur, ref, "greater").p
     p_faster = mann_whitney(cur, ref, "less").p
-    verdict: TimeVerdict
-    if p_slower < alpha and ratio > 1 + max_regression:
-        verdict = "REGRESSION"
-    elif p_slower < alpha and ratio > 1:
-        verdict = "slower"
-    elif p_faster < alpha and ratio < 1:
-        verdict = "faster"
-    else:
-        verdict = "same"
-    return Comparison(ratio=ratio, p_slower=p_slower, p_faster=p_faster, verdict=verdict)
-
-
-def describe_ratio(ratio: float, p: float | None = None) -> str:
-    """``1.31x slower (p=0.0004)``, ``1.10x faster``, ``same speed`` (within 0.5 %) or
-    ``infinitely slower`` (a zero reference), as pyperf words it; ``(p=...)`` only
-    when *p* is given."""
-    if not math.isfinite(ratio):
-        text = "infinitely slower"
-    elif abs(ratio - 1) < 0.005:
-        text = "same speed"
-    elif ratio > 1:
-        text = f"{ratio:.2f}x slower"
-    else:
-        text = f"{1 / ratio:.2f}x faster"
-    return f"{text} (p={p:.2g})" if p is not None else text
+    if ref_med <= 0:  # a zero reference: no ratio, and nothing to claim
+        inf = math.inf
+        return Comparison(inf, inf, inf, p_slower, p_faster, max_regression, "inconclusive")
+    ratio = float(np.median(cur)) / ref_med
+    low, high = bootstrap_ratio_ci(ref, cur)
+    low, high = min(low, ratio), max(high, ratio)
+    verdict = classify(ratio, low, high, p_slower, p_faster, threshold=max_regression, alpha=alpha)
+    return Comparison(
+        ratio, low, high, p_slower, p_faster, max_regression, cast("TimeVerdict", verdict)
+    )
 
 
 def memory_verdict(
