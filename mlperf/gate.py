@@ -10,6 +10,7 @@ gets its :class:`~mlperf.records.Verdict`, the run is written
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,8 @@ import pytest
 from mlperf import _recording, records
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from mlperf.records import (
         BaselineEntry,
         BenchmarkRecord,
@@ -76,9 +79,12 @@ def settings(item: pytest.Item) -> Settings:
             f"{item.nodeid}: mlperf metric must be 'cpu' or 'wall', got {opts['metric']!r}"
         )
     for key in ("max_regression", "max_memory_regression"):
-        if not isinstance(opts[key], (int, float)) or opts[key] < 0:
+        value = opts[key]
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not (number and math.isfinite(value) and value >= 0):  # NaN would turn the gate off
             raise pytest.UsageError(
-                f"{item.nodeid}: mlperf {key} must be a number >= 0, got {opts[key]!r}"
+                f"{item.nodeid}: mlperf {key} must be a finite number >= 0 (0.25 means 25 %), "
+                f"got {value!r}"
             )
     return {
         "metric": opts["metric"],
@@ -151,12 +157,18 @@ def remeasure_regressions(session: pytest.Session) -> None:
 
     stored = config.stash.get(GATE_KEY, GateState()).stored
     items = {item.nodeid: item for item in session.items}
-    for record in list(recorder.records):
+    flagged = [
+        r
+        for r in recorder.records
+        if verdict(r, stored.get(r["id"]), set())["time"] == "REGRESSION"
+    ]
+    say = _progress(config)
+    if flagged:
+        say(f"mlperf: re-measuring {len(flagged)} REGRESSION(s) after the other tests")
+    for k, record in enumerate(flagged, 1):
         item = items.get(record["id"])
         for attempt in range(times):
-            latest = (record.get("remeasured") or [record])[-1]
-            flagged = verdict(latest, stored.get(record["id"]), set())["time"] == "REGRESSION"
-            if item is None or not flagged:
+            if item is None:
                 break
             item.stash[_recording.REMEASURE_KEY] = record
             try:
@@ -165,6 +177,21 @@ def remeasure_regressions(session: pytest.Session) -> None:
                 del item.stash[_recording.REMEASURE_KEY]
             if len(record.get("remeasured") or []) <= attempt:  # it failed: the verdict stands
                 break
+            last = verdict(record["remeasured"][-1], stored.get(record["id"]), set())
+            say(f"[{k}/{len(flagged)}] {record['id']} {last['text']} {last['time']}")
+            if last["time"] != "REGRESSION":
+                break
+
+
+def _progress(config: pytest.Config) -> Callable[[str], None]:
+    """Writes one line to pytest's terminal (nothing under ``-q -q``)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+
+    def say(line: str) -> None:
+        if reporter is not None and config.option.verbose >= -1:
+            reporter.write_line(line)
+
+    return say
 
 
 def gate_verdict(

@@ -439,6 +439,15 @@ def pytest_terminal_summary(
     run = config.stash.get(gate.GATE_KEY, gate.GateState()).run
     if not run:
         return
+    stale = _installed_elsewhere(config.rootpath)
+    if stale:
+        name, where = stale
+        terminalreporter.write_line(
+            f"mlperf: warning: this project's {name} was imported from {where}, outside "
+            f"{config.rootpath}: the benchmarks measured an installed copy, not this "
+            "checkout's code (install it editable: pip install -e .)",
+            yellow=True,
+        )
     from mlperf.report.latest import write_terminal
 
     write_terminal(terminalreporter, run, no_gate=config.getoption("mlperf_no_gate"))
@@ -452,6 +461,17 @@ def pytest_terminal_summary(
             red=True,
             bold=True,
         )
+
+
+def _installed_elsewhere(root: Path) -> tuple[str, str] | None:
+    """(module, file) of the first of the project's own modules imported from outside *root*."""
+    from mlperf.project import discover, find_project_dir, foreign_modules
+
+    project = find_project_dir(root, root)
+    if project is None:
+        return None
+    found = foreign_modules(sorted(discover(project).modules), [str(root)])
+    return found[0] if found else None
 
 
 def _keep_xdist_groups(config: pytest.Config, items: list[pytest.Item]) -> None:

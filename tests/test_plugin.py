@@ -137,7 +137,12 @@ def test_gated_tests_run_when_enabled(
     ("marker", "message"),
     [
         ('metric="gpu"', "mlperf metric must be 'cpu' or 'wall', got 'gpu'"),
-        ("max_regression=-1", "mlperf max_regression must be a number >= 0, got -1"),
+        (
+            "max_regression=-1",
+            "mlperf max_regression must be a finite number >= 0 (0.25 means 25 %), got -1",
+        ),
+        ('max_regression=float("nan")', "mlperf max_regression must be a finite number >= 0"),
+        ("max_memory_regression=True", "mlperf max_memory_regression must be a finite number"),
         ("tolerance=0.1", "unknown @pytest.mark.mlperf keyword(s) ['tolerance']"),
     ],
 )
@@ -439,3 +444,31 @@ def test_mlperfs_numbers_reach_pytest_benchmarks_own_json(toy: pytest.Pytester) 
         ours = bench["extra_info"]["mlperf"]
         assert ours["verdict"] == "new" and ours["metric"] in ("cpu", "wall")
         assert ours["cpu_median"] > 0 and ours["peak_memory"] is not None
+
+
+def test_a_stale_install_of_the_project_is_named_once(
+    pytester: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # The project's package is importable only from a copy outside the checkout, as a
+    # regular (not editable) install would be: the run measures that copy.
+    elsewhere = tmp_path_factory.mktemp("site-packages")
+    (elsewhere / "stalepkg").mkdir()
+    (elsewhere / "stalepkg" / "__init__.py").write_text("def f():\n    return 1\n")
+    pytester.makepyprojecttoml('[project]\nname = "stalepkg"\n')
+    (pytester.path / "src" / "stalepkg").mkdir(parents=True)
+    (pytester.path / "src" / "stalepkg" / "__init__.py").write_text("def f():\n    return 2\n")
+    pytester.makepyfile(
+        test_b=f"""
+        import sys
+        sys.path.insert(0, {str(elsewhere)!r})
+        import stalepkg
+
+        def test_f(benchmark):
+            benchmark(stalepkg.f)
+        """
+    )
+    result = pytester.runpytest_subprocess(*FAST, "--benchmark-enable")
+    assert result.ret == 0
+    lines = [line for line in result.stdout.lines if "mlperf: warning" in line]
+    assert len(lines) == 1, result.stdout.str()
+    assert "stalepkg was imported from" in lines[0] and "outside" in result.stdout.str()
