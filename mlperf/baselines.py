@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import platform
@@ -88,7 +89,16 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "unknown"
 
 
+@functools.cache
 def _cpu_model() -> str:
+    """The CPU's brand string, as py-cpuinfo (pytest-benchmark's own dependency) reads it
+    on every OS; ``/proc/cpuinfo`` or the platform module where py-cpuinfo says nothing."""
+    with contextlib.suppress(Exception):  # py-cpuinfo missing or failing on an odd platform
+        import cpuinfo
+
+        brand = str(cpuinfo.get_cpu_info().get("brand_raw") or "").strip()
+        if brand:
+            return brand
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
