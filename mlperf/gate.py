@@ -164,7 +164,7 @@ def remeasure_regressions(session: pytest.Session) -> None:
     ]
     say = _progress(config)
     if flagged:
-        say(f"mlperf: re-measuring {len(flagged)} REGRESSION(s) after the other tests")
+        say(f"\nmlperf: re-measuring {len(flagged)} REGRESSION(s) after the other tests")
     for k, record in enumerate(flagged, 1):
         item = items.get(record["id"])
         for attempt in range(times):
