@@ -184,7 +184,7 @@ def measured_fixture(item: pytest.Item) -> Any:
 
 
 def _memory_round(fn: Callable[[], Any]) -> PeakMemoryRecord:
-    from mlperf.memory import peak_memory
+    from mlperf.memory.peak import peak_memory
 
     with peak_memory() as mem:
         fn()

@@ -9,8 +9,12 @@ chunk, is :func:`mlperf.io.chunked_agg`.
 
 from __future__ import annotations
 
-from mlperf.memory.dtypes import REPORT_COLUMNS, FloatMode, optimize_dtypes
-from mlperf.memory.peak import PeakMemory, footprint, peak_memory
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlperf.memory.dtypes import REPORT_COLUMNS, FloatMode, optimize_dtypes
+    from mlperf.memory.peak import PeakMemory, footprint, peak_memory
 
 __all__ = [
     "REPORT_COLUMNS",
@@ -20,3 +24,20 @@ __all__ = [
     "optimize_dtypes",
     "peak_memory",
 ]
+
+#: public name -> the module that defines it; imported on first use, so that the plugin's
+#: memory round (``mlperf.memory.peak``) never pays for pandas
+_WHERE = {
+    "REPORT_COLUMNS": "dtypes",
+    "FloatMode": "dtypes",
+    "optimize_dtypes": "dtypes",
+    "PeakMemory": "peak",
+    "footprint": "peak",
+    "peak_memory": "peak",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"mlperf.memory.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'mlperf.memory' has no attribute {name!r}")

@@ -8,9 +8,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import psutil
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["PeakMemory", "footprint", "peak_memory"]
 
@@ -112,6 +115,8 @@ def footprint(df: pd.DataFrame | pd.Series) -> int:
     int
         ``memory_usage(deep=True)`` summed, index included.
     """
+    import pandas as pd  # the plugin's memory round imports this module: keep pandas out
+
     if isinstance(df, pd.Series):
         return int(df.memory_usage(deep=True, index=True))
     if not isinstance(df, pd.DataFrame):
