@@ -472,3 +472,25 @@ def test_a_stale_install_of_the_project_is_named_once(
     lines = [line for line in result.stdout.lines if "mlperf: warning" in line]
     assert len(lines) == 1, result.stdout.str()
     assert "stalepkg was imported from" in lines[0] and "outside" in result.stdout.str()
+
+
+def test_the_line_by_line_memory_view_runs_beside_mlperf(pytester: pytest.Pytester) -> None:
+    pytest.importorskip(
+        "pytest_memray", reason='needs the memray extra: pip install "pytest-mlperf[memray]"'
+    )
+    pytester.makepyfile(
+        """
+        def build():
+            return bytearray(30_000_000)
+
+        def test_mem(benchmark):
+            benchmark(build)
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "--memray", "--benchmark-disable", "-p", "no:cacheprovider"
+    )
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(
+        ["*Allocation results for test_*test_mem*", "*build:*:2 -> 28.6MiB*"]
+    )
