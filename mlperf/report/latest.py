@@ -1,5 +1,5 @@
 """A run's verdict table and files: the terminal summary, ``latest.json``, ``latest.md`` and
-``history/<machine-id>.jsonl`` (the run without its samples, one line per run).
+a line of ``history/<machine-id>.jsonl`` (:mod:`mlperf.report.history`).
 
 Written by the plugin at the end of a measured session (:mod:`mlperf.gate`); read
 back by ``mlperf report`` (:func:`mlperf.report.load_run`, :func:`mlperf.report.load_history`).
@@ -49,17 +49,14 @@ def verdict_rows(run: RunRecord) -> list[list[str]]:
     return rows
 
 
-def _without_samples(rec: dict[str, Any]) -> dict[str, Any]:
-    """A benchmark record for the history: no samples, no re-measurements."""
-    return {
-        k: ({kk: vv for kk, vv in v.items() if kk != "samples"} if isinstance(v, dict) else v)
-        for k, v in rec.items()
-        if k != "remeasured"
-    }
+def write_run(out: Path, run: RunRecord, *, repo: Path | str | None = ".") -> None:
+    """Write ``latest.json`` and ``latest.md`` into *out* and append the run to its history.
 
+    *repo* is a directory inside the measured repository (the pytest root): git tells
+    the history the commit's parent, date and subject from there.
+    """
+    from mlperf.report.history import append_history
 
-def write_run(out: Path, run: RunRecord) -> None:
-    """Write ``latest.json`` and ``latest.md`` into *out* and append the run to its history."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "latest.json").write_text(
         json.dumps(run, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
@@ -69,11 +66,7 @@ def write_run(out: Path, run: RunRecord) -> None:
     md += ["| " + " | ".join(r) + " |" for r in rows[1:]]
     head = f"# mlperf run on `{run['machine_id']}` at {run['created']} (commit {run['commit']})\n\n"
     (out / "latest.md").write_text(head + "\n".join(md) + "\n", encoding="utf-8")
-    history = out / "history"
-    history.mkdir(exist_ok=True)
-    slim = {**run, "benchmarks": [_without_samples(dict(rec)) for rec in run["benchmarks"]]}
-    with open(history / f"{run['machine_id']}.jsonl", "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(slim, ensure_ascii=False) + "\n")
+    append_history(out, run, repo)
 
 
 def write_terminal(terminalreporter: Any, run: RunRecord, *, no_gate: bool) -> None:
