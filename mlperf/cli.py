@@ -1,4 +1,4 @@
-"""``mlperf`` command line: ``baseline save|show|diff``, ``ab``, ``report``."""
+"""``mlperf`` command line: ``baseline save|show|diff``, ``ab``, ``report``, ``history``."""
 
 from __future__ import annotations
 
@@ -145,9 +145,13 @@ def _parser() -> argparse.ArgumentParser:
     report = sub.add_parser(
         "report", help="write reports/index.html from the latest run, baselines and history"
     )
-    for name, p in (("ab", ab), ("report", report)):
+    history = sub.add_parser(
+        "history", help="the steps in every benchmark's history; exit 1 on a recent slowdown"
+    )
+    modules = {"ab": "mlperf.ab.cli", "report": "mlperf.report", "history": "mlperf.report.trend"}
+    for name, p in (("ab", ab), ("report", report), ("history", history)):
         try:
-            module = importlib.import_module("mlperf.ab.cli" if name == "ab" else f"mlperf.{name}")
+            module = importlib.import_module(modules[name])
         except ImportError as exc:  # keep the other subcommands usable; say why this one is not
             p.set_defaults(func=lambda _args, exc=exc, name=name: _unavailable(name, exc))
             continue
