@@ -49,6 +49,7 @@ EXTRA_FOR: dict[str, str] = {
     "gcp_storage_emulator": "gcp",
     "azure": "azure",
     "matplotlib": "report",
+    "bokeh": "report",
     "duckdb": "peers",
     "polars": "peers",
     "scipy": "dev",

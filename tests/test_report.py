@@ -1,26 +1,28 @@
-"""Tests of ``mlperf report``: the page, its charts, and the page as a real browser shows it."""
+"""Tests of ``mlperf report``: the pages, their charts, and the pages as a browser shows them."""
 
 from __future__ import annotations
 
 import json
 import re
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from _browser import CHROMIUM_HINT, Chromium, chromium_path
 
+from mlperf.ab.result import AbResult, BenchmarkVerdict
+from mlperf.ab.types import Measurement
+from mlperf.ab.verdict import Decision
 from mlperf.baselines import save_records
 from mlperf.cli import main as cli_main
-from mlperf.report import ReportError, build_report, load_history, markdown_to_html
+from mlperf.report import ReportError, build_report, markdown_to_html, read_history
+from mlperf.report.ab import write_latest_ab
+from mlperf.report.benchmarks import slug
+from mlperf.report.history import append_history
 
 MACHINE = "test-machine-2c-linux-py311"
-CHROMIUM_HINT = "apt-get install -y chromium (or `make chromium`)"
-#: Chromium's flags for a headless run without sandbox, GPU or network, and for its output
-HEADLESS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking")
-DUMP_DOM = ("--virtual-time-budget=10000", "--dump-dom")
 
 
 def _record(bid: str, median: float, verdict: str = "same", seed: int = 0) -> dict[str, Any]:
@@ -47,12 +49,18 @@ def _record(bid: str, median: float, verdict: str = "same", seed: int = 0) -> di
     }
 
 
-def _run(created: str, records: list[dict[str, Any]], failed: bool = False) -> dict[str, Any]:
+def _sha(d: int) -> str:
+    return f"{d:x}".rjust(40, "c")
+
+
+def _run(
+    created: str, records: list[dict[str, Any]], failed: bool = False, commit: int = 9
+) -> dict[str, Any]:
     return {
         "schema_version": 1,
         "kind": "mlperf-run",
         "machine_id": MACHINE,
-        "commit": "abc123",
+        "commit": _sha(commit),
         "created": created,
         "environment": {"python": "3.11.7", "packages": {"numpy": "2.4.6"}},
         "benchmarks": records,
@@ -65,6 +73,29 @@ def _run(created: str, records: list[dict[str, Any]], failed: bool = False) -> d
 
 A = "suites/compute/test_row_norms.py::test_bench[numba]"
 B = "suites/io/test_formats.py::test_save[parquet]"
+
+
+def _ab_result() -> AbResult:
+    decision = Decision(
+        verdict="REGRESSION",
+        ratio=1.08,
+        ci_low=1.05,
+        ci_high=1.11,
+        p_slower=1e-4,
+        p_faster=1.0,
+        n_base=60,
+        n_head=60,
+        threshold=0.03,
+        base_median=1e-3,
+        head_median=1.08e-3,
+    )
+    return AbResult(
+        base="main",
+        head="HEAD",
+        threshold=0.03,
+        benchmarks=[BenchmarkVerdict(measurement=Measurement(id=A), decision=decision)],
+        seconds=12.0,
+    )
 
 
 def _png(path: Path, title: str) -> None:
@@ -94,18 +125,20 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     (reports / "latest.json").write_text(json.dumps(latest))
     history = reports / "history" / f"{MACHINE}.jsonl"
     history.parent.mkdir()
-    lines = [
+    lines = [  # lines of the former format (whole run records), read as well
         json.dumps(
             _run(
                 f"2026-11-2{d}T10:00:00+00:00",
                 [_record(A, 1e-3 * (1 + d / 100), seed=d), _record(B, 2e-2, seed=d)],
+                commit=d,
             )
         )
         for d in range(1, 6)
     ]
     lines.append('{"torn line of a killed run')
-    lines.append(json.dumps(latest))
     history.write_text("\n".join(lines) + "\n")
+    append_history(reports, latest, None)  # type: ignore[arg-type]
+    write_latest_ab(reports, _ab_result().as_dict(samples=False), _ab_result().markdown())
     _png(reports / "io" / "format_chart.png", "formats")
     (reports / "io" / "formats.md").write_text(
         "## Formats, 1M rows\n\n| format | save ms | load ms |\n|---|---:|---:|\n| parquet | 111 | "
@@ -151,9 +184,9 @@ def test_page_has_every_family_and_our_charts(pristine: tuple[Path, Path], built
     page = page_path.read_text()
     for family in ("io", "compute", "distributed"):
         assert f"<h2 id='family-{family}'>{family}</h2>" in page
+    assert "family-ab" not in page and "family-benchmarks" not in page  # ours, not a suite's
     srcs = _srcs(page)
     assert "_mlperf/ratio_to_baseline.png" in srcs
-    assert {"_mlperf/trend_compute.png", "_mlperf/trend_io.png"} <= set(srcs)
     assert {
         "io/format_chart.png",
         "compute/methods_vs_bound.png",
@@ -172,34 +205,76 @@ def test_page_has_every_family_and_our_charts(pristine: tuple[Path, Path], built
     assert "FAILED: 1 regression(s)" in page
     assert "1 unreadable line(s)" in page
     assert not re.search(r"(src|href)=['\"]https?:", page)  # nothing to fetch from the network
+    assert page.index("id='steps'") < page.index("id='ab'") < page.index("id='latest'")
+    for js in re.findall(r"<script src='([^']+)'", page):  # BokehJS, shipped beside the page
+        assert (reports / js).is_file()
 
 
-def test_history_skips_torn_lines_and_keeps_the_last_runs(pristine: tuple[Path, Path]) -> None:
-    runs, bad = load_history(pristine[0], MACHINE, limit=3)
-    assert bad == 1
-    assert [r["created"][:10] for r in runs] == ["2026-11-24", "2026-11-25", "2026-11-26"]
+def test_history_by_commit_with_one_page_per_benchmark(
+    pristine: tuple[Path, Path], built: Path
+) -> None:
+    page = built.read_text()
+    specs = json.loads(re.search(r"id='mlperf-charts'>(.*?)</script>", page).group(1))  # type: ignore[union-attr]
+    assert {s["title"] for s in specs} == {""} and len(specs) == 2  # one small chart each
+    trend = next(s for s in specs if s["target"] == f"c-{slug(A)}")
+    assert trend["n"] == 6 and trend["points"]["commit"][-1] == _sha(9)[:10]  # 6 commits
+    assert trend["points"]["runs"] == [1] * 6
+    for bid in (A, B):
+        link = f"benchmarks/{slug(bid)}.html"
+        assert f"href='{link}'" in page
+        bench = (pristine[0] / link).read_text()
+        assert bid in bench and "href='../index.html'" in bench
+        assert "<script src='../_mlperf/js/bokeh.min.js'>" in bench
 
 
-def test_self_contained_page_inlines_every_image(tree: tuple[Path, Path], tmp_path: Path) -> None:
+def test_latest_ab_result_is_a_section(built: Path) -> None:
+    page = built.read_text()
+    section = page[page.index("<section class='ab'>") :]
+    section = section[: section.index("</section>")]
+    assert "<code>HEAD</code> against <code>main</code>, threshold 3%" in section
+    assert "+8.0% (+5.0% .. +11.0%) REGRESSION" in section
+    assert "pull-request comment" in section and "mlperf ab: 1 REGRESSION" in section
+
+
+def test_an_unreadable_ab_result_says_what_to_do(tree: tuple[Path, Path]) -> None:
+    reports, baselines = tree
+    (reports / "ab" / "latest.json").write_text('{"kind": "mlperf-ab", "schema_version": 7}')
+    page = build_report(reports, baselines).read_text()
+    assert "has schema_version 7" in page and "run `mlperf ab` again" in page
+
+
+def test_history_skips_torn_lines(pristine: tuple[Path, Path]) -> None:
+    lines, bad = read_history(pristine[0], MACHINE)
+    assert bad == 1 and len(lines) == 6
+
+
+def test_self_contained_page_inlines_every_image_and_script(
+    tree: tuple[Path, Path], tmp_path: Path
+) -> None:
     out = tmp_path / "elsewhere" / "page.html"
     page = build_report(*tree, output=out, self_contained=True).read_text()
     srcs = _srcs(page)
-    assert len(srcs) == 7
+    assert len(srcs) == 5
     assert all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert "<script src=" not in page
 
 
-def test_stale_charts_of_vanished_suites_are_removed(tree: tuple[Path, Path]) -> None:
+def test_stale_charts_and_pages_are_removed(tree: tuple[Path, Path]) -> None:
     reports, baselines = tree
     stale = reports / "_mlperf" / "trend_gone.png"
     stale.parent.mkdir(exist_ok=True)
     stale.write_bytes(b"x")
+    gone = reports / "benchmarks" / "gone-123456.html"
+    gone.parent.mkdir(exist_ok=True)
+    gone.write_text("x")
     build_report(reports, baselines)
-    assert not stale.exists()
+    assert not stale.exists() and not gone.exists()
 
 
 def test_empty_reports_folder_still_makes_a_page(tmp_path: Path) -> None:
     page = build_report(tmp_path / "reports", tmp_path / "baselines", machine=MACHINE).read_text()
     assert "No benchmark run yet" in page and "make bench" in page
+    assert "No history of committed runs yet" in page
 
 
 def test_unknown_schema_is_refused_with_the_fix(tree: tuple[Path, Path]) -> None:
@@ -227,38 +302,74 @@ def test_markdown_subset() -> None:
     assert "<ul><li>x</li><li>y</li></ul>" in out
 
 
-def test_page_renders_in_headless_chromium(built: Path, tmp_path: Path) -> None:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
+def _browser(tmp_path: Path) -> Chromium:
+    exe = chromium_path()
+    if exe is None:
         pytest.skip(f"Chromium is not installed; install it with: {CHROMIUM_HINT}")
-    page = built
-    cmd = [
-        browser,
-        *HEADLESS,
-        "--disable-extensions",
-        "--no-first-run",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        *DUMP_DOM,
-        page.as_uri(),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
-    body = re.search(r"<body[^>]*>", proc.stdout)
-    assert body, f"chromium printed no DOM (exit {proc.returncode}): {proc.stderr[-2000:]}"
-    total = re.search(r'data-images-total="(\d+)"', body.group(0))
-    loaded = re.search(r'data-images-loaded="(\d+)"', body.group(0))
-    assert total and loaded, f"the page's load handler did not run: {body.group(0)}"
-    assert int(total.group(1)) == 7
-    assert int(loaded.group(1)) == 7  # every image decoded, from disk, with no server
+    return Chromium(exe, tmp_path / "profile")
+
+
+#: the chart canvases of the page, in order, as [x, y, width, height] (Bokeh draws them in
+#: shadow roots, so the walk enters every shadow root)
+_CANVASES = """(() => { const out = [];
+  const walk = (root) => { for (const e of root.querySelectorAll('*')) {
+    if (e.tagName === 'CANVAS') { const r = e.getBoundingClientRect();
+      if (r.width > 100) out.push([r.x, r.y, r.width, r.height]); }
+    if (e.shadowRoot) walk(e.shadowRoot); } };
+  walk(document); return out; })()"""
+#: the text of every visible hover tooltip
+_TOOLTIPS = """(() => { const out = [];
+  const walk = (root) => { for (const e of root.querySelectorAll('*')) {
+    if (String(e.className).includes('bk-tooltip-content')) out.push(e.textContent);
+    if (e.shadowRoot) walk(e.shadowRoot); } };
+  walk(document); return out; })()"""
+
+
+def _hover_tooltip(b: Chromium) -> str:
+    """Move a real mouse onto the middle of the first chart; return the tooltip's text."""
+    b.wait_until(_CANVASES)
+    x, y, w, h = b.eval(_CANVASES)[0]
+    b.eval(f"window.scrollTo(0, {y} - 100)")
+    x, y, w, h = b.eval(_CANVASES)[0]
+    b.move_mouse(1, 1)  # from outside the chart, so that it sees the pointer enter
+    for i in range(40):  # across the chart at mid-height until the mouse is over a commit
+        b.move_mouse(x + w * (0.1 + 0.02 * i), y + h * 0.5)
+        tips = b.wait_until(_TOOLTIPS, timeout=0.3)  # the tooltip follows on the next frame
+        if tips:
+            return " ".join(tips)
+    return ""
+
+
+def test_page_renders_in_headless_chromium(built: Path, tmp_path: Path) -> None:
+    with _browser(tmp_path) as b:
+        b.open(built.as_uri())  # from file://, no server, no network
+        built_charts = b.wait_until("document.body.getAttribute('data-charts-built')")
+        assert built_charts == b.eval("document.body.getAttribute('data-charts-total')") == "2"
+        assert b.eval("document.body.getAttribute('data-images-total')") == "5"
+        assert b.eval("document.body.getAttribute('data-images-loaded')") == "5"
+        tip = _hover_tooltip(b)
+        assert re.search(r"commit: ?[0-9a-f]{10}", tip), f"no commit in the tooltip: {tip!r}"
+        assert "median" in tip
+        assert b.errors() == []
+
+
+def test_benchmark_page_renders_in_headless_chromium(built: Path, tmp_path: Path) -> None:
+    page = built.parent / "benchmarks" / f"{slug(A)}.html"
+    with _browser(tmp_path) as b:
+        b.open(page.as_uri())
+        assert b.wait_until("document.body.getAttribute('data-charts-built')") == "3"
+        tip = _hover_tooltip(b)
+        assert re.search(r"commit: ?[0-9a-f]{10}", tip), f"no commit in the tooltip: {tip!r}"
+        assert b.errors() == []
 
 
 def test_chromium_notices_missing_images(tree: tuple[Path, Path], tmp_path: Path) -> None:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        pytest.skip(f"Chromium is not installed; install it with: {CHROMIUM_HINT}")
     reports, baselines = tree
     page = build_report(reports, baselines)
     (reports / "io" / "format_chart.png").unlink()  # a reader copied the page without all its PNGs
-    cmd = [browser, *HEADLESS, f"--user-data-dir={tmp_path / 'profile'}", *DUMP_DOM, page.as_uri()]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False).stdout
-    assert 'data-images-loaded="6"' in out
-    assert "1 image(s) did not load" in out
+    with _browser(tmp_path) as b:
+        b.open(page.as_uri())
+        assert b.wait_until("document.body.getAttribute('data-images-loaded')") == "4"
+        assert "1 image(s) did not load" in b.eval(
+            "document.getElementById('img-warning').textContent"
+        )

@@ -1,13 +1,15 @@
-"""``mlperf report``: the latest run, the stored baselines and the history as one static page.
+"""``mlperf report``: the history by commit, the latest A/B and run, and the suites' tables.
 
-Writes ``reports/index.html`` plus matplotlib PNGs under ``reports/_mlperf/``: the
-ratio of every benchmark to its baseline with a bootstrap interval, and per suite
-a trend of the medians over the machine's history with regressions marked.  Below
-them, every table and chart the suites left under ``reports/<family>/`` (the I/O
-format table, the compute-method chart, the engines-vs-rows plot, the Ray Tune
-scatter plots, the gate's error rates ...) under one heading per family.  The
-page needs no server and no network: images are relative paths (or ``data:``
-URIs with ``--self-contained``), styles are inline.
+Writes ``reports/index.html`` and one page per benchmark under ``reports/benchmarks/``.
+The summary opens with the steps found in the machine's history (newest first,
+see :mod:`mlperf.report.trend`), then the latest ``mlperf ab`` result
+(``reports/ab/latest.json``), the latest run against the stored baselines with
+the ratio chart, interactive small multiples of every benchmark's history by
+commit, and every table and chart the suites left under ``reports/<family>/``
+(the I/O format table, the compute-method chart, the gate's error rates ...).
+The pages need no server and no network: BokehJS is copied into
+``reports/_mlperf/js/`` (or inlined with ``--self-contained``), images are
+relative paths (or ``data:`` URIs), styles are inline.
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ import argparse
 import html
 import json
 import math
-import re
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 from mlperf.records import (
+    DEFAULT_AB_THRESHOLD,
     DEFAULT_BASELINES_DIR,
     DEFAULT_MAX_REGRESSION,
     DEFAULT_METRIC,
@@ -30,8 +32,18 @@ from mlperf.records import (
     RUN_SCHEMA_VERSION,
     samples_of,
 )
-from mlperf.report.charts import RatioRow, plot_ratios, plot_trends
+from mlperf.report.ab import AB_DIR, ab_section
+from mlperf.report.benchmarks import (
+    PAGES_DIR,
+    history_section,
+    steps_section,
+    write_benchmark_pages,
+)
+from mlperf.report.charts import RatioRow, plot_ratios
+from mlperf.report.history import read_history
+from mlperf.report.interactive import charts_block, scripts
 from mlperf.report.page import CSS, SCRIPT, family_section, img, markdown_to_html, table
+from mlperf.report.trend import analyse
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -42,16 +54,16 @@ __all__ = [
     "ReportError",
     "add_arguments",
     "build_report",
-    "load_history",
     "load_run",
     "markdown_to_html",
+    "read_history",
     "run",
 ]
 
-#: runs of the machine's history that the trend plots show
+#: commits of the machine's history that the report shows and analyses
 HISTORY_LIMIT = 100
-OWN_DIR = "_mlperf"  # our PNGs; not a suite family
-_SKIP_DIRS = {"history", OWN_DIR}
+OWN_DIR = "_mlperf"  # our PNGs and scripts; not a suite family
+_SKIP_DIRS = {"history", OWN_DIR, AB_DIR, PAGES_DIR}
 
 
 class ReportError(Exception):
@@ -81,28 +93,6 @@ def load_run(reports: Path) -> RunRecord | None:
             "read a newer file)"
         )
     return cast("RunRecord", data)
-
-
-def load_history(
-    reports: Path, machine: str, limit: int = HISTORY_LIMIT
-) -> tuple[list[dict[str, Any]], int]:
-    """The last *limit* runs in ``reports/history/<machine>.jsonl``, and the bad lines' count."""
-    path = reports / "history" / f"{machine}.jsonl"
-    runs, bad = [], 0
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                bad += 1  # a run killed mid-write leaves a torn last line; the rest still counts
-                continue
-            if isinstance(entry, dict) and entry.get("kind") == RUN_KIND:
-                runs.append(entry)
-            else:
-                bad += 1
-    return runs[-limit:], bad
 
 
 def _ratio_rows(run: RunRecord, stored: Mapping[str, BaselineEntry]) -> list[RatioRow]:
@@ -146,23 +136,28 @@ def build_report(
     machine: str | None = None,
     history_limit: int = HISTORY_LIMIT,
     self_contained: bool = False,
+    threshold: float = DEFAULT_AB_THRESHOLD,
 ) -> Path:
-    """Write the HTML report and its PNGs; return the page's path.
+    """Write the HTML report, its benchmark pages and its PNGs; return the summary page's path.
 
     Parameters
     ----------
     reports:
-        The report directory: ``latest.json``, ``history/``, and the suites' ``<family>/`` folders.
+        The report directory: ``latest.json``, ``history/``, ``ab/`` and the suites' folders.
     baselines:
         The stored baselines (``<baselines>/<machine-id>/<suite>.json``).
     output:
-        Page to write (default ``<reports>/index.html``).
+        Summary page to write (default ``<reports>/index.html``); the benchmark pages go to
+        ``benchmarks/`` beside it.
     machine:
         Machine whose baselines and history to show (default: the latest run's, else this one).
     history_limit:
-        How many of the most recent runs the trend plots show.
+        How many of the newest commits the history shows and analyses.
     self_contained:
-        Inline every image as a ``data:`` URI, so the page can travel alone.
+        Inline every image as a ``data:`` URI and the charts' JavaScript, so a page can travel
+        alone.
+    threshold:
+        The relative change the charts' band around the newest level shows (``mlperf ab``'s).
 
     Raises
     ------
@@ -170,7 +165,6 @@ def build_report(
         When ``latest.json`` or a baseline file is unreadable or of another schema.
     """
     from mlperf.baselines import BaselineError, load_machine, machine_id
-    from mlperf.report.latest import verdict_rows
 
     reports, baselines = Path(reports), Path(baselines)
     page = Path(output) if output else reports / "index.html"
@@ -181,82 +175,23 @@ def build_report(
         stored = load_machine(baselines, machine)
     except BaselineError as exc:
         raise ReportError(str(exc)) from exc
-    history, bad = load_history(reports, machine, history_limit)
     own = reports / OWN_DIR
     own.mkdir(parents=True, exist_ok=True)
     for stale in own.glob("*.png"):  # a suite that disappeared must not keep its old chart
         stale.unlink()
-
+    analysis = analyse(reports, machine, history_limit)
+    pages = page.parent / PAGES_DIR
+    write_benchmark_pages(analysis, pages, own, threshold, self_contained)
+    prefix = f"{PAGES_DIR}/"
+    history_html, specs = history_section(analysis, prefix, threshold)
     body = [
         f"<h1>mlperf report: <code>{html.escape(machine)}</code></h1>",
         "<p id='img-warning'></p>",
+        steps_section(analysis, prefix),
+        ab_section(reports),
+        _latest_section(run, stored, machine, baselines, own, page.parent, self_contained),
+        history_html,
     ]
-    if run is None:
-        body.append(
-            "<p>No benchmark run yet in this report directory: run <code>make bench</code>.</p>"
-        )
-    else:
-        env = run.get("environment") or {}
-        pkgs = ", ".join(f"{k} {v}" for k, v in sorted((env.get("packages") or {}).items()))
-        gate = run.get("gate") or {}
-        status = (
-            f"<b class='bad'>FAILED: {len(gate.get('regressions', []))} regression(s)</b>"
-            if gate.get("failed")
-            else "passed"
-        )
-        body.append(
-            f"<p>Latest run {html.escape(str(run.get('created')))}, commit "
-            f"<code>{html.escape(str(run.get('commit')))}</code>, "
-            f"Python {html.escape(str(env.get('python', '?')))}; gate {status}.</p><p "
-            f"class='src'>{html.escape(pkgs)}</p>"
-        )
-        rows = verdict_rows(run)
-        body.append(
-            "<h2 id='latest'>Latest run against the stored baselines</h2>"
-            + table(rows[0], rows[1:])
-        )
-        ratios = _ratio_rows(run, stored)
-        if ratios:
-            body.append("<h2 id='ratios'>Ratio to baseline</h2>")
-            body.append(
-                img(
-                    plot_ratios(ratios, own / "ratio_to_baseline.png"),
-                    page.parent,
-                    self_contained,
-                    "median ratio of this run to the stored baseline, 95 % bootstrap interval",
-                )
-            )
-        elif stored:
-            body.append(
-                "<p>No benchmark of this run has a stored baseline with samples to compare.</p>"
-            )
-        else:
-            body.append(
-                f"<p>No baselines for <code>{html.escape(machine)}</code> in "
-                f"{html.escape(str(baselines))}: "
-                "record them with <code>make baseline</code>.</p>"
-            )
-    if history:
-        body.append(f"<h2 id='trends'>History: the last {len(history)} run(s)</h2>")
-        if bad:
-            body.append(
-                f"<p class='src'>{bad} unreadable line(s) in the history file were skipped.</p>"
-            )
-        suites = sorted({rec.get("suite", "?") for r in history for rec in r.get("benchmarks", [])})
-        for suite in suites:
-            png = plot_trends(
-                history, stored, suite, own / f"trend_{re.sub(r'[^A-Za-z0-9_-]', '_', suite)}.png"
-            )
-            if png is not None:
-                body.append(
-                    f"<h3>{html.escape(suite)}</h3>"
-                    + img(
-                        png,
-                        page.parent,
-                        self_contained,
-                        f"{suite}: median per run; red x = REGRESSION; dashed = baseline",
-                    )
-                )
     families = [
         p
         for p in sorted(reports.iterdir())
@@ -269,11 +204,64 @@ def build_report(
         body.append("<h2 id='families'>Suites</h2>" + "".join(family_html))
     page.write_text(
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>mlperf report: {html.escape(machine)}</title><style>{CSS}</style></head>"
-        f"<body>{''.join(body)}<script>{SCRIPT}</script></body></html>\n",
+        f"<title>mlperf report: {html.escape(machine)}</title><style>{CSS}</style>"
+        f"{scripts(own, page.parent, self_contained)}</head>"
+        f"<body>{''.join(body)}<script>{SCRIPT}</script>{charts_block(specs)}</body></html>\n",
         encoding="utf-8",
     )
     return page
+
+
+def _latest_section(
+    run: RunRecord | None,
+    stored: Mapping[str, BaselineEntry],
+    machine: str,
+    baselines: Path,
+    own: Path,
+    page_dir: Path,
+    embed: bool,
+) -> str:
+    from mlperf.report.latest import verdict_rows
+
+    if run is None:
+        return "<p>No benchmark run yet in this report directory: run <code>make bench</code>.</p>"
+    env = run.get("environment") or {}
+    pkgs = ", ".join(f"{k} {v}" for k, v in sorted((env.get("packages") or {}).items()))
+    gate = run.get("gate") or {}
+    status = (
+        f"<b class='bad'>FAILED: {len(gate.get('regressions', []))} regression(s)</b>"
+        if gate.get("failed")
+        else "passed"
+    )
+    rows = verdict_rows(run)
+    body = [
+        "<h2 id='latest'>Latest run against the stored baselines</h2>"
+        f"<p>Run {html.escape(str(run.get('created')))}, commit "
+        f"<code>{html.escape(str(run.get('commit')))}</code>, "
+        f"Python {html.escape(str(env.get('python', '?')))}; gate {status}.</p><p "
+        f"class='src'>{html.escape(pkgs)}</p>" + table(rows[0], rows[1:])
+    ]
+    ratios = _ratio_rows(run, stored)
+    if ratios:
+        body.append("<h3 id='ratios'>Ratio to baseline</h3>")
+        body.append(
+            img(
+                plot_ratios(ratios, own / "ratio_to_baseline.png"),
+                page_dir,
+                embed,
+                "median ratio of this run to the stored baseline, 95 % bootstrap interval",
+            )
+        )
+    elif stored:
+        body.append(
+            "<p>No benchmark of this run has a stored baseline with samples to compare.</p>"
+        )
+    else:
+        body.append(
+            f"<p>No baselines for <code>{html.escape(machine)}</code> in "
+            f"{html.escape(str(baselines))}: record them with <code>make baseline</code>.</p>"
+        )
+    return "".join(body)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -305,10 +293,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=HISTORY_LIMIT,
         metavar="N",
-        help=f"runs shown in the trends (default: {HISTORY_LIMIT})",
+        help=f"newest commits shown and analysed (default: {HISTORY_LIMIT})",
     )
     parser.add_argument(
-        "--self-contained", action="store_true", help="inline the images as data: URIs"
+        "--threshold",
+        type=float,
+        default=DEFAULT_AB_THRESHOLD,
+        help="band around each benchmark's newest level in the charts "
+        f"(default: {DEFAULT_AB_THRESHOLD})",
+    )
+    parser.add_argument(
+        "--self-contained",
+        action="store_true",
+        help="inline the images and the charts' JavaScript (each page then travels alone)",
     )
 
 
@@ -325,6 +322,7 @@ def run(args: argparse.Namespace) -> int:
             machine=args.machine,
             history_limit=args.history,
             self_contained=args.self_contained,
+            threshold=args.threshold,
         )
     except ReportError as exc:
         print(f"mlperf report: {exc}", file=sys.stderr)

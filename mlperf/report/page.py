@@ -127,6 +127,9 @@ table{border-collapse:collapse;margin:.6em 0;font-size:13px;display:block;overfl
 th,td{border:1px solid #ccc;padding:3px 7px;text-align:left;max-width:36em;overflow-wrap:anywhere}
 th{background:#f0f0f0}
 td.bad{background:#ffebee;color:#b71c1c;font-weight:bold}
+td.good{background:#e8f5e9;color:#1b5e20}p.bad{color:#b71c1c;font-weight:bold}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(360px,1fr));gap:.4em 1.2em}
+.cell a{font-size:12px}details{margin:.5em 0}
 figure{display:inline-block;margin:.5em;vertical-align:top}figcaption{font-size:12px;color:#555}
 img{max-width:100%;border:1px solid #ddd}.src{font-size:12px;color:#777;margin:.2em 0}
 #img-warning{background:#fff3e0;padding:.5em;display:none}
