@@ -40,7 +40,7 @@ from mlperf.report.benchmarks import (
     write_benchmark_pages,
 )
 from mlperf.report.charts import RatioRow, plot_ratios
-from mlperf.report.history import read_history
+from mlperf.report.history import add_source_arguments, read_history
 from mlperf.report.interactive import charts_block, scripts
 from mlperf.report.page import CSS, SCRIPT, family_section, img, markdown_to_html, table
 from mlperf.report.trend import analyse
@@ -268,12 +268,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``mlperf report``."""
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument(
-        "--reports",
-        default=DEFAULT_REPORTS_DIR,
-        metavar="DIR",
-        help="report directory with latest.json, history/ and the suites' folders "
-        f"(default: {DEFAULT_REPORTS_DIR})",
+    add_source_arguments(
+        parser, "latest.json, history/, ab/ and the suites' folders", "the latest run's"
     )
     parser.add_argument(
         "--baselines",
@@ -287,7 +283,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="page to write (default: <reports>/index.html)",
     )
-    parser.add_argument("--machine", default=None, help="machine id (default: the latest run's)")
     parser.add_argument(
         "--history",
         type=int,

@@ -15,6 +15,7 @@ stands in for the date.
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import subprocess
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
 
-from mlperf.records import DEFAULT_METRIC, RUN_KIND
+from mlperf.records import DEFAULT_METRIC, DEFAULT_REPORTS_DIR, RUN_KIND
 
 if TYPE_CHECKING:
     from mlperf.records import BenchmarkRecord, ClockSummary, RunRecord
@@ -36,6 +37,7 @@ __all__ = [
     "HistoryLine",
     "Point",
     "Series",
+    "add_source_arguments",
     "append_history",
     "commit_info",
     "history_line",
@@ -89,6 +91,17 @@ class HistoryLine(TypedDict):
     commit: CommitInfo | None
     environment: dict[str, Any]
     benchmarks: list[HistoryBenchmark]
+
+
+def add_source_arguments(parser: argparse.ArgumentParser, reports_holds: str, machine: str) -> None:
+    """``--reports`` and ``--machine``: where ``mlperf report`` and ``mlperf history`` read."""
+    parser.add_argument(
+        "--reports",
+        default=DEFAULT_REPORTS_DIR,
+        metavar="DIR",
+        help=f"report directory with {reports_holds} (default: {DEFAULT_REPORTS_DIR})",
+    )
+    parser.add_argument("--machine", default=None, help=f"machine id (default: {machine})")
 
 
 def commit_info(commit: str | None, repo: Path | str | None = ".") -> CommitInfo | None:

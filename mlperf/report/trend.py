@@ -19,8 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlperf.records import DEFAULT_AB_THRESHOLD, DEFAULT_REPORTS_DIR
-from mlperf.report.history import CommitInfo, Series, load_series, read_history
+from mlperf.records import DEFAULT_AB_THRESHOLD
+from mlperf.report.history import (
+    CommitInfo,
+    Series,
+    add_source_arguments,
+    load_series,
+    read_history,
+)
 from mlperf.report.steps import Fit, Step, fit_steps
 from mlperf.verdicts import change_text
 
@@ -139,13 +145,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``mlperf history``."""
     parser.description = __doc__
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument(
-        "--reports",
-        default=DEFAULT_REPORTS_DIR,
-        metavar="DIR",
-        help=f"report directory with history/ (default: {DEFAULT_REPORTS_DIR})",
-    )
-    parser.add_argument("--machine", default=None, help="machine id (default: this machine)")
+    add_source_arguments(parser, "history/", "this machine")
     parser.add_argument(
         "--since",
         type=int,
