@@ -106,8 +106,10 @@ def test_runs_of_one_commit_are_one_point_and_dirty_runs_are_left_out(tmp_path: 
     append_history(reports, _run_record("b" * 40 + "-dirty", 9e-3), None)  # type: ignore[arg-type]
     with open(reports / "history" / "m-2c.jsonl", "a") as fh:
         fh.write('{"torn line of a killed run\n')
+        fh.write('{"kind": "mlperf-history", "schema_version": 1, "benchmarks": {}}\n')
+        fh.write('{"kind": "mlperf-history", "schema_version": 2, "benchmarks": []}\n')
     lines, bad = read_history(reports, "m-2c")
-    assert bad == 1 and len(lines) == 4
+    assert bad == 3 and len(lines) == 4
     commits, series, dirty = load_series(lines)
     assert [c["sha"][0] for c in commits] == ["a", "b"] and dirty == 1
     (s,) = series.values()

@@ -232,7 +232,7 @@ def test_latest_ab_result_is_a_section(built: Path) -> None:
     section = page[page.index("<section class='ab'>") :]
     section = section[: section.index("</section>")]
     assert "<code>HEAD</code> against <code>main</code>, threshold 3%" in section
-    assert "+8.0% (+5.0% .. +11.0%) REGRESSION" in section
+    assert "<td class='bad'>REGRESSION</td><td class=''>+8.0% (+5.0% .. +11.0%)</td>" in section
     assert "pull-request comment" in section and "mlperf ab: 1 REGRESSION" in section
 
 

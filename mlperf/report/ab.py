@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mlperf.report.page import markdown_to_html, table
+from mlperf.verdicts import change_text
 
 __all__ = ["AB_DIR", "AB_KIND", "ab_section", "load_latest_ab", "write_latest_ab"]
 
@@ -84,7 +85,10 @@ def ab_section(reports: Path | str) -> str:
         rows = []
         for b in data.get("benchmarks", []):
             d = b.get("decision") or {}
-            change = d.get("text") or b.get("error") or b.get("skipped") or "-"
+            if all(isinstance(d.get(k), int | float) for k in ("ratio", "ci_low", "ci_high")):
+                change = change_text(d["ratio"], d["ci_low"], d["ci_high"])
+            else:
+                change = str(b.get("error") or b.get("skipped") or "-")
             rows.append([str(b.get("id")), str(b.get("verdict")), str(change)])
         threshold = data.get("threshold")
         parts.append(

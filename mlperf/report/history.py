@@ -263,7 +263,11 @@ def read_history(reports: Path | str, machine: str) -> tuple[list[HistoryLine], 
             bad += 1
             continue
         kind = data.get("kind") if isinstance(data, dict) else None
-        if kind == HISTORY_KIND and data.get("schema_version") == HISTORY_SCHEMA_VERSION:
+        if (
+            kind == HISTORY_KIND
+            and data.get("schema_version") == HISTORY_SCHEMA_VERSION
+            and isinstance(data.get("benchmarks"), list)
+        ):
             lines.append(data)
         elif kind == RUN_KIND:
             lines.append(_from_run(data))
