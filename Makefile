@@ -11,7 +11,7 @@ PYTEST := $(BIN)/python -m pytest
 # Correctness mode: benchmark bodies run once, untimed; engines grouped on one xdist worker each.
 TEST_FLAGS := -n 2 --dist loadgroup --benchmark-disable -m "not mlperf_cluster and not timing"
 
-.PHONY: setup lint test test-fast test-cluster test-gate bench bench-full baseline report gate-eval ab-layouts-eval gpu-check chromium clean
+.PHONY: setup lint test test-fast test-cluster test-gate bench bench-full baseline report history history-eval gate-eval ab-layouts-eval gpu-check chromium clean
 
 setup: $(STAMP) $(AZURITE)
 
@@ -70,6 +70,16 @@ baseline: setup
 
 report: setup
 	$(BIN)/mlperf report
+
+# The steps in this machine's history by commit; exits 1 on a slowdown above 3 % in the
+# newest 5 commits that still holds (a nightly job's gate: `make bench; make history`).
+history: setup
+	$(BIN)/mlperf history
+
+# The step detector on 20 seeded synthetic histories (60 commits x 40 benchmarks, this VM's
+# measured noise, planted +3 %, +8 %, -10 %), with one and with two runs per commit.
+history-eval: setup
+	$(BIN)/python -m mlperf.report.synthetic
 
 # The gate's full error-rate evaluation (false alarms, detection at +5/+10/+25 %); long-running.
 gate-eval: setup

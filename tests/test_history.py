@@ -161,6 +161,15 @@ def test_a_slow_spell_is_not_a_step_but_a_lasting_change_is() -> None:
     assert step.index == 30 and step.low < 1.25 < step.high
 
 
+def test_a_new_step_is_reported_from_its_third_commit_on() -> None:
+    rng = np.random.default_rng(0)
+    flat = [[float(np.exp(0.02 * rng.standard_normal()))] for _ in range(40)]
+    after = [[1.2 * float(np.exp(0.02 * rng.standard_normal()))] for _ in range(3)]
+    assert fit_steps(flat + after[:2]).steps == []
+    (step,) = fit_steps(flat + after).steps
+    assert step.index == 40 and step.in_force
+
+
 def test_a_reverted_step_is_no_longer_in_force() -> None:
     runs = [[1.0 + 0.005 * ((i * 7) % 5)] for i in range(60)]
     for i in range(20, 40):
