@@ -108,7 +108,9 @@ def test_min_users_must_be_a_count(min_users: object) -> None:
         common.region_summary(_frame(), min_users=min_users)  # type: ignore[arg-type]
 
 
-values = st.floats(min_value=-1e9, max_value=1e9, width=64) | st.just(float("nan"))
+values = st.floats(min_value=-1e9, max_value=1e9, width=64) | st.sampled_from(
+    [float("nan"), float("inf"), float("-inf")]
+)
 frames = data_frames(
     columns=[
         column("region", elements=st.sampled_from(["x", "東京", "y"]), dtype=object),
@@ -129,6 +131,25 @@ def test_partials_merge_to_the_reference(df: pd.DataFrame, cuts: list[int]) -> N
     got = common.combine_partials(parts)
     expected = common.region_summary(df)
     pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-9, atol=1e-3)
+
+
+@pytest.mark.parametrize("cuts", [[], [1], [2], [1, 2]])
+def test_non_finite_values_merge_like_pandas(cuts: list[int]) -> None:
+    """Issue 14 item 10: an inf in one partition gave std 0.0 (its partial M2 was filled
+    with 0) and inf - inf across partitions vanished from the sum; pandas says NaN."""
+    df = _frame(age=[np.inf, 1.0, 5.0], purchase_amount=[np.inf, -np.inf, 3.0])
+    bounds = [0, *cuts, len(df)]
+    parts = pd.concat([common.partial_stats(df.iloc[a:b]) for a, b in itertools.pairwise(bounds)])
+    got = common.combine_partials(parts)
+    expected = common.region_summary(df)
+    assert np.isnan(expected.loc["a", "std_age"]) and np.isnan(expected.loc["a", "total_purchase"])
+    pd.testing.assert_frame_equal(got, expected)
+
+
+def test_no_partitions_merge_to_an_empty_summary() -> None:
+    """Issue 14 item 15: Ray hands over no partial rows for an empty frame (KeyError 'region')."""
+    got = common.combine_partials(pd.DataFrame())
+    pd.testing.assert_frame_equal(got, common.region_summary(_frame().iloc[:0]))
 
 
 def test_merge_is_exact_where_sum_of_squares_is_not() -> None:

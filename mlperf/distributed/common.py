@@ -307,17 +307,18 @@ def region_summary(
         data = pd.read_parquet(parquet_path(data, func), columns=list(INPUT_COLUMNS))
     df = check_purchases(data, func)
     g = df.groupby("region", sort=True, dropna=False)
-    out = pd.DataFrame(
-        {
-            "user_count": g.size(),
-            "avg_age": g["age"].mean(),
-            "std_age": g["age"].std(ddof=1),
-            "avg_income": g["income"].mean(),
-            "std_income": g["income"].std(ddof=1),
-            "avg_purchase": g["purchase_amount"].mean(),
-            "total_purchase": g["purchase_amount"].sum(min_count=1),
-        }
-    )
+    with np.errstate(invalid="ignore"):  # inf - inf: NaN is the answer
+        out = pd.DataFrame(
+            {
+                "user_count": g.size(),
+                "avg_age": g["age"].mean(),
+                "std_age": g["age"].std(ddof=1),
+                "avg_income": g["income"].mean(),
+                "std_income": g["income"].std(ddof=1),
+                "avg_purchase": g["purchase_amount"].mean(),
+                "total_purchase": g["purchase_amount"].sum(min_count=1),
+            }
+        )
     return finish_summary(out, min_users, func)
 
 
@@ -340,7 +341,8 @@ def partial_stats(df: pd.DataFrame) -> pd.DataFrame:
 
     Merging M2 with Chan's formula keeps the std exact to ~1e-15 where the
     sum-of-squares formula (Dask's ``groupby().std()``) loses every digit once the
-    mean is large against the spread.
+    mean is large against the spread.  A group holding ``inf`` keeps a NaN M2 (its
+    std is NaN, as in pandas); only a group with no values gets M2 0.
     """
     g = df.groupby("region", sort=False, dropna=False)
     parts = {"rows": g.size()}
@@ -348,8 +350,9 @@ def partial_stats(df: pd.DataFrame) -> pd.DataFrame:
         gc = df[col].astype("float64").groupby(df["region"], sort=False, dropna=False)
         n = gc.count()
         parts[f"{col}_n"] = n
-        parts[f"{col}_sum"] = gc.sum()
-        parts[f"{col}_m2"] = (gc.var(ddof=0) * n).fillna(0.0)
+        with np.errstate(invalid="ignore"):  # inf - inf inside var: NaN is the answer
+            parts[f"{col}_sum"] = gc.sum()
+            parts[f"{col}_m2"] = (gc.var(ddof=0) * n).where(n > 0, 0.0)
     out = pd.DataFrame(parts).reset_index()
     return out.astype(
         {"region": "str", "rows": "int64", **{f"{c}_n": "int64" for c in VALUE_COLUMNS}}
@@ -372,17 +375,32 @@ def partial_meta() -> pd.DataFrame:
 def combine_partials(
     parts: pd.DataFrame, min_users: int = 0, func: str = "region_summary"
 ) -> pd.DataFrame:
-    """Merge :func:`partial_stats` rows of many partitions into the final summary."""
+    """Merge :func:`partial_stats` rows of many partitions into the final summary.
+
+    Non-finite parts are not skipped: a partition whose sum is ``inf - inf`` (NaN) or
+    whose M2 is NaN (it held ``inf``) makes the group's sum or std NaN, as pandas does
+    in one pass.  No parts at all (an engine's empty result) give an empty summary.
+    """
+    if parts.empty and "region" not in parts.columns:
+        parts = partial_meta()
     key = pd.Index(parts["region"])
     out = pd.DataFrame({"user_count": parts["rows"].groupby(key, sort=True, dropna=False).sum()})
     per_part = {
-        stat: pd.DataFrame({c: parts[f"{c}_{stat}"].to_numpy() for c in VALUE_COLUMNS}, index=key)
+        stat: pd.DataFrame(
+            # Ray Data hands NaN back as a missing value of an Arrow-backed column
+            {
+                c: parts[f"{c}_{stat}"].to_numpy(dtype=np.float64, na_value=np.nan)
+                for c in VALUE_COLUMNS
+            },
+            index=key,
+        )
         for stat in ("n", "sum", "m2")
     }
-    n, total, m2 = (
-        per_part[stat].groupby(level=0, sort=True, dropna=False).sum()
-        for stat in ("n", "sum", "m2")
-    )
+    with np.errstate(invalid="ignore"):  # inf + -inf: NaN is the answer
+        n, total, m2 = (
+            per_part[stat].groupby(level=0, sort=True, dropna=False).sum(skipna=False)
+            for stat in ("n", "sum", "m2")
+        )
     # Chan et al.: M2 = sum M2_i + sum n_i (mean_i - mean)^2 over the partitions.
     m2 = m2 + between_m2(per_part["n"], per_part["sum"], n, total)
     mean = (total / n).where(n > 0)
