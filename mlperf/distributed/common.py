@@ -1,5 +1,6 @@
 """What every engine module shares: result types, input checks, the pandas reference,
-mergeable per-partition statistics, the temp-dir root and the address probe.
+mergeable per-partition statistics and the temp-dir root (addresses, probes and the
+loopback check are in :mod:`mlperf.distributed.network`).
 
 Only pandas, numpy and pyarrow are imported here (core dependencies).
 """
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,10 +30,8 @@ __all__ = [
     "check_min_users",
     "check_purchases",
     "combine_partials",
-    "ensure_reachable",
     "finish_summary",
     "parquet_path",
-    "parse_address",
     "partial_stats",
     "region_summary",
     "scores_from_confusion",
@@ -115,69 +113,6 @@ def tmp_root(sub: str | None = None, root: str | os.PathLike[str] | None = None)
     path = base / sub if sub else base
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def parse_address(address: str, default_port: int, *, func: str) -> tuple[str, int]:
-    """``(host, port)`` of ``sc://h:p/;opts``, ``tcp://h:p``, ``ray://h:p``, ``h:p`` or ``h``."""
-    rest = address.strip().split("://", 1)[-1].split("/", 1)[0].split(";", 1)[0]
-    if rest.startswith("["):  # [::1]:port
-        host, _, port_s = rest[1:].partition("]")
-        port_s = port_s.lstrip(":")
-    else:
-        host, _, port_s = rest.rpartition(":") if ":" in rest else (rest, "", "")
-    if not host:
-        raise ValueError(f"{func}: cannot find a host in address {address!r}; use host:port")
-    try:
-        port = int(port_s) if port_s else default_port
-    except ValueError:
-        raise ValueError(
-            f"{func}: port in address {address!r} is not a number; use host:port"
-        ) from None
-    return host, port
-
-
-def ensure_reachable(
-    address: str,
-    default_port: int,
-    *,
-    func: str,
-    what: str,
-    fix: str,
-    timeout: float | None = None,
-    greeting: bool = False,
-) -> None:
-    """Raise :class:`ConnectionError` unless a TCP connection to *address* opens in time.
-
-    Engine clients retry for minutes against a dead address; this probe makes a
-    wrong address fail in ``timeout`` seconds (default ``$MLPERF_CONNECT_TIMEOUT``
-    or 5) with a message that names it.  With ``greeting=True`` the server must also
-    send a first byte within the timeout (for protocols where the server speaks first).
-    """
-    host, port = parse_address(address, default_port, func=func)
-    if timeout is None:
-        timeout = float(os.environ.get("MLPERF_CONNECT_TIMEOUT", "5"))
-    try:
-        sock = socket.create_connection((host, port), timeout=timeout)
-    except OSError as exc:
-        raise ConnectionError(
-            f"{func}: cannot reach the {what} at {address!r} ({host}:{port}: "
-            f"{exc or 'timed out'}); {fix}"
-        ) from exc
-    with sock:
-        if not greeting:
-            return
-        # A server that speaks first (Dask's scheduler sends its handshake at once):
-        # a port that accepts and stays silent would hang the client forever.
-        try:
-            sock.settimeout(timeout)
-            answered = bool(sock.recv(1))
-        except OSError:
-            answered = False
-        if not answered:
-            raise ConnectionError(
-                f"{func}: {address!r} accepts connections but sent no {what} handshake within "
-                f"{timeout:g} s: is it really a {what}? {fix}"
-            )
 
 
 # ------------------------------------------------------------------- input checks
