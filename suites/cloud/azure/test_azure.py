@@ -17,6 +17,7 @@ import io
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -433,3 +434,10 @@ def test_real_azure_flow(train_frame):
         assert len(out) == 20 and set(np.unique(out)) <= {0, 1}
     finally:
         delete(name, ml_client=client)
+
+
+def test_azurite_listens_on_loopback_only(
+    azurite: str, assert_loopback_only: Callable[..., None]
+) -> None:
+    endpoint = dict(part.split("=", 1) for part in azurite.strip(";").split(";"))["BlobEndpoint"]
+    assert_loopback_only(endpoint)

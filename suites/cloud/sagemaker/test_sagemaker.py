@@ -13,6 +13,7 @@ import io
 import re
 import tarfile
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -457,3 +458,9 @@ def test_predict_on_an_unreachable_endpoint(aws, monkeypatch):
 
     with pytest.raises(CloudError, match="cannot reach SageMaker for endpoint 'mlperf-x'"):
         sm_mod.predict("mlperf-x", np.zeros((1, 10)), session=boto3.Session(region_name=REGION))
+
+
+def test_moto_server_listens_on_loopback_only(
+    moto_server: str, assert_loopback_only: Callable[..., None]
+) -> None:
+    assert_loopback_only(moto_server)
