@@ -193,8 +193,8 @@ def _submit(what: str, ml_client: MLClient, job: Any, wait: bool) -> Any:
         return submitted
     try:
         ml_client.jobs.stream(submitted.name)  # raises JobException with the run's error
-    except Exception as exc:
-        raise CloudError(f"{what}: job {submitted.name!r} failed: {_job_error(exc)}") from exc
+    except Exception as exc:  # noqa: BLE001 - any SDK failure: a redacted CloudError
+        raise CloudError(f"{what}: job {submitted.name!r} failed: {_job_error(exc)}") from None
     final = azure_call(what, ml_client.jobs.get, submitted.name)
     if final.status in _FAILED:
         raise CloudError(
