@@ -58,4 +58,64 @@ def test_corrupt_file_gives_exit_2_and_the_fix(
     bad.mkdir()
     (bad / "demo.json").write_text("{")
     assert main(["baseline", "diff", str(bad), str(bad)]) == 2
-    assert "make baseline" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"`rm {bad / 'demo.json'}`" in err and "--mlperf-save-baseline" in err
+
+
+# ------------------------------------------------------------- issue 14 items 8, 15
+
+
+@pytest.mark.parametrize("value", ["nan", "NaN", "-0.1", "inf", "-inf", "x", ""])
+def test_diff_refuses_a_threshold_that_is_not_a_finite_fraction(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    """`--max-regression nan` turned the gate off in silence; a negative one ended in a
+    traceback.  Both are refused with argparse's usage error (exit 2) naming the value."""
+    save_records(tmp_path / "old", [_rec("suites/demo/test_a.py::test_a", 0.002)], machine="box")
+    save_records(tmp_path / "new", [_rec("suites/demo/test_a.py::test_a", 0.008)], machine="box")
+    argv = ["baseline", "diff", str(tmp_path / "old" / "box"), str(tmp_path / "new" / "box")]
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, f"--max-regression={value}"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--max-regression: must be a finite number >= 0" in err and repr(value) in err
+
+
+def test_diff_of_an_empty_folder_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An empty folder compared nothing and exited 0."""
+    save_records(tmp_path, [_rec("suites/demo/test_a.py::test_a", 0.002)], machine="box")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["baseline", "diff", str(empty), str(tmp_path / "box")]) == 2
+    assert f"{str(empty)!r} holds no baseline files" in capsys.readouterr().err
+    assert main(["baseline", "diff", str(tmp_path / "nowhere"), str(tmp_path / "box")]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_diff_that_compares_nothing_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    save_records(tmp_path / "old", [_rec("suites/demo/test_a.py::test_a", 0.002)], machine="box")
+    save_records(tmp_path / "new", [_rec("suites/demo/test_b.py::test_b", 0.002)], machine="box")
+    code = main(["baseline", "diff", str(tmp_path / "old" / "box"), str(tmp_path / "new" / "box")])
+    assert code == 2
+    assert "nothing was compared" in capsys.readouterr().err
+
+
+def test_save_outside_this_project_collects_what_pytest_collects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mlperf baseline save` ran `pytest suites` everywhere: a project without ./suites
+    got pytest's "file or directory not found"."""
+    import mlperf.cli
+
+    seen: list[list[str]] = []
+    monkeypatch.setattr(mlperf.cli.subprocess, "call", lambda cmd: seen.append(cmd) or 0)
+    monkeypatch.chdir(tmp_path)
+    assert main(["baseline", "save"]) == 0
+    (tmp_path / "suites").mkdir()
+    assert main(["baseline", "save", "--dir", "b"]) == 0
+    assert "suites" not in seen[0] and "suites" in seen[1]
+    assert "--mlperf-save-baseline" in seen[0] and "--mlperf-baselines=b" in seen[1]
