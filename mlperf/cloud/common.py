@@ -27,6 +27,7 @@ __all__ = [
     "CloudError",
     "check_ranges",
     "check_training_frame",
+    "connect_timeout",
     "disable_telemetry",
     "metric_regex",
     "parse_metrics",
@@ -145,6 +146,12 @@ def redact(text: str) -> str:
     for bare in (_LONG_BASE64, _AZURE_SECRET, _AWS_SECRET):
         text = bare.sub(_secret_like, text)
     return text
+
+
+def connect_timeout() -> float:
+    """Seconds a provider's endpoint gets to answer a first call: ``$MLPERF_CONNECT_TIMEOUT``
+    or 5 (the variable the engines' address probes read too)."""
+    return float(os.environ.get("MLPERF_CONNECT_TIMEOUT", "5"))
 
 
 # ------------------------------------------------------------------ telemetry

@@ -79,6 +79,10 @@ def azure_call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         raise CloudError(
             f"{what}: Azure is unreachable ({exc}); check the network and the endpoint"
         ) from None
+    except errors.ServiceResponseError as exc:  # connected, but no (complete) answer
+        raise CloudError(
+            f"{what}: Azure did not answer ({exc}); check the endpoint and the network"
+        ) from None
     except errors.ResourceNotFoundError as exc:
         raise CloudError(f"{what}: not found ({exc.message})") from None
     except errors.HttpResponseError as exc:

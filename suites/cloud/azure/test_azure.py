@@ -119,6 +119,52 @@ def test_upload_data_refuses_a_missing_container_without_leaking_the_key(azurite
     assert ACCOUNT_KEY_PREFIX not in str(err.value)
 
 
+def _upload_in_thread(*args, **kwargs) -> BaseException:
+    """upload_data in a thread: it must raise, not hang (a 60 s guard, not a timing)."""
+    import threading
+
+    box: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            upload_data(*args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            box.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive(), "upload_data hung on a dead storage endpoint"
+    assert box, "upload_data did not raise"
+    return box[0]
+
+
+@pytest.mark.parametrize("silent", [False, True], ids=["refused", "silent"])
+def test_upload_data_to_a_dead_endpoint_names_it(train_frame, monkeypatch, silent):
+    """Issue 14 item 15: a storage endpoint that refuses connections took 85 s of the
+    SDK's retries (15 s backoff and up); one that accepts and never answers raised the
+    SDK's raw ServiceResponseError after minutes.  The first call now tries once, within
+    MLPERF_CONNECT_TIMEOUT, and the error names the account's URL."""
+    import base64
+    import socket
+
+    key = base64.b64encode(b"not-a-real-account-key-" * 3).decode()
+    monkeypatch.setenv("MLPERF_CONNECT_TIMEOUT", "1")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        if silent:
+            sock.listen()
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/acct"
+        connection = (
+            f"DefaultEndpointsProtocol=http;AccountName=acct;AccountKey={key};BlobEndpoint={url};"
+        )
+        if not silent:
+            sock.close()
+        exc = _upload_in_thread(train_frame, "c", connection_string=connection)
+    assert isinstance(exc, CloudError), repr(exc)
+    assert url in str(exc) and key[:20] not in str(exc)
+
+
 def test_upload_data_refuses_an_empty_frame_before_uploading(blob_service, container, train_frame):
     with pytest.raises(ValueError, match="empty"):
         upload_data(train_frame.iloc[:0], container, blob_service=blob_service)
