@@ -19,6 +19,7 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -482,8 +483,9 @@ def test_real_azure_flow(train_frame):
         delete(name, ml_client=client)
 
 
-def test_azurite_listens_on_loopback_only(
-    azurite: str, assert_loopback_only: Callable[..., None]
+def test_servers_listen_on_loopback_only(
+    azurite: str, scoring_server: Any, assert_loopback_only: Callable[..., None]
 ) -> None:
+    """Azurite and the stand-in inference server (issue 14 item 1)."""
     endpoint = dict(part.split("=", 1) for part in azurite.strip(";").split(";"))["BlobEndpoint"]
-    assert_loopback_only(endpoint)
+    assert_loopback_only(endpoint, scoring_server.start())
