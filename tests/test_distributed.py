@@ -475,7 +475,11 @@ with _local_ray_settings():
           services.get_node_ip_address(), ray_constants.ENABLE_RAY_CLUSTER)
 print(os.environ["RAY_AUTH_MODE"], "RAY_AUTH_TOKEN" in os.environ, ray_constants.ENABLE_RAY_CLUSTER)
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # Not this process's environment: a Ray of this xdist worker may be running.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
     inside, after = out.stdout.strip().splitlines()
     assert inside == "token 64 127.0.0.1 False"
     assert after == "disabled False True"  # the caller's environment is given back
