@@ -29,6 +29,7 @@ from hypothesis.extra.pandas import column, data_frames, range_indexes
 from mlperf.distributed import cluster, common, network
 from mlperf.distributed.peers import duckdb_region_summary, polars_region_summary
 
+SPARK, RAY = pytest.mark.mlperf_spark, pytest.mark.mlperf_ray
 HEAVY = (
     "pyspark",
     "ray",
@@ -351,32 +352,27 @@ def test_a_silent_grpc_port_is_told_from_a_server(monkeypatch: pytest.MonkeyPatc
         thread.join(10)
 
 
-@pytest.mark.mlperf_spark
-def test_spark_connect_silent_port_names_the_address(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Issue 14 item 11: SPARK_REMOTE at a port that accepts but never answers hung > 90 s."""
-    from mlperf.distributed.spark import spark_session
-
-    monkeypatch.setenv("MLPERF_CONNECT_TIMEOUT", "2")
-    with _silent_port() as port:
-        address = f"sc://127.0.0.1:{port}"
-        exc = _raises_soon(_enter, spark_session, remote=address)
-    assert isinstance(exc, ConnectionError), repr(exc)
-    assert address in str(exc) and "Spark Connect server" in str(exc)
-
-
-@pytest.mark.mlperf_ray
-@pytest.mark.parametrize("scheme", ["", "ray://"])
-def test_ray_silent_head_names_the_address(scheme: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Issue 14 item 11: RAY_ADDRESS at a silent port hung > 90 s; ray:// failed after
-    30 s with a message that did not name the address."""
-    from mlperf.distributed.ray import ray_runtime
-
+@pytest.mark.parametrize(
+    ("module", "enter", "scheme", "what"),
+    [
+        pytest.param("spark", "spark_session", "sc://", "Spark Connect server", marks=SPARK),
+        pytest.param("ray", "ray_runtime", "", "Ray head", marks=RAY),
+        pytest.param("ray", "ray_runtime", "ray://", "Ray head", marks=RAY),
+    ],
+)
+def test_silent_engine_address_is_named(
+    module: str, enter: str, scheme: str, what: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14 item 11: SPARK_REMOTE or RAY_ADDRESS at a port that accepts but never
+    answers hung past 90 s; ray:// failed after 30 s without naming the address."""
+    factory = getattr(__import__(f"mlperf.distributed.{module}", fromlist=[enter]), enter)
     monkeypatch.setenv("MLPERF_CONNECT_TIMEOUT", "2")
     with _silent_port() as port:
         address = f"{scheme}127.0.0.1:{port}"
-        exc = _raises_soon(_enter, ray_runtime, address=address)
+        kwargs = {"remote" if module == "spark" else "address": address}
+        exc = _raises_soon(_enter, factory, **kwargs)
     assert isinstance(exc, ConnectionError), repr(exc)
-    assert address in str(exc) and "Ray head" in str(exc)
+    assert address in str(exc) and what in str(exc)
 
 
 @pytest.mark.mlperf_ray

@@ -16,7 +16,27 @@ import pytest
 
 from mlperf.distributed.common import SUMMARY_COLUMNS
 
-__all__ = ["EngineTable", "TreeRss", "assert_ray_requires_token", "assert_summary_equal"]
+__all__ = [
+    "DISTRIBUTED",
+    "EngineTable",
+    "TreeRss",
+    "assert_ray_requires_token",
+    "assert_summary_equal",
+]
+
+#: ``(engine, fixture)`` parameters of the three distributed engines, each with its marker
+#: and its xdist group (one worker owns each engine's session)
+DISTRIBUTED = [
+    pytest.param(
+        "spark", "spark", marks=[pytest.mark.mlperf_spark, pytest.mark.xdist_group("spark")]
+    ),
+    pytest.param(
+        "dask", "dask_client", marks=[pytest.mark.mlperf_dask, pytest.mark.xdist_group("dask")]
+    ),
+    pytest.param(
+        "ray", "ray_runtime", marks=[pytest.mark.mlperf_ray, pytest.mark.xdist_group("ray")]
+    ),
+]
 
 
 def assert_summary_equal(got: pd.DataFrame, expected: pd.DataFrame, scale: float = 1.0) -> None:

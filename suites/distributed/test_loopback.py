@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from dist_helpers import assert_ray_requires_token
+from dist_helpers import DISTRIBUTED, assert_ray_requires_token
 
 from mlperf.distributed.network import listening_sockets, parse_address, process_tree
 
@@ -34,20 +34,7 @@ def _engine_port(engine: str, session: Any) -> int:
     return parse_address(session.get_runtime_context().gcs_address, 0, func="test")[1]
 
 
-@pytest.mark.parametrize(
-    ("engine", "fixture"),
-    [
-        pytest.param(
-            "spark", "spark", marks=[pytest.mark.mlperf_spark, pytest.mark.xdist_group("spark")]
-        ),
-        pytest.param(
-            "dask", "dask_client", marks=[pytest.mark.mlperf_dask, pytest.mark.xdist_group("dask")]
-        ),
-        pytest.param(
-            "ray", "ray_runtime", marks=[pytest.mark.mlperf_ray, pytest.mark.xdist_group("ray")]
-        ),
-    ],
-)
+@pytest.mark.parametrize(("engine", "fixture"), DISTRIBUTED)
 def test_local_engine_listens_on_loopback_only(
     engine: str, fixture: str, request: pytest.FixtureRequest
 ) -> None:

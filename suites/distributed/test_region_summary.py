@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from dist_helpers import assert_summary_equal
+from dist_helpers import DISTRIBUTED, assert_summary_equal
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.pandas import column, data_frames, range_indexes
@@ -63,15 +63,7 @@ def _engine(name: str) -> Any:
 
 
 ENGINES = [
-    pytest.param(
-        "spark", "spark", marks=[pytest.mark.mlperf_spark, pytest.mark.xdist_group("spark")]
-    ),
-    pytest.param(
-        "dask", "dask_client", marks=[pytest.mark.mlperf_dask, pytest.mark.xdist_group("dask")]
-    ),
-    pytest.param(
-        "ray", "ray_runtime", marks=[pytest.mark.mlperf_ray, pytest.mark.xdist_group("ray")]
-    ),
+    *DISTRIBUTED,
     pytest.param("duckdb", None),
     pytest.param("polars", None),
 ]
