@@ -128,6 +128,13 @@ def _ms(s: float | None) -> str:
 def _baseline_diff(args: argparse.Namespace) -> int:
     from mlperf.stats import compare_samples
 
+    if not isinstance(args.max_regression, float):  # `--max-regression=--`: argparse gives []
+        print(
+            "mlperf baseline diff: --max-regression must be a finite number >= 0 (0.25 means "
+            f"25 %); got {args.max_regression!r}",
+            file=sys.stderr,
+        )
+        return 2
     old, new = _load_entries(Path(args.old)), _load_entries(Path(args.new))
     if not set(old) & set(new):
         print(
