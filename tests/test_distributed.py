@@ -284,6 +284,15 @@ def test_unreachable_address_names_it() -> None:
     assert address in str(exc) and "fix it" in str(exc)
 
 
+def test_an_address_is_named_without_its_token() -> None:
+    """A Spark Connect URL carries its credential (``;token=``): the message names the
+    address, never the token."""
+    address = f"sc://127.0.0.1:{_closed_port()}/;user_id=me;token=s3cr3t-Tok3n"
+    with pytest.raises(ConnectionError) as exc:
+        network.ensure_reachable(address, 1, func="f", what="server", fix="x")
+    assert "s3cr3t" not in str(exc.value) and ";user_id=me;token=[REDACTED]" in str(exc.value)
+
+
 def _enter(cm_factory: object, **kwargs: object) -> None:
     with cm_factory(**kwargs):  # type: ignore[operator]
         pass

@@ -22,7 +22,16 @@ __all__ = [
     "parse_address",
     "process_tree",
     "refuse_exposed",
+    "shown",
 ]
+
+
+def shown(address: str) -> str:
+    """*address* as messages show it: a Spark Connect ``;token=...`` parameter (or any
+    other credential in it) replaced by ``[REDACTED]``."""
+    from mlperf.cloud.common import redact  # standard library only
+
+    return redact(address)
 
 
 def parse_address(address: str, default_port: int, *, func: str) -> tuple[str, int]:
@@ -34,12 +43,12 @@ def parse_address(address: str, default_port: int, *, func: str) -> tuple[str, i
     else:
         host, _, port_s = rest.rpartition(":") if ":" in rest else (rest, "", "")
     if not host:
-        raise ValueError(f"{func}: cannot find a host in address {address!r}; use host:port")
+        raise ValueError(f"{func}: cannot find a host in address {shown(address)!r}; use host:port")
     try:
         port = int(port_s) if port_s else default_port
     except ValueError:
         raise ValueError(
-            f"{func}: port in address {address!r} is not a number; use host:port"
+            f"{func}: port in address {shown(address)!r} is not a number; use host:port"
         ) from None
     return host, port
 
@@ -87,7 +96,7 @@ def ensure_reachable(
         sock = socket.create_connection((host, port), timeout=timeout)
     except OSError as exc:
         raise ConnectionError(
-            f"{func}: cannot reach the {what} at {address!r} ({host}:{port}: "
+            f"{func}: cannot reach the {what} at {shown(address)!r} ({host}:{port}: "
             f"{exc or 'timed out'}); {fix}"
         ) from None
     with sock:
@@ -103,7 +112,7 @@ def ensure_reachable(
             answered = False
         if not answered:
             raise ConnectionError(
-                f"{func}: {address!r} accepts connections but did not answer as a {what} "
+                f"{func}: {shown(address)!r} accepts connections but did not answer as a {what} "
                 f"within {timeout:g} s: is it really a {what}? {fix}"
             )
 

@@ -48,6 +48,7 @@ from mlperf.distributed.network import (
     exposed_listeners,
     process_tree,
     refuse_exposed,
+    shown,
 )
 
 __all__ = ["make_tuning_data", "ray_runtime", "region_summary", "train_forest", "tune_forest"]
@@ -214,7 +215,8 @@ def _attach(ray: Any, address: str, func: str, fix: str, quiet: dict[str, Any]) 
     except Exception as exc:  # noqa: BLE001 - ConnectionError, AuthenticationError, grpc errors
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConnectionError(
-            f"{func}: could not attach to the Ray head at {address!r} ({reason}); a cluster "
+            f"{func}: could not attach to the Ray head at {shown(address)!r} ({shown(reason)}); "
+            "a cluster "
             "with token authentication needs its token in RAY_AUTH_TOKEN or "
             f"RAY_AUTH_TOKEN_PATH; or {fix}"
         ) from None
