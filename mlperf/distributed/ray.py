@@ -140,6 +140,12 @@ def ray_runtime(
         Root of temporary files (default :func:`~mlperf.distributed.common.tmp_root`);
         a local Ray's session dir goes to ``<tmp>/ray``.
 
+    A local Ray listens on 127.0.0.1 only and requires a token whatever
+    ``RAY_AUTH_MODE`` says (``RAY_AUTH_TOKEN`` / ``RAY_AUTH_TOKEN_PATH`` if set, else a
+    random token of this process); the environment is given back on exit.  A cluster
+    is reached with the token its ``RAY_AUTH_TOKEN`` / ``RAY_AUTH_TOKEN_PATH`` name
+    (``python -m mlperf.distributed.cluster up`` exports them).
+
     Raises
     ------
     ConnectionError
@@ -216,8 +222,7 @@ def _attach(ray: Any, address: str, func: str, fix: str, quiet: dict[str, Any]) 
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConnectionError(
             f"{func}: could not attach to the Ray head at {shown(address)!r} ({shown(reason)}); "
-            "a cluster "
-            "with token authentication needs its token in RAY_AUTH_TOKEN or "
+            "a cluster with token authentication needs its token in RAY_AUTH_TOKEN or "
             f"RAY_AUTH_TOKEN_PATH; or {fix}"
         ) from None
 
