@@ -129,6 +129,12 @@ def ray_runtime(
 ) -> Iterator[ModuleType]:
     """Ray, initialised for the block and shut down on exit; yields the ``ray`` module.
 
+    A local Ray listens on 127.0.0.1 only and requires a token whatever
+    ``RAY_AUTH_MODE`` says (``RAY_AUTH_TOKEN`` / ``RAY_AUTH_TOKEN_PATH`` if set, else a
+    random token of this process); the environment is given back on exit.  A cluster
+    is reached with the token its ``RAY_AUTH_TOKEN`` / ``RAY_AUTH_TOKEN_PATH`` name
+    (``python -m mlperf.distributed.cluster up`` exports them).
+
     Parameters
     ----------
     address:
@@ -139,12 +145,6 @@ def ray_runtime(
     tmp:
         Root of temporary files (default :func:`~mlperf.distributed.common.tmp_root`);
         a local Ray's session dir goes to ``<tmp>/ray``.
-
-    A local Ray listens on 127.0.0.1 only and requires a token whatever
-    ``RAY_AUTH_MODE`` says (``RAY_AUTH_TOKEN`` / ``RAY_AUTH_TOKEN_PATH`` if set, else a
-    random token of this process); the environment is given back on exit.  A cluster
-    is reached with the token its ``RAY_AUTH_TOKEN`` / ``RAY_AUTH_TOKEN_PATH`` name
-    (``python -m mlperf.distributed.cluster up`` exports them).
 
     Raises
     ------
