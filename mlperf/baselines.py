@@ -13,9 +13,11 @@ import contextlib
 import fcntl
 import functools
 import json
+import math
 import os
 import platform
 import re
+import shlex
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -40,7 +42,9 @@ __all__ = [
     "baseline_path",
     "current_commit",
     "entry_of",
+    "entry_problem",
     "environment",
+    "fix_hint",
     "known_elsewhere",
     "load_file",
     "load_machine",
@@ -76,9 +80,23 @@ TRACKED_PACKAGES = (
 _ENTRY_KEYS = ("metric", "cpu", "wall", "memory")
 #: samples kept per benchmark and clock (evenly thinned beyond this)
 MAX_SAMPLES = 200
-FIX_HINT = (
-    "re-record it with `make baseline` (pytest suites --benchmark-enable --mlperf-save-baseline)"
-)
+#: how a baseline is recorded (the plugin's own flags; works in any project)
+RECORD_COMMAND = "pytest --benchmark-enable --mlperf-save-baseline"
+#: the clocks and the metric names an entry may hold
+_CLOCKS = ("cpu", "wall")
+_SUMMARY_NUMBERS = ("n", "median", "iqr", "min", "mean")
+
+
+def fix_hint(path: Path | str) -> str:
+    """How to replace an unusable baseline file: remove it, then record it again.
+
+    Recording alone cannot: saving merges into the stored file, so it reads the same
+    file first and fails with the same error (as does the session that would record).
+    """
+    return (
+        f"remove it with `rm {shlex.quote(str(path))}` and record it again "
+        f"with `{RECORD_COMMAND}` (plus the --mlperf-baselines you use, if any)"
+    )
 
 
 class BaselineError(Exception):
@@ -170,35 +188,95 @@ def baseline_path(root: Path | str, machine: str, suite: str) -> Path:
 
 
 def load_file(path: Path | str) -> BaselineFile:
-    """Read and validate one baseline file.
+    """Read and validate one baseline file, every entry included.
 
     Raises
     ------
     BaselineError
-        If the file is not JSON, not a baseline file, or of an unknown schema version.
+        If the file is not JSON, not a baseline file, of an unknown schema version, or
+        holds an entry the gate cannot read; the message names the file (and the
+        entry) and the command that replaces it.
     """
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BaselineError(
-            f"baseline file {str(path)!r} is unreadable or corrupt ({exc}); {FIX_HINT}"
-        ) from exc
+            f"baseline file {str(path)!r} is unreadable or corrupt ({exc}); {fix_hint(path)}"
+        ) from None
     if not isinstance(data, dict) or data.get("kind") != "mlperf-baseline":
         raise BaselineError(
-            f"{str(path)!r} is not an mlperf baseline file; delete it or {FIX_HINT}"
+            f'{str(path)!r} is not an mlperf baseline file (no "kind": "mlperf-baseline"); '
+            f"{fix_hint(path)}"
         )
     version = data.get("schema_version")
     if version != SCHEMA_VERSION:
         newer = isinstance(version, int) and version > SCHEMA_VERSION
-        fix = "upgrade mlperf (pip install -U pytest-mlperf) to read it" if newer else FIX_HINT
+        fix = (
+            "upgrade mlperf (pip install -U pytest-mlperf) to read it" if newer else fix_hint(path)
+        )
         raise BaselineError(
             f"baseline file {str(path)!r} has schema_version {version!r}; this mlperf reads "
             f"version {SCHEMA_VERSION}; {fix}"
         )
-    if not isinstance(data.get("benchmarks"), dict):
-        raise BaselineError(f"baseline file {str(path)!r} has no 'benchmarks' mapping; {FIX_HINT}")
+    benchmarks = data.get("benchmarks")
+    if not isinstance(benchmarks, dict):
+        raise BaselineError(
+            f"baseline file {str(path)!r} has no 'benchmarks' mapping (got "
+            f"{_short(benchmarks)}); {fix_hint(path)}"
+        )
+    for bid, entry in benchmarks.items():
+        problem = entry_problem(entry)
+        if problem:
+            raise BaselineError(
+                f"baseline file {str(path)!r}, entry {bid!r}: {problem}; {fix_hint(path)}"
+            )
     return cast("BaselineFile", data)
+
+
+def _short(value: object, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _is_number(value: object, *, finite_non_negative: bool = False) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return not finite_non_negative or (math.isfinite(value) and value >= 0)
+
+
+def entry_problem(entry: object) -> str | None:
+    """What makes a baseline *entry* unusable by the gate, ``mlperf baseline show`` or
+    ``diff`` (a sentence), or None when it is usable."""
+    if not isinstance(entry, dict):
+        return f"an entry must be a mapping of metric, clocks and memory; got {_short(entry)}"
+    metric = entry.get("metric")
+    if metric is not None and metric not in _CLOCKS:
+        return f"'metric' must be one of {_CLOCKS!r}; got {_short(metric)}"
+    for clock in _CLOCKS:
+        summary = entry.get(clock)
+        if summary is None:
+            continue
+        if not isinstance(summary, dict):
+            return f"{clock!r} must be a mapping (median, samples ...); got {_short(summary)}"
+        samples = summary.get("samples", [])
+        if not isinstance(samples, list):
+            return f"{clock!r} samples must be a list of seconds; got {_short(samples)}"
+        bad = [x for x in samples if not _is_number(x, finite_non_negative=True)]
+        if bad:
+            return f"{clock!r} samples must be finite numbers >= 0 (seconds); got {_short(bad[:3])}"
+        for key in _SUMMARY_NUMBERS:
+            if key in summary and summary[key] is not None and not _is_number(summary[key]):
+                return f"{clock!r} {key} must be a number; got {_short(summary[key])}"
+    memory = entry.get("memory")
+    if memory is not None:
+        if not isinstance(memory, dict):
+            return f"'memory' must be a mapping (peak, python, rss) or null; got {_short(memory)}"
+        for key in ("peak", "python", "rss"):
+            value = memory.get(key)
+            if value is not None and not _is_number(value, finite_non_negative=True):
+                return f"'memory' {key} must be a number of bytes >= 0; got {_short(value)}"
+    return None
 
 
 def load_machine(root: Path | str, machine: str) -> dict[str, BaselineEntry]:
@@ -220,8 +298,11 @@ def known_elsewhere(root: Path | str, machine: str) -> set[str]:
     for folder in base.iterdir():
         if folder.is_dir() and folder.name != machine:
             for path in folder.glob("*.json"):
-                with contextlib.suppress(OSError, ValueError, AttributeError):
-                    ids.update(json.loads(path.read_text(encoding="utf-8")).get("benchmarks", {}))
+                with contextlib.suppress(OSError, ValueError):
+                    data = json.loads(path.read_text(encoding="utf-8"))
+                    benchmarks = data.get("benchmarks") if isinstance(data, dict) else None
+                    if isinstance(benchmarks, dict):
+                        ids.update(benchmarks)
     return ids
 
 
@@ -295,19 +376,29 @@ def save_records(
     written = []
     for suite, entries in sorted(by_suite.items()):
         path = baseline_path(root, machine, suite)
-        with _locked(path):
-            data: dict[str, Any] = dict(load_file(path)) if path.exists() else {"benchmarks": {}}
-            data.update(
-                schema_version=SCHEMA_VERSION,
-                kind="mlperf-baseline",
-                machine_id=machine,
-                machine=machine_info(),
-                suite=suite,
-                commit=commit,
-                environment=environment(),
-                updated=now,
-            )
-            data["benchmarks"].update(entries)
-            _atomic_write(path, data)
+        try:
+            with _locked(path):
+                data: dict[str, Any] = (
+                    dict(load_file(path)) if path.exists() else {"benchmarks": {}}
+                )
+                data.update(
+                    schema_version=SCHEMA_VERSION,
+                    kind="mlperf-baseline",
+                    machine_id=machine,
+                    machine=machine_info(),
+                    suite=suite,
+                    commit=commit,
+                    environment=environment(),
+                    updated=now,
+                )
+                data["benchmarks"].update(entries)
+                _atomic_write(path, data)
+        except OSError as exc:
+            raise BaselineError(
+                f"cannot write baselines to {str(root)!r}: {path.parent} is not a writable "
+                f"directory ({exc.strerror or exc}); pass --mlperf-baselines=DIR (or set "
+                "mlperf_baselines in your pytest configuration) to a directory you can write, "
+                "or move away what is in the way"
+            ) from None
         written.append(path)
     return written

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -24,22 +25,72 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 
+def _threshold(text: str) -> float:
+    """``--max-regression``: a finite fraction >= 0 (NaN would turn the gate off)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(
+            f"must be a finite number >= 0 (0.25 means 25 %); got {text!r}"
+        )
+    return value
+
+
 def _load_entries(path: Path) -> dict[str, BaselineEntry]:
-    """Benchmarks of a baseline file, a baseline machine folder, or a run file (latest.json)."""
-    from mlperf.baselines import BaselineError, entry_of, load_file
+    """Benchmarks of a baseline file, a baseline machine folder, or a run file (latest.json).
+
+    Raises
+    ------
+    BaselineError
+        A missing path, a folder without baseline files, or a file that is neither a
+        valid baseline file nor a run file; the message names it.
+    """
+    from mlperf.baselines import BaselineError, entry_of, entry_problem, load_file
 
     if path.is_dir():
+        files = sorted(path.glob("*.json"))
+        if not files:
+            raise BaselineError(
+                f"{str(path)!r} holds no baseline files (*.json); give a baseline folder "
+                "(baselines/<machine-id>), a baseline file or a run file (reports/latest.json)"
+            )
         entries: dict[str, BaselineEntry] = {}
-        for f in sorted(path.glob("*.json")):
+        for f in files:
             entries.update(load_file(f)["benchmarks"])
         return entries
+    if not path.exists():
+        raise BaselineError(
+            f"no such file or folder: {str(path)!r}; give a baseline folder "
+            "(baselines/<machine-id>), a baseline file or a run file (reports/latest.json)"
+        )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise BaselineError(f"cannot read {str(path)!r}: {exc}") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BaselineError(
+            f"cannot read {str(path)!r} ({exc}); give a baseline folder, a baseline file "
+            "or a run file (reports/latest.json)"
+        ) from None
     if isinstance(data, dict) and data.get("kind") == RUN_KIND:
+        benchmarks = data.get("benchmarks")
+        if not isinstance(benchmarks, list) or not all(
+            isinstance(b, dict) and isinstance(b.get("id"), str) for b in benchmarks
+        ):
+            raise BaselineError(
+                f"run file {str(path)!r} has no list of benchmarks with ids; write it again "
+                "with a measured run (pytest --benchmark-enable)"
+            )
         run = cast("RunRecord", data)
-        return {b["id"]: entry_of(b) for b in run["benchmarks"]}
+        found = {b["id"]: entry_of(b) for b in run["benchmarks"]}
+        for bid, entry in found.items():
+            problem = entry_problem(entry)
+            if problem:
+                raise BaselineError(
+                    f"run file {str(path)!r}, benchmark {bid!r}: {problem}; write it again "
+                    "with a measured run (pytest --benchmark-enable)"
+                )
+        return found
     return load_file(path)["benchmarks"]
 
 
@@ -47,7 +98,8 @@ def _baseline_show(args: argparse.Namespace) -> int:
     from mlperf.baselines import machine_id
 
     folder = Path(args.dir) / (args.machine or machine_id())
-    entries = _load_entries(folder) if folder.is_dir() else {}
+    stored = folder.is_dir() and any(folder.glob("*.json"))
+    entries = _load_entries(folder) if stored else {}
     if not entries:
         print(f"no baselines in {folder}; record them with `mlperf baseline save`", file=sys.stderr)
         return 1
@@ -76,7 +128,21 @@ def _ms(s: float | None) -> str:
 def _baseline_diff(args: argparse.Namespace) -> int:
     from mlperf.stats import compare_samples
 
+    if not isinstance(args.max_regression, float):  # `--max-regression=--`: argparse gives []
+        print(
+            "mlperf baseline diff: --max-regression must be a finite number >= 0 (0.25 means "
+            f"25 %); got {args.max_regression!r}",
+            file=sys.stderr,
+        )
+        return 2
     old, new = _load_entries(Path(args.old)), _load_entries(Path(args.new))
+    if not set(old) & set(new):
+        print(
+            f"mlperf baseline diff: no benchmark is in both {args.old!r} ({len(old)}) and "
+            f"{args.new!r} ({len(new)}): nothing was compared",
+            file=sys.stderr,
+        )
+        return 2
     worst = 0
     for bid in sorted(set(old) | set(new)):
         if bid not in old or bid not in new:
@@ -94,11 +160,13 @@ def _baseline_diff(args: argparse.Namespace) -> int:
 
 
 def _baseline_save(args: argparse.Namespace) -> int:
+    # This project's suites when run here; elsewhere what a plain `pytest` collects.
+    default = ["suites"] if Path("suites").is_dir() else []
     cmd = [
         sys.executable,
         "-m",
         "pytest",
-        *(args.paths or ["suites"]),
+        *(args.paths or default),
         "--benchmark-enable",
         "--mlperf-save-baseline",
         f"--mlperf-baselines={args.dir}",
@@ -115,7 +183,11 @@ def _parser() -> argparse.ArgumentParser:
     base = sub.add_parser("baseline", help="record, show or compare stored baselines")
     bsub = base.add_subparsers(dest="action", required=True)
     save = bsub.add_parser("save", help="run the suites with benchmarks on and store the results")
-    save.add_argument("paths", nargs="*", help="suites or test files (default: suites)")
+    save.add_argument(
+        "paths",
+        nargs="*",
+        help="test files or folders (default: ./suites if it exists, else what pytest collects)",
+    )
     save.add_argument(
         "--dir",
         default=DEFAULT_BASELINES_DIR,
@@ -138,7 +210,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     diff.add_argument("old")
     diff.add_argument("new")
-    diff.add_argument("--max-regression", type=float, default=DEFAULT_MAX_REGRESSION)
+    diff.add_argument(
+        "--max-regression",
+        type=_threshold,
+        default=DEFAULT_MAX_REGRESSION,
+        metavar="FRACTION",
+        help=f"smallest slowdown that counts (default: {DEFAULT_MAX_REGRESSION:g} = 25 %%)",
+    )
     diff.set_defaults(func=_baseline_diff)
 
     ab = sub.add_parser("ab", help="same-run A/B of two revisions (the merge gate)")

@@ -71,6 +71,30 @@ SECRETS = {
         "Eby8vdM02xNOcqFl",
     ),
     "client secret": ("client_secret=s3cr3t-Value", "s3cr3t-Value"),
+    # issue 14 item 3: each of these survived
+    "azure client secret variable": (
+        "AZURE_CLIENT_SECRET=Xk58Q~Vq3.lm_Rt-9aBcDeFgHiJkLmNoPqRsTuVw",
+        "Xk58Q~Vq3.lm_Rt",
+    ),
+    "password variable": ("DB_PASSWORD=hunter2", "hunter2"),
+    "bare azure client secret": (
+        "secret is Xk58Q~Vq3.lm_Rt-9aBcDeFgHiJkLmNoPqRsTuVw here",
+        "Xk58Q~Vq3.lm_Rt",
+    ),
+    "refresh token, json": ('{"refresh_token": "1//0gAbCdEfGh-iJk"}', "1//0gAbCdEfGh"),
+    "password in a url": ("cannot reach https://admin:hunter2@db.example.com/x", "hunter2"),
+    "bare aws session token": (
+        "token IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQD" + "x7Yq" * 30 + " expired",
+        "IQoJb3JpZ2luX2VjEJr",
+    ),
+    "camel-case client secret": ('{"clientSecret": "abc.def~ghi"}', "abc.def~ghi"),
+    "quoted password with spaces": ("password='correct horse battery'", "horse battery"),
+    "basic auth header": ("Authorization: Basic dXNlcjpodW50ZXIy", "dXNlcjpodW50ZXIy"),
+    "jwt": (
+        "token eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.c2lnbmF0dXJlLXBhcnQ end",
+        "eyJzdWIiOiIxMjM0NTY3ODkwIn0",
+    ),
+    "azure endpoint key": ('primary_key="Zm9vYmFyYmF6cXV4"', "Zm9vYmFyYmF6cXV4"),
 }
 
 
@@ -88,10 +112,106 @@ def test_redact_removes_each_kind_of_credential(text, secret):
         "arn:aws:iam::123456789012:role/mlperf-sagemaker",
         "accuracy=0.812300; design=3 signal=4",
         "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3",
+        "max_tokens=5 token_count: 3 password_policy=strict secret_name=prod",
+        "see ~/.aws/credentials and https://example.com:8443/path@v2",
+        "Token authentication is enabled for this Ray cluster",
+        "numpy~=2.4 took ~1.5 ms",
     ],
 )
 def test_redact_keeps_ordinary_text(text):
     assert redact(text) == text
+
+
+_KEY_NAMES = st.sampled_from(
+    [
+        "AZURE_CLIENT_SECRET",
+        "client_secret",
+        "clientSecret",
+        "DB_PASSWORD",
+        "password",
+        "pwd",
+        "refresh_token",
+        "access_token",
+        "GITHUB_TOKEN",
+        "x-amz-security-token",
+        "AccountKey",
+        "api_key",
+        "MY_SERVICE_API-KEY",
+        "SharedAccessSignature",
+    ]
+)
+_SEPARATORS = st.sampled_from(["=", ": ", " = ", '": "', "='", "':'"])
+_VALUES = st.text(B64 + "-_.~!@#$%^*()[]{}", min_size=6, max_size=60).filter(
+    lambda v: len(set(v)) > 3
+)
+
+
+@settings(max_examples=100)
+@given(key=_KEY_NAMES, sep=_SEPARATORS, value=_VALUES, before=st.sampled_from(["", "x ", "{", "?"]))
+def test_keyed_secrets_never_survive(key, sep, value, before):
+    """Any secret-named key with any separator and value: the value is gone."""
+    quote = sep[-1] if sep[-1] in "'\"" else ""
+    text = f"{before}{key}{sep}{value}{quote} tail"
+    out = redact(text)
+    assert value not in out, out
+    assert redact(out) == out  # idempotent
+
+
+def test_cloud_error_keeps_no_sdk_text_in_its_traceback():
+    """Issue 14 item 3: ``raise CloudError(...) from exc`` printed the raw SDK message
+    (credentials and all) as the cause; an implicit context is printed the same way."""
+    import traceback
+
+    secret = "AccountKey=c2VjcmV0a2V5c2VjcmV0a2V5"
+
+    def sdk() -> None:
+        raise RuntimeError(f"HTTP 403 for {secret}")
+
+    def wrapped(explicit: bool) -> None:
+        try:
+            sdk()
+        except RuntimeError as exc:
+            if explicit:
+                raise CloudError(f"upload failed ({exc})") from None
+            raise CloudError(f"upload failed ({exc})")  # noqa: B904 - what the test is about
+
+    for explicit in (True, False):
+        with pytest.raises(CloudError) as info:
+            wrapped(explicit)
+        printed = "".join(traceback.format_exception(info.value))
+        assert "c2VjcmV0a2V5" not in printed and "[REDACTED]" in printed, printed
+
+
+def test_no_cloud_error_is_raised_from_the_sdk_exception():
+    """The property that would have found item 3's traceback leak: in mlperf/cloud every
+    ``raise ... from X`` is ``from None`` (the message carries the redacted SDK text)."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1] / "mlperf" / "cloud"
+    chained = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            cause = node.cause if isinstance(node, ast.Raise) else None
+            if cause is not None and not (isinstance(cause, ast.Constant) and cause.value is None):
+                chained.append(f"{path.relative_to(root.parent.parent)}:{node.lineno}")
+    assert chained == [], chained
+
+
+def test_run_local_failure_shows_no_client_secret(tmp_path):
+    """Issue 14 item 3: a failing script that printed its environment's Azure client
+    secret put it, unredacted, into the CloudError."""
+    from mlperf.cloud import run_local
+
+    script = tmp_path / "train.py"
+    script.write_text(
+        "import sys\n"
+        "print('AZURE_CLIENT_SECRET=Xk58Q~Vq3.lm_Rt-9aBcDeFgHiJkLmNoPqRsTuVw', file=sys.stderr)\n"
+        "print('conn: https://svc:hunter2@db.internal/x', file=sys.stderr)\n"
+        "sys.exit(3)\n"
+    )
+    with pytest.raises(CloudError, match="exited with status 3") as info:
+        run_local(script, pd.DataFrame({"x": [1.0], "target": [0]}), workdir=tmp_path / "run")
+    assert "Xk58Q~Vq3" not in str(info.value) and "hunter2" not in str(info.value)
 
 
 @settings(max_examples=40)

@@ -5,6 +5,7 @@ Engine jobs are checked in suites/distributed; here nothing starts an engine.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -12,7 +13,10 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -22,9 +26,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.pandas import column, data_frames, range_indexes
 
-from mlperf.distributed import cluster, common
+from mlperf.distributed import cluster, common, network
 from mlperf.distributed.peers import duckdb_region_summary, polars_region_summary
 
+SPARK, RAY = pytest.mark.mlperf_spark, pytest.mark.mlperf_ray
 HEAVY = (
     "pyspark",
     "ray",
@@ -108,7 +113,9 @@ def test_min_users_must_be_a_count(min_users: object) -> None:
         common.region_summary(_frame(), min_users=min_users)  # type: ignore[arg-type]
 
 
-values = st.floats(min_value=-1e9, max_value=1e9, width=64) | st.just(float("nan"))
+values = st.floats(min_value=-1e9, max_value=1e9, width=64) | st.sampled_from(
+    [float("nan"), float("inf"), float("-inf")]
+)
 frames = data_frames(
     columns=[
         column("region", elements=st.sampled_from(["x", "東京", "y"]), dtype=object),
@@ -129,6 +136,25 @@ def test_partials_merge_to_the_reference(df: pd.DataFrame, cuts: list[int]) -> N
     got = common.combine_partials(parts)
     expected = common.region_summary(df)
     pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-9, atol=1e-3)
+
+
+@pytest.mark.parametrize("cuts", [[], [1], [2], [1, 2]])
+def test_non_finite_values_merge_like_pandas(cuts: list[int]) -> None:
+    """Issue 14 item 10: an inf in one partition gave std 0.0 (its partial M2 was filled
+    with 0) and inf - inf across partitions vanished from the sum; pandas says NaN."""
+    df = _frame(age=[np.inf, 1.0, 5.0], purchase_amount=[np.inf, -np.inf, 3.0])
+    bounds = [0, *cuts, len(df)]
+    parts = pd.concat([common.partial_stats(df.iloc[a:b]) for a, b in itertools.pairwise(bounds)])
+    got = common.combine_partials(parts)
+    expected = common.region_summary(df)
+    assert np.isnan(expected.loc["a", "std_age"]) and np.isnan(expected.loc["a", "total_purchase"])
+    pd.testing.assert_frame_equal(got, expected)
+
+
+def test_no_partitions_merge_to_an_empty_summary() -> None:
+    """Issue 14 item 15: Ray hands over no partial rows for an empty frame (KeyError 'region')."""
+    got = common.combine_partials(pd.DataFrame())
+    pd.testing.assert_frame_equal(got, common.region_summary(_frame().iloc[:0]))
 
 
 def test_merge_is_exact_where_sum_of_squares_is_not() -> None:
@@ -218,12 +244,12 @@ def test_long_ray_temp_dir_gets_a_short_link(tmp_path: Path) -> None:
     ],
 )
 def test_parse_address(address: str, expected: tuple[str, int]) -> None:
-    assert common.parse_address(address, 99, func="f") == expected
+    assert network.parse_address(address, 99, func="f") == expected
 
 
 def test_parse_address_rejects_garbage() -> None:
     with pytest.raises(ValueError, match="'h:port'"):
-        common.parse_address("h:port", 1, func="f")
+        network.parse_address("h:port", 1, func="f")
 
 
 def _closed_port() -> int:
@@ -233,7 +259,8 @@ def _closed_port() -> int:
 
 
 def _raises_soon(fn: object, *args: object, **kwargs: object) -> BaseException:
-    """Run fn in a thread; it must raise, and not hang (a 60 s guard, not a timing)."""
+    """Run fn in a thread; it must raise, and not hang (a 60 s guard, not a timing: the
+    probes give up after MLPERF_CONNECT_TIMEOUT seconds)."""
     box: list[BaseException] = []
 
     def target() -> None:
@@ -252,9 +279,18 @@ def _raises_soon(fn: object, *args: object, **kwargs: object) -> BaseException:
 
 def test_unreachable_address_names_it() -> None:
     address = f"sc://127.0.0.1:{_closed_port()}"
-    exc = _raises_soon(common.ensure_reachable, address, 1, func="f", what="server", fix="fix it")
+    exc = _raises_soon(network.ensure_reachable, address, 1, func="f", what="server", fix="fix it")
     assert isinstance(exc, ConnectionError)
     assert address in str(exc) and "fix it" in str(exc)
+
+
+def test_an_address_is_named_without_its_token() -> None:
+    """A Spark Connect URL carries its credential (``;token=``): the message names the
+    address, never the token."""
+    address = f"sc://127.0.0.1:{_closed_port()}/;user_id=me;token=s3cr3t-Tok3n"
+    with pytest.raises(ConnectionError) as exc:
+        network.ensure_reachable(address, 1, func="f", what="server", fix="x")
+    assert "s3cr3t" not in str(exc.value) and ";user_id=me;token=[REDACTED]" in str(exc.value)
 
 
 def _enter(cm_factory: object, **kwargs: object) -> None:
@@ -285,8 +321,67 @@ def test_dask_client_unreachable_and_silent_scheduler(monkeypatch: pytest.Monkey
         silent.listen()
         address = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
         exc = _raises_soon(_enter, dask_client, address=address)
-    assert isinstance(exc, ConnectionError) and "no Dask scheduler handshake" in str(exc)
+    assert isinstance(exc, ConnectionError) and "did not answer as a Dask scheduler" in str(exc)
     assert address in str(exc)
+
+
+@contextlib.contextmanager
+def _silent_port() -> Iterator[int]:
+    """A loopback port that accepts connections and never says a word."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        yield int(silent.getsockname()[1])
+
+
+def test_a_silent_grpc_port_is_told_from_a_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The HTTP/2 hello gets an answer from a gRPC server and none from a silent port."""
+    monkeypatch.setenv("MLPERF_CONNECT_TIMEOUT", "1")
+    with _silent_port() as port:
+        with pytest.raises(ConnectionError, match=rf"'127.0.0.1:{port}' accepts connections"):
+            network.ensure_reachable(
+                f"127.0.0.1:{port}", 1, func="f", what="gRPC server", fix="x", hello=b"hi"
+            )
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+
+        def answer() -> None:
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(len(network.HTTP2_HELLO))
+                conn.sendall(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")  # its SETTINGS frame
+
+        thread = threading.Thread(target=answer, daemon=True)
+        thread.start()
+        network.ensure_reachable(
+            f"127.0.0.1:{port}", 1, func="f", what="gRPC server", fix="x", hello=network.HTTP2_HELLO
+        )
+        thread.join(10)
+
+
+@pytest.mark.parametrize(
+    ("module", "enter", "scheme", "what"),
+    [
+        pytest.param("spark", "spark_session", "sc://", "Spark Connect server", marks=SPARK),
+        pytest.param("ray", "ray_runtime", "", "Ray head", marks=RAY),
+        pytest.param("ray", "ray_runtime", "ray://", "Ray head", marks=RAY),
+    ],
+)
+def test_silent_engine_address_is_named(
+    module: str, enter: str, scheme: str, what: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14 item 11: SPARK_REMOTE or RAY_ADDRESS at a port that accepts but never
+    answers hung past 90 s; ray:// failed after 30 s without naming the address."""
+    factory = getattr(__import__(f"mlperf.distributed.{module}", fromlist=[enter]), enter)
+    monkeypatch.setenv("MLPERF_CONNECT_TIMEOUT", "2")
+    with _silent_port() as port:
+        address = f"{scheme}127.0.0.1:{port}"
+        kwargs = {"remote" if module == "spark" else "address": address}
+        exc = _raises_soon(_enter, factory, **kwargs)
+    assert isinstance(exc, ConnectionError), repr(exc)
+    assert address in str(exc) and what in str(exc)
 
 
 @pytest.mark.mlperf_ray
@@ -320,6 +415,79 @@ for name, module in (("spark", "pyspark"), ("dask", "distributed"), ("ray", "ray
         lines, ("with spark_session()", "with dask_client()", "with ray_runtime()"), strict=True
     ):
         assert how in line, line
+
+
+# ------------------------------------------------------------ loopback-only servers
+
+
+class _Conn(NamedTuple):
+    laddr: Any
+    status: str
+
+
+class _Proc:
+    """A stand-in psutil process with the given listening addresses (no real socket is
+    bound beyond loopback by this test)."""
+
+    def __init__(self, pid: int, *addresses: tuple[str, int]) -> None:
+        self.pid = pid
+        self._conns = [_Conn(SimpleNamespace(ip=ip, port=port), "LISTEN") for ip, port in addresses]
+
+    def name(self) -> str:
+        return "server"
+
+    def net_connections(self, kind: str = "inet") -> list[_Conn]:
+        return self._conns
+
+
+def test_exposed_listeners_flags_every_address_but_loopback() -> None:
+    procs = [
+        _Proc(1, ("127.0.0.1", 1), ("::1", 2), ("::ffff:127.0.0.1", 3), ("127.0.0.5", 4)),
+        _Proc(2, ("0.0.0.0", 5), ("::", 6), ("192.0.2.2", 7), ("::ffff:192.0.2.2", 8)),
+    ]
+    assert network.exposed_listeners(procs) == [
+        "server (pid 2) on 0.0.0.0:5",
+        "server (pid 2) on :::6",
+        "server (pid 2) on 192.0.2.2:7",
+        "server (pid 2) on ::ffff:192.0.2.2:8",
+    ]
+    assert len(network.listening_sockets(procs)) == 8
+
+
+def test_refuse_exposed_ignores_what_was_there_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    app = _Proc(1, ("0.0.0.0", 80))  # the user's own server, up before the engine
+    monkeypatch.setattr(network, "process_tree", lambda pid=None: [app])
+    before = network.exposed_listeners([app])
+    network.refuse_exposed("f", "engine", before)
+    monkeypatch.setattr(network, "process_tree", lambda pid=None: [app, _Proc(2, ("::", 9))])
+    with pytest.raises(RuntimeError, match=r"f: the local engine listens beyond loopback.*:::9"):
+        network.refuse_exposed("f", "engine", before)
+
+
+@pytest.mark.mlperf_ray
+def test_local_ray_settings_force_loopback_and_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 14 item 1: the old code set RAY_AUTH_MODE=disabled and set the single-node
+    switch after Ray had read it.  In a fresh process (no Ray of this worker is touched)."""
+    code = """
+import os
+os.environ["RAY_AUTH_MODE"] = "disabled"   # inherited from an old cluster.env
+os.environ.pop("RAY_AUTH_TOKEN", None)
+import ray
+from ray._private import ray_constants, services
+from mlperf.distributed.ray import _local_ray_settings
+with _local_ray_settings():
+    print(os.environ["RAY_AUTH_MODE"], len(os.environ["RAY_AUTH_TOKEN"]),
+          services.get_node_ip_address(), ray_constants.ENABLE_RAY_CLUSTER)
+print(os.environ["RAY_AUTH_MODE"], "RAY_AUTH_TOKEN" in os.environ, ray_constants.ENABLE_RAY_CLUSTER)
+"""
+    # Not this process's environment: a Ray of this xdist worker may be running.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    inside, after = out.stdout.strip().splitlines()
+    assert inside == "token 64 127.0.0.1 False"
+    assert after == "disabled False True"  # the caller's environment is given back
 
 
 # --------------------------------------------------------------------- cluster CLI

@@ -250,11 +250,11 @@ def run_local(
         proc = subprocess.run(
             command, cwd=root, env=env, capture_output=True, text=True, timeout=timeout, check=False
         )
-    except subprocess.TimeoutExpired as exc:
+    except subprocess.TimeoutExpired:
         raise CloudError(
             f"run_local: {script_path.name} did not finish within {timeout!r} s "
             f"(provider {provider!r}); raise timeout= or shrink the data"
-        ) from exc
+        ) from None
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-15:])

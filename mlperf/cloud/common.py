@@ -27,6 +27,7 @@ __all__ = [
     "CloudError",
     "check_ranges",
     "check_training_frame",
+    "connect_timeout",
     "disable_telemetry",
     "metric_regex",
     "parse_metrics",
@@ -46,17 +47,30 @@ class CloudError(RuntimeError):
 
     The message is redacted on construction, so code that formats a provider's
     error text (which may echo a signed URL or a connection string) into a
-    ``CloudError`` cannot leak it into logs, reports or tracebacks.
+    ``CloudError`` cannot leak it into logs, reports or tracebacks.  The exception
+    it was raised from is never printed with it: raise it ``from None`` (never
+    ``from exc``, whose raw text a traceback prints) with the SDK's text in the message.
     """
 
     def __init__(self, message: str) -> None:
         super().__init__(redact(message))
+        # Raised inside an ``except`` block, the SDK's exception would be printed as the
+        # context, its raw text (a signed URL, a connection string) with it.
+        self.__suppress_context__ = True
 
 
 # ------------------------------------------------------------------ redaction
 
 _R = "[REDACTED]"
-# (pattern, replacement); order matters: whole PEM blocks and keyed values go first
+#: names whose value is a credential: matched at the end of any identifier, so
+#: ``AZURE_CLIENT_SECRET``, ``DB_PASSWORD``, ``clientSecret`` and ``refresh_token`` count
+#: (a ``\\b`` before the name missed them: there is none after ``_``)
+_SECRET_NAME = (
+    r"[\w.-]*?(?:secret|password|passwd|pwd|token|signature|sig|credential"
+    r"|(?:account|access|secret|private|primary|secondary|master|api|client|storage"
+    r"|shared|subscription|encryption|sas)[_-]?key)"
+)
+# (pattern, replacement); order matters: whole PEM blocks go first
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # PEM private keys, raw or JSON-escaped (a GCP service-account file's "private_key")
     (
@@ -66,19 +80,13 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
         f"-----BEGIN PRIVATE KEY-----{_R}-----END PRIVATE KEY-----",
     ),
     (re.compile(r'("private_key(?:_id)?"\s*:\s*")[^"]*(")'), rf"\1{_R}\2"),
-    # key=value / "key": "value" forms of AWS, Azure and generic secrets
-    (
-        re.compile(
-            r"(?i)(\b(?:aws_secret_access_key|secretaccesskey|secret_access_key|aws_session_token"
-            r"|sessiontoken|session_token|x-amz-security-token|x-amz-signature|x-amz-credential"
-            r"|accountkey|account_key|sharedaccesskey|sharedaccesssignature|client_secret"
-            r"|password|api[_-]?key|sig)"
-            r"[\"']?\s*[=:]\s*[\"']?)([^\s\"'&;,]+)"
-        ),
-        rf"\1{_R}",
-    ),
-    (re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9\-._~+/]+=*"), rf"\1{_R}"),
+    # user:password@ in a URL (the user name stays)
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]*):[^/\s@]+@"), rf"\1:{_R}@"),
+    (re.compile(r"(?i)(\b(?:bearer|basic)\s+)[A-Za-z0-9\-._~+/]+=*"), rf"\1{_R}"),
     (re.compile(r"\bya29\.[A-Za-z0-9_\-.]+"), _R),  # Google OAuth access tokens
+    (re.compile(r"\b1//0[\w-]{10,}"), _R),  # Google OAuth refresh tokens
+    (re.compile(r"\beyJ[\w-]{5,}\.eyJ[\w-]{5,}\.[\w-]+"), _R),  # JWTs (Entra ID, Google)
+    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}"), _R),  # GitHub tokens
     # AWS access key ids (long-term AKIA, temporary ASIA, and the other IAM prefixes)
     (re.compile(r"\b(?:AKIA|ASIA|AIDA|AROA|AIPA|ANPA|ANVA|AGPA|A3T[A-Z0-9])[A-Z0-9]{16}\b"), _R),
     # a bare Azure storage account key: 64 bytes of base64
@@ -86,21 +94,38 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
 ]
 # a bare 40-character AWS secret; mixed case is required so hex digests (SHA-1, commit ids) survive
 _AWS_SECRET = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{40}(?![A-Za-z0-9+/=])")
+# a bare AWS session token or other long base64 credential (STS tokens run to 300+ chars)
+_LONG_BASE64 = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{100,}={0,2}(?![A-Za-z0-9+/=])")
+# a bare Entra ID (Azure AD) client secret: 34-44 characters of [A-Za-z0-9_.~-] with a '~'
+_AZURE_SECRET = re.compile(r"(?<![\w.~-])(?=[\w.-]*~)[\w.~-]{30,48}(?![\w.~-])")
+
+
+# name=value, name: value, "name": "value", name='value with spaces'
+_KEYED = re.compile(
+    rf"(?i)(?<![\w.-])({_SECRET_NAME})([\"']?\s*[=:]\s*)(?:([\"'])(?:(?!\3).)*\3|[^\s\"'&;,]+)"
+)
+
+
+def _keyed(match: re.Match[str]) -> str:
+    quote = match.group(3) or ""
+    return f"{match.group(1)}{match.group(2)}{quote}{_R}{quote}"
 
 
 def _secret_like(match: re.Match[str]) -> str:
     s = match.group(0)
     mixed = any(c.islower() for c in s) and any(c.isupper() for c in s)
-    return _R if mixed and any(c.isdigit() or c in "+/" for c in s) else s
+    return _R if mixed and any(c.isdigit() or c in "+/~._-" for c in s) else s
 
 
 def redact(text: str) -> str:
     """Replace anything that looks like a credential in *text* with ``[REDACTED]``.
 
-    Covers AWS access key ids, secret keys, session tokens and SigV4 query
-    parameters; GCP service-account private keys and OAuth tokens; Azure storage
-    account keys, connection-string ``AccountKey=`` parts and SAS signatures
-    (``sig=``); bearer tokens, passwords and client secrets.
+    Covers the value of any name ending in secret, password, token, signature,
+    credential or an account/access/API/client/... key (``AZURE_CLIENT_SECRET=``,
+    ``"refresh_token": ...``, quoted values with spaces too); passwords in URLs;
+    bearer and basic authorization; AWS access key ids, bare secret keys and session
+    tokens; GCP private keys and OAuth tokens; JWTs; Azure storage account keys,
+    SAS signatures and bare Entra ID client secrets; GitHub tokens.
 
     Parameters
     ----------
@@ -110,11 +135,23 @@ def redact(text: str) -> str:
     Returns
     -------
     str
-        The text with each credential-shaped substring replaced.
+        The text with each credential-shaped substring replaced (applying it again
+        changes nothing).
     """
-    for pattern, repl in _PATTERNS:
+    for pattern, repl in _PATTERNS[:2]:  # PEM blocks before keyed values
         text = pattern.sub(repl, text)
-    return _AWS_SECRET.sub(_secret_like, text)
+    text = _KEYED.sub(_keyed, text)
+    for pattern, repl in _PATTERNS[2:]:
+        text = pattern.sub(repl, text)
+    for bare in (_LONG_BASE64, _AZURE_SECRET, _AWS_SECRET):
+        text = bare.sub(_secret_like, text)
+    return text
+
+
+def connect_timeout() -> float:
+    """Seconds a provider's endpoint gets to answer a first call: ``$MLPERF_CONNECT_TIMEOUT``
+    or 5 (the variable the engines' address probes read too)."""
+    return float(os.environ.get("MLPERF_CONNECT_TIMEOUT", "5"))
 
 
 # ------------------------------------------------------------------ telemetry

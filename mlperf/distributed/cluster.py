@@ -3,10 +3,12 @@
 ``python -m mlperf.distributed.cluster up --dir DIR`` starts a Dask scheduler with
 one ``dask worker --nworkers 2 --nthreads 1``, a Spark Connect server
 (``$SPARK_HOME/sbin/start-connect-server.sh --wait``, SPARK_HOME found from the
-pyspark package) and a Ray head (``ray start --head --block``, auth disabled), each
-on a free loopback port and in its own process group; waits (bounded) until each
-accepts connections; and writes ``DIR/cluster.env`` (``export`` lines for
-SPARK_REMOTE, DASK_SCHEDULER_ADDRESS, RAY_ADDRESS, RAY_AUTH_MODE) and one PID file
+pyspark package) and a Ray head (``ray start --head --block`` with token
+authentication, its token in ``DIR/ray-auth-token``, mode 0600), each on a free
+loopback port, listening on 127.0.0.1 only, and in its own process group; waits
+(bounded) until each accepts connections; and writes ``DIR/cluster.env`` (``export``
+lines for SPARK_REMOTE, DASK_SCHEDULER_ADDRESS, RAY_ADDRESS, RAY_AUTH_MODE,
+RAY_AUTH_TOKEN_PATH and MLPERF_CLUSTER_DIR; never the token itself) and one PID file
 per service.  ``down --dir DIR`` stops exactly those process groups (never
 ``ray stop``, which kills every Ray process on the host).
 """
@@ -14,8 +16,10 @@ per service.  ``down --dir DIR`` stops exactly those process groups (never
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import secrets
 import shlex
 import signal
 import socket
@@ -23,14 +27,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["down", "main", "up"]
+__all__ = ["down", "main", "processes", "up"]
 
 SERVICES = ("dask-scheduler", "dask-worker", "spark-connect", "ray-head")
+#: the Ray head's token, in the cluster's folder
+TOKEN_FILE = "ray-auth-token"
 
 
 def _free_port() -> int:
@@ -111,12 +117,15 @@ def up(directory: str | os.PathLike[str], *, timeout: float = 180.0) -> dict[str
         for name in ("dask", "spark", "ray", "ray_client", "ray_agent", "ray_dash")
     }
     spark_home = _spark_home()
+    token = _write_token(directory / TOKEN_FILE)
     env = {
         **os.environ,
-        "RAY_AUTH_MODE": "disabled",
+        # Ray runs whatever a connected driver submits: only holders of the token connect.
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN_PATH": str(token),
         "RAY_USAGE_STATS_ENABLED": "0",
         # Ray replaces 127.0.0.1 by the host's outward address unless it believes it
-        # runs a single-node cluster; this keeps every Ray endpoint on loopback.
+        # runs a single-node cluster; with it, every Ray endpoint binds 127.0.0.1 only.
         "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
         "SPARK_LOCAL_IP": "127.0.0.1",
         "SPARK_LAUNCHER_OPTS": "-XX:-UsePerfData",
@@ -126,8 +135,8 @@ def up(directory: str | os.PathLike[str], *, timeout: float = 180.0) -> dict[str
         "DASK_TEMPORARY_DIRECTORY": str(tmp / "dask"),
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
     }
-    for var in ("SPARK_REMOTE", "DASK_SCHEDULER_ADDRESS", "RAY_ADDRESS"):
-        env.pop(var, None)
+    for var in ("SPARK_REMOTE", "DASK_SCHEDULER_ADDRESS", "RAY_ADDRESS", "RAY_AUTH_TOKEN"):
+        env.pop(var, None)  # a token in the environment would win over the token file
     dask_addr = f"tcp://127.0.0.1:{ports['dask']}"
     commands = {
         "dask-scheduler": [
@@ -226,14 +235,25 @@ def up(directory: str | os.PathLike[str], *, timeout: float = 180.0) -> dict[str
         "SPARK_REMOTE": f"sc://127.0.0.1:{ports['spark']}",
         "DASK_SCHEDULER_ADDRESS": dask_addr,
         "RAY_ADDRESS": f"127.0.0.1:{ports['ray']}",
-        "RAY_AUTH_MODE": "disabled",
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN_PATH": str(token),
         "RAY_USAGE_STATS_ENABLED": "0",
         "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
         "SPARK_LOCAL_IP": "127.0.0.1",
+        "MLPERF_CLUSTER_DIR": str(directory),
     }
     lines = [f"export {k}={shlex.quote(v)}" for k, v in variables.items()]
     (directory / "cluster.env").write_text("\n".join(lines) + "\n")
     return variables
+
+
+def _write_token(path: Path) -> Path:
+    """A fresh random Ray token in *path*, readable by its owner only."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_hex(32))
+    return path
 
 
 def _check_alive(directory: Path, procs: dict[str, subprocess.Popen[bytes]]) -> None:
@@ -317,6 +337,24 @@ def _wait_until(
         time.sleep(0.25)
 
 
+def processes(directory: str | os.PathLike[str]) -> dict[str, list[Any]]:
+    """The live processes of each service ``up`` started in *directory* (its process
+    group: the service and everything it spawned), as psutil processes."""
+    import psutil
+
+    groups = {}
+    for pid_file in _pid_files(Path(directory).resolve()):
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            groups[int(json.loads(pid_file.read_text())["pid"])] = pid_file.stem
+    found: dict[str, list[Any]] = {name: [] for name in groups.values()}
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, OSError):
+            pgid = os.getpgid(proc.pid)
+            if pgid in groups:
+                found[groups[pgid]].append(proc)
+    return found
+
+
 def _alive(pid_file: Path) -> bool:
     try:
         pid = int(json.loads(pid_file.read_text())["pid"])
@@ -360,6 +398,7 @@ def down(directory: str | os.PathLike[str], *, grace: float = 10.0) -> list[str]
             _reap(pgid)
         pid_file.unlink(missing_ok=True)
     (directory / "cluster.env").unlink(missing_ok=True)
+    (directory / TOKEN_FILE).unlink(missing_ok=True)
     return stopped
 
 

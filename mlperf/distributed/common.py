@@ -1,5 +1,6 @@
 """What every engine module shares: result types, input checks, the pandas reference,
-mergeable per-partition statistics, the temp-dir root and the address probe.
+mergeable per-partition statistics and the temp-dir root (addresses, probes and the
+loopback check are in :mod:`mlperf.distributed.network`).
 
 Only pandas, numpy and pyarrow are imported here (core dependencies).
 """
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,10 +30,8 @@ __all__ = [
     "check_min_users",
     "check_purchases",
     "combine_partials",
-    "ensure_reachable",
     "finish_summary",
     "parquet_path",
-    "parse_address",
     "partial_stats",
     "region_summary",
     "scores_from_confusion",
@@ -115,69 +113,6 @@ def tmp_root(sub: str | None = None, root: str | os.PathLike[str] | None = None)
     path = base / sub if sub else base
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def parse_address(address: str, default_port: int, *, func: str) -> tuple[str, int]:
-    """``(host, port)`` of ``sc://h:p/;opts``, ``tcp://h:p``, ``ray://h:p``, ``h:p`` or ``h``."""
-    rest = address.strip().split("://", 1)[-1].split("/", 1)[0].split(";", 1)[0]
-    if rest.startswith("["):  # [::1]:port
-        host, _, port_s = rest[1:].partition("]")
-        port_s = port_s.lstrip(":")
-    else:
-        host, _, port_s = rest.rpartition(":") if ":" in rest else (rest, "", "")
-    if not host:
-        raise ValueError(f"{func}: cannot find a host in address {address!r}; use host:port")
-    try:
-        port = int(port_s) if port_s else default_port
-    except ValueError:
-        raise ValueError(
-            f"{func}: port in address {address!r} is not a number; use host:port"
-        ) from None
-    return host, port
-
-
-def ensure_reachable(
-    address: str,
-    default_port: int,
-    *,
-    func: str,
-    what: str,
-    fix: str,
-    timeout: float | None = None,
-    greeting: bool = False,
-) -> None:
-    """Raise :class:`ConnectionError` unless a TCP connection to *address* opens in time.
-
-    Engine clients retry for minutes against a dead address; this probe makes a
-    wrong address fail in ``timeout`` seconds (default ``$MLPERF_CONNECT_TIMEOUT``
-    or 5) with a message that names it.  With ``greeting=True`` the server must also
-    send a first byte within the timeout (for protocols where the server speaks first).
-    """
-    host, port = parse_address(address, default_port, func=func)
-    if timeout is None:
-        timeout = float(os.environ.get("MLPERF_CONNECT_TIMEOUT", "5"))
-    try:
-        sock = socket.create_connection((host, port), timeout=timeout)
-    except OSError as exc:
-        raise ConnectionError(
-            f"{func}: cannot reach the {what} at {address!r} ({host}:{port}: "
-            f"{exc or 'timed out'}); {fix}"
-        ) from exc
-    with sock:
-        if not greeting:
-            return
-        # A server that speaks first (Dask's scheduler sends its handshake at once):
-        # a port that accepts and stays silent would hang the client forever.
-        try:
-            sock.settimeout(timeout)
-            answered = bool(sock.recv(1))
-        except OSError:
-            answered = False
-        if not answered:
-            raise ConnectionError(
-                f"{func}: {address!r} accepts connections but sent no {what} handshake within "
-                f"{timeout:g} s: is it really a {what}? {fix}"
-            )
 
 
 # ------------------------------------------------------------------- input checks
@@ -307,17 +242,18 @@ def region_summary(
         data = pd.read_parquet(parquet_path(data, func), columns=list(INPUT_COLUMNS))
     df = check_purchases(data, func)
     g = df.groupby("region", sort=True, dropna=False)
-    out = pd.DataFrame(
-        {
-            "user_count": g.size(),
-            "avg_age": g["age"].mean(),
-            "std_age": g["age"].std(ddof=1),
-            "avg_income": g["income"].mean(),
-            "std_income": g["income"].std(ddof=1),
-            "avg_purchase": g["purchase_amount"].mean(),
-            "total_purchase": g["purchase_amount"].sum(min_count=1),
-        }
-    )
+    with np.errstate(invalid="ignore"):  # inf - inf: NaN is the answer
+        out = pd.DataFrame(
+            {
+                "user_count": g.size(),
+                "avg_age": g["age"].mean(),
+                "std_age": g["age"].std(ddof=1),
+                "avg_income": g["income"].mean(),
+                "std_income": g["income"].std(ddof=1),
+                "avg_purchase": g["purchase_amount"].mean(),
+                "total_purchase": g["purchase_amount"].sum(min_count=1),
+            }
+        )
     return finish_summary(out, min_users, func)
 
 
@@ -340,7 +276,8 @@ def partial_stats(df: pd.DataFrame) -> pd.DataFrame:
 
     Merging M2 with Chan's formula keeps the std exact to ~1e-15 where the
     sum-of-squares formula (Dask's ``groupby().std()``) loses every digit once the
-    mean is large against the spread.
+    mean is large against the spread.  A group holding ``inf`` keeps a NaN M2 (its
+    std is NaN, as in pandas); only a group with no values gets M2 0.
     """
     g = df.groupby("region", sort=False, dropna=False)
     parts = {"rows": g.size()}
@@ -348,8 +285,9 @@ def partial_stats(df: pd.DataFrame) -> pd.DataFrame:
         gc = df[col].astype("float64").groupby(df["region"], sort=False, dropna=False)
         n = gc.count()
         parts[f"{col}_n"] = n
-        parts[f"{col}_sum"] = gc.sum()
-        parts[f"{col}_m2"] = (gc.var(ddof=0) * n).fillna(0.0)
+        with np.errstate(invalid="ignore"):  # inf - inf inside var: NaN is the answer
+            parts[f"{col}_sum"] = gc.sum()
+            parts[f"{col}_m2"] = (gc.var(ddof=0) * n).where(n > 0, 0.0)
     out = pd.DataFrame(parts).reset_index()
     return out.astype(
         {"region": "str", "rows": "int64", **{f"{c}_n": "int64" for c in VALUE_COLUMNS}}
@@ -372,17 +310,32 @@ def partial_meta() -> pd.DataFrame:
 def combine_partials(
     parts: pd.DataFrame, min_users: int = 0, func: str = "region_summary"
 ) -> pd.DataFrame:
-    """Merge :func:`partial_stats` rows of many partitions into the final summary."""
+    """Merge :func:`partial_stats` rows of many partitions into the final summary.
+
+    Non-finite parts are not skipped: a partition whose sum is ``inf - inf`` (NaN) or
+    whose M2 is NaN (it held ``inf``) makes the group's sum or std NaN, as pandas does
+    in one pass.  No parts at all (an engine's empty result) give an empty summary.
+    """
+    if parts.empty and "region" not in parts.columns:
+        parts = partial_meta()
     key = pd.Index(parts["region"])
     out = pd.DataFrame({"user_count": parts["rows"].groupby(key, sort=True, dropna=False).sum()})
     per_part = {
-        stat: pd.DataFrame({c: parts[f"{c}_{stat}"].to_numpy() for c in VALUE_COLUMNS}, index=key)
+        stat: pd.DataFrame(
+            # Ray Data hands NaN back as a missing value of an Arrow-backed column
+            {
+                c: parts[f"{c}_{stat}"].to_numpy(dtype=np.float64, na_value=np.nan)
+                for c in VALUE_COLUMNS
+            },
+            index=key,
+        )
         for stat in ("n", "sum", "m2")
     }
-    n, total, m2 = (
-        per_part[stat].groupby(level=0, sort=True, dropna=False).sum()
-        for stat in ("n", "sum", "m2")
-    )
+    with np.errstate(invalid="ignore"):  # inf + -inf: NaN is the answer
+        n, total, m2 = (
+            per_part[stat].groupby(level=0, sort=True, dropna=False).sum(skipna=False)
+            for stat in ("n", "sum", "m2")
+        )
     # Chan et al.: M2 = sum M2_i + sum n_i (mean_i - mean)^2 over the partitions.
     m2 = m2 + between_m2(per_part["n"], per_part["sum"], n, total)
     mean = (total / n).where(n > 0)

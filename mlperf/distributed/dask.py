@@ -30,12 +30,18 @@ from mlperf.distributed.common import (
     check_min_users,
     check_purchases,
     combine_partials,
-    ensure_reachable,
     parquet_path,
     partial_meta,
     partial_stats,
     scores_from_confusion,
     tmp_root,
+)
+from mlperf.distributed.network import (
+    connect_timeout,
+    ensure_reachable,
+    exposed_listeners,
+    process_tree,
+    refuse_exposed,
 )
 
 if TYPE_CHECKING:
@@ -74,6 +80,8 @@ def dask_client(
     ConnectionError
         The scheduler does not accept connections within ``$MLPERF_CONNECT_TIMEOUT``
         seconds (default 5); the message names it.
+    RuntimeError
+        The LocalCluster listened beyond 127.0.0.1 (it is closed again).
     """
     func = "dask_client"
     distributed = require("distributed", "Dask clusters")
@@ -82,7 +90,7 @@ def dask_client(
     # Spawned worker processes read the env var; this process reads the config.
     os.environ.setdefault("DASK_TEMPORARY_DIRECTORY", str(local))
     address = address or os.environ.get("DASK_SCHEDULER_ADDRESS") or None
-    timeout = float(os.environ.get("MLPERF_CONNECT_TIMEOUT", "5"))
+    timeout = connect_timeout()
     cluster = None
     with dask.config.set({"temporary-directory": str(local)}):
         if address:
@@ -99,6 +107,7 @@ def dask_client(
             )
             client = distributed.Client(address, timeout=f"{timeout}s")
         else:
+            before = exposed_listeners(process_tree())
             cluster = distributed.LocalCluster(
                 n_workers=n_workers,
                 threads_per_worker=threads_per_worker,
@@ -109,6 +118,12 @@ def dask_client(
                 silence_logs=logging.ERROR,
             )
             client = distributed.Client(cluster)
+            try:
+                refuse_exposed(func, "Dask cluster", before)
+            except RuntimeError:
+                client.close()
+                cluster.close()
+                raise
         try:
             yield client
         finally:

@@ -29,11 +29,17 @@ from mlperf.distributed.common import (
     check_forest_frame,
     check_min_users,
     check_purchases,
-    ensure_reachable,
     finish_summary,
     parquet_path,
     scores_from_confusion,
     tmp_root,
+)
+from mlperf.distributed.network import (
+    HTTP2_HELLO,
+    ensure_reachable,
+    exposed_listeners,
+    process_tree,
+    refuse_exposed,
 )
 
 if TYPE_CHECKING:
@@ -106,10 +112,11 @@ def spark_session(
     Raises
     ------
     ConnectionError
-        The remote server or master does not accept connections within
-        ``$MLPERF_CONNECT_TIMEOUT`` seconds (default 5); the message names it.
+        The remote server or master does not answer within ``$MLPERF_CONNECT_TIMEOUT``
+        seconds (default 5); the message names it.
     RuntimeError
-        This process already runs a local SparkContext (one JVM holds one).
+        This process already runs a local SparkContext (one JVM holds one), or the
+        local driver listened beyond 127.0.0.1 (it is stopped again).
     """
     func = "spark_session"
     require("pyspark.sql", "Spark sessions")
@@ -119,12 +126,15 @@ def spark_session(
     master = master or os.environ.get("SPARK_MASTER") or None
     builder = sql.SparkSession.builder.appName(app_name)
     if remote:
+        # A Spark Connect server is a gRPC server: it answers HTTP/2's hello, and a port
+        # that accepts but stays silent would hang the client for minutes.
         ensure_reachable(
             remote,
             15002,
             func=func,
             what="Spark Connect server",
             fix=("start it (python -m mlperf.distributed.cluster up) or unset SPARK_REMOTE"),
+            hello=HTTP2_HELLO,
         )
         builder = builder.remote(remote)
     else:
@@ -162,6 +172,10 @@ def spark_session(
                 "-XX:-UsePerfData"
             ),
             "spark.driver.memory": "2g",
+            # The driver's RPC and block manager on loopback only, whatever SPARK_LOCAL_IP
+            # says; the UI (which cannot be limited to loopback by a setting) is off.
+            "spark.driver.bindAddress": "127.0.0.1",
+            "spark.driver.host": "127.0.0.1",
             "spark.ui.enabled": "false",
             "spark.ui.showConsoleProgress": "false",
         }
@@ -169,10 +183,16 @@ def spark_session(
             builder = builder.config(key, value)
     for key, value in (conf or {}).items():
         builder = builder.config(key, value)
+    before = [] if remote else exposed_listeners(process_tree())
     with quiet_pandas3():
         spark = builder.getOrCreate()
     if not remote:
         spark.sparkContext.setLogLevel("ERROR")
+        try:
+            refuse_exposed(func, "Spark driver", before)
+        except RuntimeError:
+            spark.stop()
+            raise
     _OPEN.append(spark)
     try:
         yield spark

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,10 +12,31 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 import psutil
+import pytest
 
 from mlperf.distributed.common import SUMMARY_COLUMNS
 
-__all__ = ["EngineTable", "TreeRss", "assert_summary_equal"]
+__all__ = [
+    "DISTRIBUTED",
+    "EngineTable",
+    "TreeRss",
+    "assert_ray_requires_token",
+    "assert_summary_equal",
+]
+
+#: ``(engine, fixture)`` parameters of the three distributed engines, each with its marker
+#: and its xdist group (one worker owns each engine's session)
+DISTRIBUTED = [
+    pytest.param(
+        "spark", "spark", marks=[pytest.mark.mlperf_spark, pytest.mark.xdist_group("spark")]
+    ),
+    pytest.param(
+        "dask", "dask_client", marks=[pytest.mark.mlperf_dask, pytest.mark.xdist_group("dask")]
+    ),
+    pytest.param(
+        "ray", "ray_runtime", marks=[pytest.mark.mlperf_ray, pytest.mark.xdist_group("ray")]
+    ),
+]
 
 
 def assert_summary_equal(got: pd.DataFrame, expected: pd.DataFrame, scale: float = 1.0) -> None:
@@ -28,6 +50,38 @@ def assert_summary_equal(got: pd.DataFrame, expected: pd.DataFrame, scale: float
         pd.testing.assert_series_equal(
             got[col], expected[col], check_exact=False, rtol=1e-9, atol=1e-12 * max(scale, 1.0)
         )
+
+
+def _ray_token() -> str:
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH")
+    token = Path(path).read_text().strip() if path else os.environ.get("RAY_AUTH_TOKEN", "")
+    assert token, "neither RAY_AUTH_TOKEN nor RAY_AUTH_TOKEN_PATH is set while Ray runs"
+    return token
+
+
+def assert_ray_requires_token(ray: Any) -> None:
+    """One cheap gRPC call each to the GCS and the raylet of the running Ray: refused
+    without the token and with a wrong one, answered with the right one (so the
+    refusal is the token's doing, not a wrong method name)."""
+    import grpc
+
+    node = next(n for n in ray.nodes() if n["Alive"])
+    targets = {
+        ray.get_runtime_context().gcs_address: "/ray.rpc.NodeInfoGcsService/GetAllNodeInfo",
+        f"{node['NodeManagerAddress']}:{node['NodeManagerPort']}": (
+            "/ray.rpc.NodeManagerService/GetNodeStats"
+        ),
+    }
+    good = [("authorization", f"Bearer {_ray_token()}")]
+    bad = [("authorization", "Bearer " + "0" * 64)]
+    for target, method in targets.items():
+        with grpc.insecure_channel(target) as channel:
+            call = channel.unary_unary(method)
+            for metadata in (None, bad):
+                with pytest.raises(grpc.RpcError) as refused:
+                    call(b"", metadata=metadata, timeout=30)
+                assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED, (target, method)
+            assert call(b"", metadata=good, timeout=30) is not None
 
 
 class TreeRss:

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dist_helpers import assert_summary_equal
+from dist_helpers import assert_ray_requires_token, assert_summary_equal
 
 from mlperf.data import make_purchases
-from mlperf.distributed import common
+from mlperf.distributed import cluster, common
+from mlperf.distributed.network import listening_sockets, parse_address
 
 N_ROWS = 5_000
 
@@ -72,3 +73,25 @@ def test_ray_head_cluster(ray_runtime: Any, purchases: Any, purchases_parquet: A
     tuned = engine.tune_forest(X, y, n_estimators=(5,), max_depth=(2, 6), n_steps=2)
     assert len(tuned.trials) == 2 and tuned.errors.empty
     assert tuned.best_config["max_depth"] == 6
+
+
+@pytest.mark.mlperf_cluster
+def test_cluster_listens_on_loopback_only() -> None:
+    """Issue 14 item 1: every process of every service ``cluster up`` started (Dask
+    scheduler and workers, the Spark Connect JVM, the Ray head's GCS, raylet, agents
+    and workers) listens on 127.0.0.1 only."""
+    found = cluster.processes(os.environ["MLPERF_CLUSTER_DIR"])
+    assert set(found) == set(cluster.SERVICES) and all(found.values()), found
+    sockets = listening_sockets(p for procs in found.values() for p in procs)
+    ports = {s.port for s in sockets}
+    for var, default in (("SPARK_REMOTE", 15002), ("DASK_SCHEDULER_ADDRESS", 8786)):
+        assert parse_address(os.environ[var], default, func="test")[1] in ports, var
+    assert parse_address(os.environ["RAY_ADDRESS"], 6379, func="test")[1] in ports
+    assert [str(s) for s in sockets if not s.loopback] == []
+
+
+@pytest.mark.mlperf_cluster
+@pytest.mark.mlperf_ray
+@pytest.mark.xdist_group("ray")
+def test_ray_head_refuses_a_driver_without_the_token(ray_runtime: Any) -> None:
+    assert_ray_requires_token(ray_runtime)

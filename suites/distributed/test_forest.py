@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from dist_helpers import DISTRIBUTED
 
 from mlperf.data import make_purchases
 from mlperf.distributed.common import ForestResult
@@ -21,17 +22,7 @@ from mlperf.distributed.common import ForestResult
 #: small enough to fit the test budget, large enough for a +-0.03 balanced accuracy
 N_ROWS, N_TREES, DEPTH = 20_000, 20, 6
 
-ENGINES = [
-    pytest.param(
-        "spark", "spark", marks=[pytest.mark.mlperf_spark, pytest.mark.xdist_group("spark")]
-    ),
-    pytest.param(
-        "dask", "dask_client", marks=[pytest.mark.mlperf_dask, pytest.mark.xdist_group("dask")]
-    ),
-    pytest.param(
-        "ray", "ray_runtime", marks=[pytest.mark.mlperf_ray, pytest.mark.xdist_group("ray")]
-    ),
-]
+ENGINES = DISTRIBUTED
 
 
 def _train(engine: str, data: Any, **kwargs: Any) -> ForestResult:

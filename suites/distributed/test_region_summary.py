@@ -1,9 +1,10 @@
 """region_summary gives the pandas reference's answer on every engine, for any purchases.
 
-Hypothesis draws frames with one-row regions (std NaN), NaN in the value columns,
-all-NaN groups and Unicode region names; every engine must agree with pandas
-(counts exact, floats rtol 1e-9).  Each example is a real engine job, so
-``max_examples`` stays small.
+Hypothesis draws frames with one-row regions (std NaN), NaN, inf and -inf in the
+value columns, all-NaN groups, empty frames, a region column of category dtype with
+unused categories (empty groups) and Unicode region names; pandas = DuckDB = Polars =
+Dask = Ray = Spark (counts exact, floats rtol 1e-9, NaN where pandas has NaN).  Each
+example is a real engine job on the session's engine, so ``max_examples`` stays small.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from dist_helpers import assert_summary_equal
-from hypothesis import HealthCheck, given, settings
+from dist_helpers import DISTRIBUTED, assert_summary_equal
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.pandas import column, data_frames, range_indexes
 
@@ -22,17 +23,29 @@ from mlperf.distributed import common
 
 REGIONS = ["Tokyo", "Osaka", "東京", "大阪", "Fukuoka", "Zürich", "a b", ""]
 SCALE = 1e6
-values = st.floats(min_value=-SCALE, max_value=SCALE, width=64) | st.just(float("nan"))
+NON_FINITE = [float("nan"), float("inf"), float("-inf")]
+values = st.floats(min_value=-SCALE, max_value=SCALE, width=64) | st.sampled_from(NON_FINITE)
+#: the region column as text, or as a category that also lists regions with no rows
+region_dtypes = st.sampled_from(["str", pd.CategoricalDtype(REGIONS)])
 
-purchase_frames = data_frames(
-    columns=[
-        column("region", elements=st.sampled_from(REGIONS), dtype=object),
-        column("age", elements=values, dtype=float),
-        column("income", elements=values, dtype=float),
-        column("purchase_amount", elements=values, dtype=float),
-    ],
-    index=range_indexes(min_size=1, max_size=40),
-).map(lambda df: df.astype({"region": "str"}))
+purchase_frames = st.tuples(
+    data_frames(
+        columns=[
+            column("region", elements=st.sampled_from(REGIONS), dtype=object),
+            column("age", elements=values, dtype=float),
+            column("income", elements=values, dtype=float),
+            column("purchase_amount", elements=values, dtype=float),
+        ],
+        index=range_indexes(min_size=0, max_size=40),
+    ),
+    region_dtypes,
+).map(lambda drawn: drawn[0].astype({"region": drawn[1]}))
+
+
+def _one_row(region: str = "東京") -> pd.DataFrame:
+    return pd.DataFrame(
+        {"region": [region], "age": [30.0], "income": [float("inf")], "purchase_amount": [1.0]}
+    ).astype({"region": "str"})
 
 
 def _engine(name: str) -> Any:
@@ -50,15 +63,7 @@ def _engine(name: str) -> Any:
 
 
 ENGINES = [
-    pytest.param(
-        "spark", "spark", marks=[pytest.mark.mlperf_spark, pytest.mark.xdist_group("spark")]
-    ),
-    pytest.param(
-        "dask", "dask_client", marks=[pytest.mark.mlperf_dask, pytest.mark.xdist_group("dask")]
-    ),
-    pytest.param(
-        "ray", "ray_runtime", marks=[pytest.mark.mlperf_ray, pytest.mark.xdist_group("ray")]
-    ),
+    *DISTRIBUTED,
     pytest.param("duckdb", None),
     pytest.param("polars", None),
 ]
@@ -67,6 +72,12 @@ ENGINES = [
 @pytest.mark.parametrize(("engine", "fixture"), ENGINES)
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(df=purchase_frames, min_users=st.integers(0, 3))
+@example(df=_one_row(), min_users=0)
+@example(df=_one_row().iloc[:0], min_users=0)
+@example(
+    df=pd.concat([_one_row(), _one_row().assign(income=[-float("inf")])], ignore_index=True),
+    min_users=0,
+)
 def test_engines_match_pandas(
     engine: str,
     fixture: str | None,

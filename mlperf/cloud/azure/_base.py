@@ -55,13 +55,13 @@ def connect(
         return ml.MLClient.from_config(
             credential=credential, path=config_path, **AZURE_CLIENT_KWARGS
         )
-    except Exception as exc:  # the SDK raises its own ValidationException for a missing file
+    except Exception as exc:  # noqa: BLE001 - the SDK raises its own ValidationException for a missing file
         raise CloudError(
             f"connect: no Azure ML workspace config at {str(config_path or os.getcwd())!r} "
             f"({exc}); "
             "download config.json from the workspace's overview page in the Azure portal, "
             "or pass ml_client=MLClient(credential, subscription_id, resource_group, workspace)"
-        ) from exc
+        ) from None
 
 
 def resolve_client(ml_client: MLClient | None) -> MLClient:
@@ -78,11 +78,15 @@ def azure_call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
     except errors.ServiceRequestError as exc:
         raise CloudError(
             f"{what}: Azure is unreachable ({exc}); check the network and the endpoint"
-        ) from exc
+        ) from None
+    except errors.ServiceResponseError as exc:  # connected, but no (complete) answer
+        raise CloudError(
+            f"{what}: Azure did not answer ({exc}); check the endpoint and the network"
+        ) from None
     except errors.ResourceNotFoundError as exc:
-        raise CloudError(f"{what}: not found ({exc.message})") from exc
+        raise CloudError(f"{what}: not found ({exc.message})") from None
     except errors.HttpResponseError as exc:
-        raise CloudError(f"{what}: Azure refused the request ({exc.message})") from exc
+        raise CloudError(f"{what}: Azure refused the request ({exc.message})") from None
 
 
 def conda_spec(packages: tuple[str, ...] = ("scikit-learn", "pandas", "joblib")) -> dict[str, Any]:

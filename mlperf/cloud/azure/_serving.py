@@ -88,7 +88,7 @@ def deploy(
         azure_call(
             "deploy", lambda: ml_client.online_endpoints.begin_create_or_update(endpoint).result()
         )
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any SDK failure: a redacted CloudError
         try:
             ml_client.online_endpoints.begin_delete(name=endpoint_name).result()
             cleaned = f"endpoint {endpoint_name!r} and its deployments were deleted"
@@ -98,7 +98,7 @@ def deploy(
             )
         raise CloudError(
             f"deploy: deployment {deployment_name!r} failed ({exc}); {cleaned}"
-        ) from exc
+        ) from None
     return endpoint
 
 
@@ -156,5 +156,5 @@ def delete(endpoint_name: str, *, ml_client: MLClient | None = None) -> bool:
     except errors.ResourceNotFoundError:
         return False
     except errors.AzureError as exc:
-        raise CloudError(f"delete: deleting endpoint {endpoint_name!r} failed: {exc}") from exc
+        raise CloudError(f"delete: deleting endpoint {endpoint_name!r} failed: {exc}") from None
     return True

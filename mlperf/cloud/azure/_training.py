@@ -22,6 +22,7 @@ from mlperf.cloud.common import (
     CloudError,
     check_ranges,
     check_training_frame,
+    connect_timeout,
 )
 
 if TYPE_CHECKING:
@@ -85,7 +86,9 @@ def upload_data(
     ValueError
         Empty frame, missing label column, or neither client nor connection string.
     CloudError
-        The container does not exist or the storage account refused the upload.
+        The storage account does not answer within ``$MLPERF_CONNECT_TIMEOUT`` seconds
+        (default 5; the message names its URL), the container does not exist, or the
+        account refused the upload.
     """
     import pandas as pd
 
@@ -104,7 +107,17 @@ def upload_data(
             )
         blob_service = blob.BlobServiceClient.from_connection_string(connection_string)
     client = blob_service.get_container_client(container)
-    if not azure_call("upload_data", client.exists):
+    # The first contact tries once, within MLPERF_CONNECT_TIMEOUT: the SDK's own policy
+    # retried a refused connection for 85 s and waited minutes on a silent endpoint.
+    timeout = connect_timeout()
+    first_contact = {
+        "retry_connect": 0,
+        "retry_read": 0,
+        "connection_timeout": timeout,
+        "read_timeout": 2 * timeout,
+    }
+    where = f"upload_data to the storage account at {blob_service.url!r}"
+    if not azure_call(where, client.exists, **first_contact):
         raise CloudError(
             f"upload_data: container {container!r} does not exist in storage account "
             f"{blob_service.account_name!r}; create it with `az storage container create "
@@ -193,8 +206,8 @@ def _submit(what: str, ml_client: MLClient, job: Any, wait: bool) -> Any:
         return submitted
     try:
         ml_client.jobs.stream(submitted.name)  # raises JobException with the run's error
-    except Exception as exc:
-        raise CloudError(f"{what}: job {submitted.name!r} failed: {_job_error(exc)}") from exc
+    except Exception as exc:  # noqa: BLE001 - any SDK failure: a redacted CloudError
+        raise CloudError(f"{what}: job {submitted.name!r} failed: {_job_error(exc)}") from None
     final = azure_call(what, ml_client.jobs.get, submitted.name)
     if final.status in _FAILED:
         raise CloudError(

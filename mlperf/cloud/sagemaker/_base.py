@@ -150,7 +150,7 @@ def check_bucket(s3: Any, bucket: str, func: str) -> None:
         raise CloudError(
             f"{func}: bucket {bucket!r} does not exist or is not accessible (HTTP {code}); "
             f"create it first (aws s3 mb s3://{bucket}) or pass a bucket you own"
-        ) from exc
+        ) from None
 
 
 def unique_name(base: str) -> str:

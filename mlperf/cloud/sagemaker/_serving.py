@@ -183,11 +183,11 @@ def deploy(
                 f"deploy: endpoint {endpoint_name!r} is {final['EndpointStatus']}: "
                 f"{final.get('FailureReason', 'no FailureReason given')}"
             )
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any SDK failure: a redacted CloudError
         undone = _undo(sm, s3, created)
         raise CloudError(
             f"deploy: {type(exc).__name__}: {exc}; cleaned up what this call created: {undone!r}"
-        ) from exc
+        ) from None
     if old is not None:
         old_config = sm.describe_endpoint_config(EndpointConfigName=old["EndpointConfigName"])
         for variant in old_config["ProductionVariants"]:
@@ -269,13 +269,13 @@ def predict(endpoint: Deployment | str, rows: Any, *, session: Any = None) -> np
         if not_found(exc):
             raise CloudError(
                 f"predict: endpoint {name!r} does not exist; deploy() it first"
-            ) from exc
-        raise CloudError(f"predict: invoking {name!r} failed: {exc}") from exc
+            ) from None
+        raise CloudError(f"predict: invoking {name!r} failed: {exc}") from None
     except (botocore.EndpointConnectionError, botocore.ConnectTimeoutError) as exc:
         raise CloudError(
             f"predict: cannot reach SageMaker for endpoint {name!r} ({exc}); check "
             "the network, the region and AWS_ENDPOINT_URL"
-        ) from exc
+        ) from None
     text = reply["Body"].read().decode()
     values = _parse_predictions(text, reply.get("ContentType", "text/csv"))
     if len(values) != len(arr):

@@ -358,7 +358,9 @@ def tuning_results(tuning_job: TuningJob | str, *, session: Any = None) -> pd.Da
         summaries = [s for page in pages for s in page["TrainingJobSummaries"]]
     except botocore.ClientError as exc:
         if not unsupported(exc):
-            raise CloudError(f"tuning_results: listing the jobs of {name!r} failed: {exc}") from exc
+            raise CloudError(
+                f"tuning_results: listing the jobs of {name!r} failed: {exc}"
+            ) from None
         log.warning(
             "tuning_results: %s has no ListTrainingJobsForHyperParameterTuningJob; "
             "using DescribeHyperParameterTuningJob.BestTrainingJob",

@@ -83,12 +83,12 @@ def connect(
         )
         config = aiplatform.initializer.global_config
         resolved = config.project
-    except Exception as exc:  # google.auth raises DefaultCredentialsError, init ValueError
+    except Exception as exc:  # noqa: BLE001 - google.auth raises DefaultCredentialsError, init ValueError
         raise CloudError(
             f"connect: cannot reach Vertex AI in project {project!r} ({exc}); pass project= "
             "and run `gcloud auth application-default login` or set "
             "GOOGLE_APPLICATION_CREDENTIALS"
-        ) from exc
+        ) from None
     return VertexSession(resolved, config.location, credentials, api_endpoint)
 
 
@@ -121,7 +121,7 @@ def _probe(what: str, session: VertexSession, timeout: float = 5.0) -> None:
         raise CloudError(
             f"{what}: Vertex AI at {_where(session)!r} is unreachable ({exc}); check the "
             "network, the region and api_endpoint"
-        ) from exc
+        ) from None
     _REACHED[(host, port)] = now
 
 
@@ -140,6 +140,6 @@ def vertex_call(what: str, session: VertexSession, fn: Any, *args: Any, **kwargs
         raise CloudError(
             f"{what}: Vertex AI at {_where(session)!r} is unreachable ({exc}); check the "
             "network, the region and api_endpoint"
-        ) from exc
+        ) from None
     except exceptions.GoogleAPICallError as exc:
-        raise CloudError(f"{what}: Vertex AI refused the request: {exc}") from exc
+        raise CloudError(f"{what}: Vertex AI refused the request: {exc}") from None

@@ -82,7 +82,7 @@ def deploy(
             max_replica_count=max_replica_count,
             traffic_percentage=100,
         )
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any SDK failure: a redacted CloudError
         try:
             endpoint.delete(force=True)
             cleaned = f"endpoint {endpoint.resource_name!r} was deleted"
@@ -94,7 +94,7 @@ def deploy(
         raise CloudError(
             f"deploy: deploying model {getattr(model, 'resource_name', model)!r} failed ({exc}); "
             f"{cleaned}"
-        ) from exc
+        ) from None
     return endpoint
 
 

@@ -91,7 +91,7 @@ def upload_data(
     try:
         found = storage_client.lookup_bucket(bucket)
     except exceptions.GoogleAPICallError as exc:
-        raise CloudError(f"upload_data: cannot read bucket {bucket!r}: {exc}") from exc
+        raise CloudError(f"upload_data: cannot read bucket {bucket!r}: {exc}") from None
     if found is None:
         raise CloudError(
             f"upload_data: bucket {bucket!r} does not exist (project "
@@ -259,4 +259,4 @@ def train(
         raise CloudError(
             f"train: AutoML training pipeline {getattr(pipeline, 'name', display_name)!r} "
             f"failed: {error}"
-        ) from exc
+        ) from None

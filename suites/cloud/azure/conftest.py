@@ -88,7 +88,7 @@ def azurite(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactor
         stderr=log,
     )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a guard, not a timing: node starts slowly under load
         while True:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()

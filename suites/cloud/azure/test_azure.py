@@ -17,7 +17,9 @@ import io
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -116,6 +118,32 @@ def test_upload_data_refuses_a_missing_container_without_leaking_the_key(azurite
     ) as err:
         upload_data(train_frame, "absent", connection_string=azurite)
     assert ACCOUNT_KEY_PREFIX not in str(err.value)
+
+
+@pytest.mark.parametrize("silent", [False, True], ids=["refused", "silent"])
+def test_upload_data_to_a_dead_endpoint_names_it(train_frame, monkeypatch, silent):
+    """Issue 14 item 15: a storage endpoint that refuses connections took 85 s of the
+    SDK's retries (15 s backoff and up); one that accepts and never answers raised the
+    SDK's raw ServiceResponseError after minutes.  The first call now tries once, within
+    MLPERF_CONNECT_TIMEOUT, and the error names the account's URL."""
+    import base64
+    import socket
+
+    key = base64.b64encode(b"not-a-real-account-key-" * 3).decode()
+    monkeypatch.setenv("MLPERF_CONNECT_TIMEOUT", "1")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        if silent:
+            sock.listen()
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/acct"
+        connection = (
+            f"DefaultEndpointsProtocol=http;AccountName=acct;AccountKey={key};BlobEndpoint={url};"
+        )
+        if not silent:
+            sock.close()
+        with pytest.raises(CloudError) as err:
+            upload_data(train_frame, "c", connection_string=connection)
+    assert url in str(err.value) and key[:20] not in str(err.value)
 
 
 def test_upload_data_refuses_an_empty_frame_before_uploading(blob_service, container, train_frame):
@@ -433,3 +461,11 @@ def test_real_azure_flow(train_frame):
         assert len(out) == 20 and set(np.unique(out)) <= {0, 1}
     finally:
         delete(name, ml_client=client)
+
+
+def test_servers_listen_on_loopback_only(
+    azurite: str, scoring_server: Any, assert_loopback_only: Callable[..., None]
+) -> None:
+    """Azurite and the stand-in inference server (issue 14 item 1)."""
+    endpoint = dict(part.split("=", 1) for part in azurite.strip(";").split(";"))["BlobEndpoint"]
+    assert_loopback_only(endpoint, scoring_server.start())

@@ -12,7 +12,8 @@ from __future__ import annotations
 import io
 import re
 import tarfile
-import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -135,12 +136,33 @@ def test_wait_stops_a_job_that_outlives_its_timeout(aws, finished_job, calls, mo
     assert [(c.params, c.status) for c in stop] == [({"TrainingJobName": finished_job}, 500)]
 
 
-def test_delete_waits_for_a_job_it_cannot_stop(aws, bucket, finished_job, calls, moto_job):
+@pytest.mark.parametrize("slow_api", [0.0, 0.4], ids=["quiet", "loaded"])
+def test_delete_waits_for_a_job_it_cannot_stop(
+    aws, bucket, finished_job, calls, moto_job, slow_api
+):
+    """The job ends after the third DescribeTrainingJob, whatever the clock says.
+
+    Issue 14 item 16: the job used to end 0.3 s after the test started (a timer); on a
+    loaded machine delete() had not described it by then, found it Completed at once,
+    never tried to stop it and polled once: the test failed.  ``loaded`` makes every
+    SageMaker call 0.4 s slower, as a busy machine does.
+    """
     output = f"output/{finished_job}/output/model.tar.gz"
     aws.client("s3").put_object(Bucket=bucket, Key=output, Body=b"model")
     record = moto_job(finished_job)
     record.training_job_status = "InProgress"
-    threading.Timer(0.3, setattr, (record, "training_job_status", "Completed")).start()
+    described = []
+
+    def end_after_three(**_: object) -> None:
+        described.append(1)
+        if len(described) == 3:
+            record.training_job_status = "Completed"
+
+    def slow(**_: object) -> None:
+        time.sleep(slow_api)
+
+    aws.events.register("before-call.sagemaker.DescribeTrainingJob", end_after_three)
+    aws.events.register("before-call.sagemaker.*", slow)
     job = sm_mod.TrainingJob(finished_job, "image", f"s3://{bucket}/{output}", "InProgress", {})
     gone = sm_mod.delete(job, session=aws, poll=0.05)
     stop = [c for c in calls if c.operation == "StopTrainingJob"]
@@ -457,3 +479,9 @@ def test_predict_on_an_unreachable_endpoint(aws, monkeypatch):
 
     with pytest.raises(CloudError, match="cannot reach SageMaker for endpoint 'mlperf-x'"):
         sm_mod.predict("mlperf-x", np.zeros((1, 10)), session=boto3.Session(region_name=REGION))
+
+
+def test_moto_server_listens_on_loopback_only(
+    moto_server: str, assert_loopback_only: Callable[..., None]
+) -> None:
+    assert_loopback_only(moto_server)

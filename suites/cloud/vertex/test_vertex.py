@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -322,3 +324,10 @@ def test_real_vertex_flow(train_frame):
             for resource in (model, dataset):
                 if resource is not None:
                     resource.delete()
+
+
+def test_servers_listen_on_loopback_only(
+    gcs_emulator: Any, vertex_server: Any, assert_loopback_only: Callable[..., None]
+) -> None:
+    """The GCS emulator and the Vertex fake (issue 14 item 1)."""
+    assert_loopback_only(gcs_emulator.url, vertex_server.url)
