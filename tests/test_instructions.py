@@ -168,6 +168,10 @@ def test_the_client_imports_only_the_standard_library(tmp_path: Path) -> None:
         (Footprint(1.0, 0.2, 0.75, 0.0, 0.0, 0), None),  # a busy machine: queued, not waiting
         (Footprint(1.0, 0.4, None, 0.0, 0.0, 0), None),  # queueing unknown: up to 3x off-CPU
         (Footprint(1.0, 0.3, 0.0, 0.0, 0.6, 2), "its work runs in other processes (2 busy, 67% of"),
+        (
+            Footprint(1.0, 0.9, 0.0, 0.0, 0.005, 1),
+            "its work runs in other processes (1 busy, 1% of",
+        ),
         (Footprint(1.0, 0.5, 0.0, 0.4, 0.0, 0), "44% of its CPU time is in other threads"),
         (Footprint(1.0, 0.1, 0.05, 0.0, 0.0, 0), "it waits more than it computes (850 ms blocked"),
         (Footprint(1.0, 0.2, None, 0.0, 0.0, 0), "it waits more than it computes (800 ms blocked"),
