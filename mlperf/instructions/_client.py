@@ -259,7 +259,7 @@ def count_call(
     may be all set-up: a process pool's start hid the work its workers then did).  Then: a full garbage collection (so that
     collections inside the call depend on the call alone), zero the counters and start
     instrumenting, the call, stop, and dump the counters under ``label``.  Nothing else
-    is counted but a fixed ~1,500 instructions of the hooks themselves.
+    is counted but the hooks themselves: 1,692 instructions (CPython 3.11, x86-64).
 
     Parameters
     ----------

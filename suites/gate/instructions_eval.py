@@ -14,6 +14,13 @@ the same work (numba: ``p`` % more rows in its one call):
 everywhere, one with +2 % in the first kind only (does a change in one benchmark
 move the counts of the ones counted after it?), one without the cache simulation
 (its cost), and prints a table.  ``--worker`` is the process being counted.
+
+Measured 2026-12-05 on an Intel Xeon VM (2 cores; valgrind 3.19 presents it as an
+AVX2 Haswell): instructions identical to the unit in 3 of 3 processes for all four
+kinds; +1 % read +0.97..+1.00 %, +2 % read +1.95..+2.00 %; +2 % in numpy moved the
+other three counts by 0; estimated cycles identical except pandas (+-0.0006 %).
+One process counting all four: 22 s of CPU with the cache simulation, 16-18 s
+without (natively the same script takes 1.2 s).
 """
 
 from __future__ import annotations
