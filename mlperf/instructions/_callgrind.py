@@ -1,0 +1,250 @@
+"""Outside the counted process: launch a command under callgrind, parse what it dumped."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "CACHE_OPTIONS",
+    "CYCLE_WEIGHTS",
+    "INSTALL_VALGRIND",
+    "OUT_DIR_ENV",
+    "Count",
+    "ValgrindMissing",
+    "callgrind_command",
+    "callgrind_env",
+    "parse_dump",
+    "read_counts",
+    "require_valgrind",
+    "valgrind_available",
+]
+
+#: set by :func:`callgrind_env`: where the counted process's dumps go (it may read them at its end)
+OUT_DIR_ENV = "MLPERF_CALLGRIND_DIR"
+#: the sentence a run without valgrind fails with
+INSTALL_VALGRIND = (
+    "the instructions clock runs benchmarks under valgrind, which is not on PATH; "
+    "install it with `apt-get install valgrind` (Debian/Ubuntu; `dnf install valgrind` on Fedora)"
+)
+#: Cache geometry simulated for the cycle estimate, the same on every machine (callgrind
+#: would otherwise copy the host's, and the estimate would change with the CPU model):
+#: 32 KiB 8-way L1 caches, an 8 MiB 16-way last level, 64-byte lines.
+CACHE_OPTIONS = ("--cache-sim=yes", "--I1=32768,8,64", "--D1=32768,8,64", "--LL=8388608,16,64")
+#: KCachegrind's cycle estimate, "CEst = Ir + 10 Bm + 10 L1m + 20 Ge + 100 L2m + 100 LLm"
+#: (GlobalConfig::knownFormula in kcachegrind's libviews/globalconfig.cpp), restricted to
+#: the events collected here (no branch or bus simulation; callgrind has no L2 level).
+CYCLE_WEIGHTS: Mapping[str, int] = {
+    "Ir": 1,
+    **dict.fromkeys(("I1mr", "D1mr", "D1mw"), 10),  # L1 misses
+    **dict.fromkeys(("ILmr", "DLmr", "DLmw"), 100),  # last-level misses
+}
+#: thread pools pinned to one thread: valgrind runs threads one at a time, and spinning
+#: pool threads would make counts differ between runs
+_ONE_THREAD = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+class ValgrindMissing(RuntimeError):
+    """valgrind is not installed (the message says how to install it)."""
+
+
+def valgrind_available() -> bool:
+    """Return True when a ``valgrind`` executable is on ``PATH``."""
+    return shutil.which("valgrind") is not None
+
+
+def require_valgrind() -> str:
+    """Return the path of ``valgrind``.
+
+    Raises
+    ------
+    ValgrindMissing
+        When it is not on ``PATH``; the message names ``apt-get install valgrind``.
+    """
+    path = shutil.which("valgrind")
+    if path is None:
+        raise ValgrindMissing(f"mlperf: {INSTALL_VALGRIND}")
+    return path
+
+
+def callgrind_command(
+    argv: Sequence[str], out_dir: str | os.PathLike[str], *, cache_sim: bool = True
+) -> list[str]:
+    """Return ``argv`` prefixed with the valgrind invocation that counts it.
+
+    Nothing is counted until ``count_call`` starts the instrumentation
+    (``--instr-atstart=no``: start-up and imports run uninstrumented, ~10x slower
+    than natively instead of ~50x).  Dumps go to ``out_dir/callgrind.out.<pid>.<part>``,
+    valgrind's messages to ``out_dir/valgrind.<pid>.log``; child processes are not traced.
+
+    Parameters
+    ----------
+    argv
+        The command to count, e.g. ``[sys.executable, "-m", "pytest", ...]``.
+    out_dir
+        Directory for the dumps; pass the same one to :func:`callgrind_env`.
+    cache_sim
+        Simulate the caches of :data:`CACHE_OPTIONS`, for :attr:`Count.estimated_cycles`
+        (~30 % more CPU time).  Instruction counts are the same either way.
+
+    Raises
+    ------
+    ValgrindMissing
+        When valgrind is not installed.
+    """
+    out = Path(out_dir).resolve()
+    return [
+        require_valgrind(),
+        "--tool=callgrind",
+        "--instr-atstart=no",
+        f"--callgrind-out-file={out / 'callgrind.out.%p'}",
+        f"--log-file={out / 'valgrind.%p.log'}",
+        *(CACHE_OPTIONS if cache_sim else ()),
+        *argv,
+    ]
+
+
+def callgrind_env(
+    out_dir: str | os.PathLike[str],
+    base: Mapping[str, str] | None = None,
+    *,
+    numba_cache: str | os.PathLike[str] | None = None,
+) -> dict[str, str]:
+    """Return the environment for a process launched by :func:`callgrind_command`.
+
+    It names ``out_dir`` (:data:`OUT_DIR_ENV`), fixes the hash seed (string hashes
+    decide dict and set layouts, hence counts), pins thread pools to one thread and,
+    with ``numba_cache``, keeps numba's compiled code there (``NUMBA_CACHE_DIR``): a
+    compile under valgrind costs seconds per kernel and is paid once per directory.
+    valgrind presents the CPU as an AVX2 Haswell whatever the host, so those entries
+    are not a native run's.
+
+    Instruction counts do not depend on the environment's size; simulated cache misses
+    do, a little (addresses move): give both sides of a comparison environments and
+    paths of the same length.
+    """
+    env = dict(os.environ if base is None else base)
+    env[OUT_DIR_ENV] = str(Path(out_dir).resolve())
+    env["PYTHONHASHSEED"] = "0"
+    env.update(dict.fromkeys(_ONE_THREAD, "1"))
+    if numba_cache is not None:
+        env["NUMBA_CACHE_DIR"] = str(Path(numba_cache).resolve())
+    return env
+
+
+# --------------------------------------------------------------------- parse
+
+
+@dataclass(frozen=True)
+class Count:
+    """The events callgrind counted for one labelled dump.
+
+    ``events`` maps callgrind's event names to totals: always ``Ir`` (instructions),
+    and with the cache simulation ``Dr``, ``Dw`` (data reads, writes), ``I1mr``,
+    ``D1mr``, ``D1mw`` (L1 misses), ``ILmr``, ``DLmr``, ``DLmw`` (last-level misses).
+    """
+
+    label: str
+    events: Mapping[str, int]
+    pid: int = 0
+    part: int = 0
+    path: str = ""
+
+    @property
+    def instructions(self) -> int:
+        """Instructions executed (callgrind's ``Ir``)."""
+        return self.events["Ir"]
+
+    @property
+    def l1_misses(self) -> int | None:
+        """L1 misses (instruction fetch, data read, data write); None without cache sim."""
+        return _sum(self.events, ("I1mr", "D1mr", "D1mw"))
+
+    @property
+    def ll_misses(self) -> int | None:
+        """Last-level misses (fetch, read, write); None without cache sim."""
+        return _sum(self.events, ("ILmr", "DLmr", "DLmw"))
+
+    @property
+    def estimated_cycles(self) -> int | None:
+        """``Ir + 10 L1 misses + 100 LL misses`` (:data:`CYCLE_WEIGHTS`), None without a cache sim.
+
+        An access that misses both levels costs 110, as in KCachegrind.  Every counted
+        call starts with empty simulated caches (starting the instrumentation flushes
+        them), so small calls are dominated by cold misses.
+        """
+        if self.l1_misses is None:
+            return None
+        return sum(weight * self.events[name] for name, weight in CYCLE_WEIGHTS.items())
+
+
+def _sum(events: Mapping[str, int], names: tuple[str, ...]) -> int | None:
+    return sum(events[n] for n in names) if all(n in events for n in names) else None
+
+
+_TRIGGER = "desc: Trigger: Client Request: "
+_BODY = ("fl=", "fi=", "fe=", "fn=", "ob=", "cob=", "cfi=", "cfl=", "cfn=", "calls=")
+
+
+def parse_dump(path: str | os.PathLike[str]) -> Count:
+    """Parse one callgrind output file into a :class:`Count`.
+
+    Reads the header (``pid``, ``part``, ``events``, the trigger line that carries the
+    label) and the ``totals:`` line (``summary:`` in files that lack it), which is what
+    ``callgrind_annotate`` prints as PROGRAM TOTALS.  A dump not made by a client
+    request (the one at program exit) gets the label ``""``.
+
+    Raises
+    ------
+    ValueError
+        When the file is not a callgrind output file or lacks its events or totals.
+    """
+    path = Path(path)
+    header: dict[str, str] = {}
+    label = ""
+    totals = summary = None
+    with path.open(encoding="utf-8", errors="replace") as lines:
+        first = next(lines, "")
+        if not first.startswith(("# callgrind format", "version:")):
+            raise ValueError(f"{str(path)!r} is not a callgrind output file (first line {first!r})")
+        for line in lines:
+            if line[:1].isdigit() or line[:1] in "+-*" or line.startswith(_BODY):
+                continue  # cost and call lines: the bulk of the file
+            if line.startswith(_TRIGGER):
+                label = line[len(_TRIGGER) :].rstrip("\n")
+            elif line.startswith("totals:"):
+                totals = line.split()[1:]
+            elif line.startswith("summary:"):
+                summary = line.split()[1:]
+            elif ": " in line and not line.startswith("desc:"):
+                key, _, value = line.partition(": ")
+                header.setdefault(key, value.strip())
+    names = header.get("events", "").split()
+    values = totals if totals is not None else summary
+    if not names or values is None:
+        raise ValueError(f"{str(path)!r} has no 'events:' or 'totals:' line: an incomplete dump?")
+    values = values + ["0"] * (len(names) - len(values))  # trailing zeros may be left out
+    events = {name: int(v) for name, v in zip(names, values, strict=False)}
+    return Count(label, events, int(header.get("pid", 0)), int(header.get("part", 0)), str(path))
+
+
+_DUMP_NAME = re.compile(r"callgrind\.out\.(\d+)(?:\.(\d+))?$")
+
+
+def read_counts(out_dir: str | os.PathLike[str], *, labelled: bool = True) -> list[Count]:
+    """Parse every dump in ``out_dir``, ordered by process id and part.
+
+    With ``labelled`` (the default) only the dumps made by ``count_call`` are kept,
+    not the one each process writes at exit.
+    """
+    found = []
+    for path in Path(out_dir).iterdir():
+        match = _DUMP_NAME.match(path.name)
+        if match:
+            found.append((int(match[1]), int(match[2] or 0), path))
+    counts = [parse_dump(path) for _, _, path in sorted(found)]
+    return [c for c in counts if c.label] if labelled else counts

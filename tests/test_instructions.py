@@ -1,0 +1,311 @@
+"""The instruction clock's building block: parsing dumps, counting under callgrind, refusing.
+
+The real counts launch small Python processes under valgrind (~1-3 s each); they are
+skipped, with the line that enables them, only where valgrind or pytest-codspeed is
+absent.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import mlperf.instructions as ins
+from mlperf.instructions import (
+    Count,
+    Footprint,
+    HooksMissing,
+    ValgrindMissing,
+    _client,
+    callgrind_command,
+    callgrind_env,
+    count_call,
+    footprint,
+    parse_dump,
+    read_counts,
+    require_valgrind,
+    valgrind_available,
+)
+
+DATA = Path(__file__).parent / "data"
+
+
+def _hooks_installed() -> bool:
+    try:
+        _client._load_hooks_module()
+    except HooksMissing:
+        return False
+    return True
+
+
+needs_callgrind = pytest.mark.skipif(
+    not valgrind_available() or not _hooks_installed(),
+    reason="counting needs valgrind and pytest-codspeed: `apt-get install valgrind` and "
+    '`pip install "mlperf[instructions]"`',
+)
+
+# ------------------------------------------------------------------ parsing
+
+
+def test_parser_reads_label_events_and_totals_of_a_dump() -> None:
+    count = parse_dump(DATA / "callgrind" / "callgrind.out.4242.1")
+    assert count.label == "tests/test_x.py::test_sum[100]"
+    assert (count.pid, count.part) == (4242, 1)
+    assert count.instructions == 11015  # what callgrind_annotate prints as PROGRAM TOTALS
+    assert dict(count.events) == {
+        "Ir": 11015, "Dr": 3217, "Dw": 1856, "I1mr": 327, "D1mr": 198, "D1mw": 38,
+        "ILmr": 327, "DLmr": 192, "DLmw": 37,
+    }  # fmt: skip
+    assert count.l1_misses == 327 + 198 + 38
+    assert count.ll_misses == 327 + 192 + 37
+    assert count.estimated_cycles == 11015 + 10 * 563 + 100 * 556
+
+
+def test_read_counts_keeps_the_labelled_dumps_unless_asked_for_all() -> None:
+    labelled = read_counts(DATA / "callgrind")
+    assert [c.label for c in labelled] == ["tests/test_x.py::test_sum[100]"]
+    every = read_counts(DATA / "callgrind", labelled=False)
+    assert [(c.part, c.label, c.instructions) for c in every] == [
+        (2, "", 0),  # written at exit: nothing counted after the last dump
+        (1, "tests/test_x.py::test_sum[100]", 11015),
+    ]
+
+
+def test_without_cache_simulation_there_is_no_cycle_estimate() -> None:
+    count = read_counts(DATA / "callgrind-nocache")[0]
+    assert count.instructions == 11015  # the cache simulation does not change Ir
+    assert count.l1_misses is None and count.estimated_cycles is None
+
+
+def test_parser_refuses_a_file_that_is_not_a_dump(tmp_path: Path) -> None:
+    bogus = tmp_path / "callgrind.out.1.1"
+    bogus.write_text("hello\n")
+    with pytest.raises(ValueError, match=r"callgrind\.out\.1\.1' is not a callgrind output file"):
+        parse_dump(bogus)
+    truncated = tmp_path / "callgrind.out.2.1"
+    truncated.write_text("# callgrind format\nversion: 1\nevents: Ir\n")
+    with pytest.raises(ValueError, match="no 'events:' or 'totals:' line"):
+        parse_dump(truncated)
+
+
+# ------------------------------------------------------------------ valgrind missing
+
+
+def test_missing_valgrind_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty directory: no valgrind on PATH
+    assert not valgrind_available()
+    with pytest.raises(ValgrindMissing, match=r"install it with `apt-get install valgrind`"):
+        require_valgrind()
+    with pytest.raises(ValgrindMissing, match=r"apt-get install valgrind"):
+        callgrind_command([sys.executable, "-c", "pass"], tmp_path)
+
+
+def test_missing_pytest_codspeed_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "pytest_codspeed" else real(name, *a),
+    )
+    monkeypatch.setattr(_client, "_hooks", None)
+    with pytest.raises(HooksMissing, match=r'pip install "pytest-codspeed>=5,<6"'):
+        ins.hooks()
+
+
+def test_command_and_environment_count_only_what_is_asked(tmp_path: Path) -> None:
+    if not valgrind_available():
+        pytest.skip("needs valgrind: `apt-get install valgrind`")
+    argv = callgrind_command(["python", "x.py"], tmp_path)
+    assert argv[1:3] == ["--tool=callgrind", "--instr-atstart=no"]
+    assert f"--callgrind-out-file={tmp_path.resolve()}/callgrind.out.%p" in argv
+    assert "--cache-sim=yes" in argv and argv[-2:] == ["python", "x.py"]
+    assert "--cache-sim=yes" not in callgrind_command(["python"], tmp_path, cache_sim=False)
+    env = callgrind_env(tmp_path, {"PATH": "/bin"}, numba_cache=tmp_path / "numba")
+    assert env[ins.OUT_DIR_ENV] == str(tmp_path.resolve()) and env["PYTHONHASHSEED"] == "0"
+    assert env["OMP_NUM_THREADS"] == "1" and env["NUMBA_CACHE_DIR"] == str(tmp_path / "numba")
+
+
+def test_the_client_imports_only_the_standard_library(tmp_path: Path) -> None:
+    # mlperf ab can copy it next to its standalone worker (stdlib + pytest only), where
+    # `import mlperf` would be the other revision's package
+    shutil.copy(_client.__file__, tmp_path / "_mlperf_instructions.py")
+    heavy = "('mlperf', 'numpy', 'pandas', 'pytest', 'pytest_codspeed', 'multiprocessing')"
+    code = (
+        "import sys, json, _mlperf_instructions; "
+        f"print(json.dumps(sorted(n for n in sys.modules if n.split('.')[0] in {heavy})))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-E", "-s", "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(out.stdout) == []
+    code = code.replace("_mlperf_instructions", "mlperf.instructions").replace("'mlperf', ", "")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []
+
+
+# ------------------------------------------------------------------ footprint
+
+
+@pytest.mark.parametrize(
+    ("footprint_", "reason"),
+    [
+        (Footprint(1.0, 0.95, 0.0, 0.0, 0.0, 0), None),
+        (Footprint(1.0, 0.2, 0.75, 0.0, 0.0, 0), None),  # a busy machine: queued, not waiting
+        (Footprint(1.0, 0.4, None, 0.0, 0.0, 0), None),  # queueing unknown: up to 3x off-CPU
+        (Footprint(1.0, 0.3, 0.0, 0.0, 0.6, 2), "its work runs in other processes (2 busy, 67% of"),
+        (
+            Footprint(1.0, 0.9, 0.0, 0.0, 0.005, 1),
+            "its work runs in other processes (1 busy, 1% of",
+        ),
+        (Footprint(1.0, 0.5, 0.0, 0.4, 0.0, 0), "44% of its CPU time is in other threads"),
+        (Footprint(1.0, 0.1, 0.05, 0.0, 0.0, 0), "it waits more than it computes (850 ms blocked"),
+        (Footprint(1.0, 0.2, None, 0.0, 0.0, 0), "it waits more than it computes (800 ms blocked"),
+        (Footprint(0.3, 0.01, 0.25, 0.0, 0.0, 0), "it waits more than it computes (40 ms blocked"),
+        (Footprint(0.01, 0.001, 0.0, 0.0, 0.0, 0), None),  # too short to tell: ticks are 10 ms
+    ],
+)
+def test_refusal_rule(footprint_: Footprint, reason: str | None) -> None:
+    got = footprint_.refusal()
+    if reason is None:
+        assert got is None
+    else:
+        assert got is not None and got.startswith(reason)
+
+
+def _spin(seconds: float) -> int:
+    end, n = time.thread_time() + seconds, 0
+    while time.thread_time() < end:
+        n += 1
+    return n
+
+
+def test_cpu_bound_work_in_this_thread_is_countable() -> None:
+    assert footprint(_spin, 0.05, calls=2).refusal() is None
+
+
+def test_waiting_is_refused() -> None:
+    reason = footprint(time.sleep, 0.05, calls=2).refusal()
+    assert reason is not None and reason.startswith("it waits")
+
+
+def test_work_in_other_threads_is_refused() -> None:
+    def in_threads() -> None:
+        workers = [threading.Thread(target=_spin, args=(0.05,)) for _ in range(2)]
+        for w in workers:
+            w.start()
+        _spin(0.01)
+        for w in workers:
+            w.join()
+
+    reason = footprint(in_threads).refusal()
+    assert reason is not None and "other threads" in reason
+
+
+def test_work_in_a_process_pool_is_refused() -> None:
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        pool.map(_spin, [0.001, 0.001])  # started and warm before the measured calls
+        reason = footprint(pool.map, _spin, [0.05, 0.05]).refusal()
+    assert reason is not None and ("other processes" in reason or "waits" in reason)
+
+
+def test_work_in_a_reaped_child_process_is_refused() -> None:
+    code = "import time\nend = time.process_time() + 0.1\nwhile time.process_time() < end: pass"
+    reason = footprint(subprocess.run, [sys.executable, "-c", code], check=True).refusal()
+    assert reason is not None and ("other processes" in reason or "waits" in reason)
+
+
+# ------------------------------------------------------------------ real counts
+
+_COUNTED = textwrap.dedent(
+    """
+    import json, sys, time
+    sys.path.insert(0, {root!r})
+    from mlperf.instructions import NotCountable, count_call
+
+    def unit(k):
+        return sum(i * i % 7 for i in range(k))
+
+    def work(units):
+        return [unit(200) for _ in range(units)]
+
+    out = {{}}
+    for units in (100, 110, 100):
+        out[count_call(work, units, label=f"work[{{units}}]").label] = units
+    count_call(lambda: None, label="noop")
+    try:
+        count_call(time.sleep, 0.05, label="sleeps")
+    except NotCountable as e:
+        out["refused"] = str(e)
+    print(json.dumps(out))
+    """
+)
+
+
+def _count_in_fresh_process(tmp_path: Path, name: str) -> tuple[dict[str, object], list[Count]]:
+    # the script's folder is on sys.path and its listing feeds the import system: keep it
+    # the same in both processes (an extra entry there moved the count by 16 instructions)
+    script = tmp_path / "script" / "counted.py"
+    script.parent.mkdir(exist_ok=True)
+    script.write_text(_COUNTED.format(root=str(Path(ins.__file__).parents[1])))
+    out_dir = tmp_path / "out" / name
+    out_dir.mkdir(parents=True)
+    proc = subprocess.run(
+        callgrind_command([sys.executable, str(script)], out_dir),
+        env=callgrind_env(out_dir),
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout), read_counts(out_dir)
+
+
+@needs_callgrind
+def test_counts_repeat_exactly_and_grow_with_the_work(tmp_path: Path) -> None:
+    seen, counts = _count_in_fresh_process(tmp_path, "run1")
+    again, counts_again = _count_in_fresh_process(tmp_path, "run2")
+    by_label = {c.label: c for c in counts}
+    assert [c.label for c in counts] == ["work[100]", "work[110]", "work[100]", "noop"]
+    # instructions (and memory reads and writes) exactly the same in two fresh processes;
+    # simulated cache misses depend on where things lie in memory, so only nearly
+    for c, c_again in zip(counts, counts_again, strict=True):
+        exact = ("Ir", "Dr", "Dw")
+        assert [c.events[e] for e in exact] == [c_again.events[e] for e in exact]
+        assert c.estimated_cycles == pytest.approx(c_again.estimated_cycles, rel=1e-3)
+    assert {k: v for k, v in seen.items() if k != "refused"} == {
+        k: v for k, v in again.items() if k != "refused"
+    }
+    # +10 % of the work reads +10 % (within 1 %: the call's fixed overhead is ~1e4 of 1e7)
+    base = counts[0].instructions - by_label["noop"].instructions
+    more = counts[1].instructions - by_label["noop"].instructions
+    assert more / base == pytest.approx(1.10, rel=0.01)
+    assert by_label["noop"].instructions < 0.01 * base
+    # a call that sleeps is not counted, and says why
+    for out in (seen, again):
+        assert str(out["refused"]).startswith("sleeps: not counted: it waits")
+    assert "sleeps" not in by_label
+
+
+def test_count_call_outside_valgrind_says_how_to_launch() -> None:
+    if not _hooks_installed():
+        pytest.skip('needs pytest-codspeed: `pip install "mlperf[instructions]"`')
+    with pytest.raises(RuntimeError, match=r"launch it with .*callgrind_command"):
+        count_call(len, "abc", label="len")
