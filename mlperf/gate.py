@@ -253,6 +253,7 @@ def _run(config: pytest.Config, benchmarks: list[BenchmarkRecord]) -> RunRecord:
     from datetime import UTC, datetime
 
     from mlperf.baselines import (
+        BaselineError,
         current_commit,
         environment,
         known_elsewhere,
@@ -275,9 +276,12 @@ def _run(config: pytest.Config, benchmarks: list[BenchmarkRecord]) -> RunRecord:
     saving = config.getoption("mlperf_save_baseline")
     required = config.getoption("mlperf_require_baseline") and not saving
     commit = current_commit(config.rootpath)
-    saved = []
+    saved, error = [], None
     if saving:
-        saved = [str(p) for p in save_records(root, benchmarks, machine=machine, commit=commit)]
+        try:
+            saved = [str(p) for p in save_records(root, benchmarks, machine=machine, commit=commit)]
+        except BaselineError as exc:  # the run is still written, and the session fails
+            error = f"the baselines could not be saved: {exc}"
     run: RunRecord = {
         "schema_version": records.RUN_SCHEMA_VERSION,
         "kind": records.RUN_KIND,
@@ -287,14 +291,17 @@ def _run(config: pytest.Config, benchmarks: list[BenchmarkRecord]) -> RunRecord:
         "environment": environment(),
         "benchmarks": benchmarks,
         "gate": {
-            "failed": (bool(regressions) or (required and bool(missing))) and not saving,
+            "failed": bool(error)
+            or ((bool(regressions) or (required and bool(missing))) and not saving),
             "regressions": regressions,
             "missing": missing if required else [],
             "baselines": str(root / machine),
             "saved": saved,
         },
     }
-    write_run(directory(config, "reports"), run)
+    if error:
+        run["gate"]["error"] = error
+    write_run(directory(config, "reports"), run, repo=config.rootpath)
     return run
 
 

@@ -451,6 +451,8 @@ def pytest_terminal_summary(
     from mlperf.report.latest import write_terminal
 
     write_terminal(terminalreporter, run, no_gate=config.getoption("mlperf_no_gate"))
+    if run["gate"].get("error"):
+        terminalreporter.write_line(f"mlperf: {run['gate']['error']}", red=True, bold=True)
     missing = run["gate"].get("missing") or []
     if missing:
         terminalreporter.write_line(

@@ -151,12 +151,14 @@ class GateOutcome(TypedDict):
     """What the gate decided for a run, and the baseline files it wrote.
 
     ``missing``: with ``--mlperf-require-baseline``, the benchmarks that had no stored
-    baseline for this machine (they fail the run).
+    baseline for this machine (they fail the run); ``error``: why the baselines asked
+    for could not be saved (it fails the run too).
     """
 
     failed: bool
     regressions: list[str]
     missing: NotRequired[list[str]]
+    error: NotRequired[str]
     baselines: str
     saved: list[str]
 

@@ -299,12 +299,6 @@ def test_diff_compares_or_refuses_any_threshold(argv: list[str]) -> None:
             assert code == 2, (argv, printed)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mlperf report (the lead's): --reports or --output naming a file or a folder "
-    "in the wrong place ends in FileExistsError / IsADirectoryError / NotADirectoryError; "
-    "--history=-- reaches run() as [] (TypeError)",
-)
 @FUZZ
 @given(argv=argv_of(["report"]))
 @example(argv=["report", "--reports", "file.txt"])
@@ -330,12 +324,6 @@ def test_ab_arguments_parse_or_exit_2(argv: list[str]) -> None:
     assert args.command == "ab" and args.base == "HEAD"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="mlperf ab (the lead's): --threshold inf / --max-time nan, inf or < 0 are accepted "
-    "by the parser (NaN is refused only after both revisions are prepared), and "
-    "--rounds=-- reaches run() as []",
-)
 @FUZZ
 @given(argv=argv_of(["ab"]).map(lambda a: [a[0], "HEAD", *a[1:]]))
 @example(argv=["ab", "HEAD", "--max-time", "nan"])

@@ -278,7 +278,7 @@ def test_memory_hungry_variant_is_caught_by_the_memory_gate(
         ),
         (
             json.dumps({"kind": "mlperf-baseline", "schema_version": 0, "benchmarks": {}}),
-            "has schema_version 0; this mlperf reads version 1; re-record it with `make baseline`",
+            "has schema_version 0; this mlperf reads version 1; remove it with `rm ",
         ),
     ],
 )
@@ -391,6 +391,7 @@ def test_whole_call():  # pytest-codspeed's style: the whole test is measured
 """
 
 
+@pytest.mark.timing
 def test_marker_style_benchmarks_are_measured_and_gated(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -494,3 +495,16 @@ def test_the_line_by_line_memory_view_runs_beside_mlperf(pytester: pytest.Pytest
     result.stdout.fnmatch_lines(
         ["*Allocation results for test_*test_mem*", "*build:*:2 -> 28.6MiB*"]
     )
+
+
+def test_baselines_that_cannot_be_saved_fail_the_run_but_the_run_is_written(
+    toy: pytest.Pytester,
+) -> None:
+    blocked = toy.path / "a-file"
+    blocked.write_text("")  # a directory below a file can never be made, even by root
+    target = blocked / "baselines"
+    result = toy.runpytest(*FAST, "--benchmark-enable", "--mlperf-save-baseline",
+                           f"--mlperf-baselines={target}", "-k", "steady")  # fmt: skip
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
+    result.stdout.fnmatch_lines(["*mlperf: the baselines could not be saved:*"])
+    assert (toy.path / "reports" / "latest.json").is_file()

@@ -273,7 +273,7 @@ def test_stale_charts_and_pages_are_removed(tree: tuple[Path, Path]) -> None:
 
 def test_empty_reports_folder_still_makes_a_page(tmp_path: Path) -> None:
     page = build_report(tmp_path / "reports", tmp_path / "baselines", machine=MACHINE).read_text()
-    assert "No benchmark run yet" in page and "make bench" in page
+    assert "No benchmark run yet" in page and "pytest --benchmark-enable" in page
     assert "No history of committed runs yet" in page
 
 
@@ -281,7 +281,7 @@ def test_unknown_schema_is_refused_with_the_fix(tree: tuple[Path, Path]) -> None
     reports, baselines = tree
     data = json.loads((reports / "latest.json").read_text())
     (reports / "latest.json").write_text(json.dumps({**data, "schema_version": 2}))
-    with pytest.raises(ReportError, match=r"schema_version 2.*make bench"):
+    with pytest.raises(ReportError, match=r"schema_version 2.*pytest --benchmark-enable"):
         build_report(reports, baselines)
 
 
@@ -289,7 +289,11 @@ def test_cli_report(tree: tuple[Path, Path], capsys: pytest.CaptureFixture[str])
     reports, baselines = tree
     assert cli_main(["report", "--reports", str(reports), "--baselines", str(baselines)]) == 0
     assert "index.html" in capsys.readouterr().out
-    assert cli_main(["report", "--reports", str(reports), "--history", "0"]) == 2
+    with pytest.raises(SystemExit) as refused:  # argparse: "must be a finite number >= 1"
+        cli_main(["report", "--reports", str(reports), "--history", "0"])
+    assert refused.value.code == 2
+    assert cli_main(["report", "--reports", str(reports.parent / "nothing-here")]) == 2
+    assert "holds no mlperf run" in capsys.readouterr().err
 
 
 def test_markdown_subset() -> None:

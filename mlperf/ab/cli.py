@@ -9,11 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mlperf._args import One, number
 from mlperf.ab.code import BUILD_CHOICES
 from mlperf.ab.compare import run_ab
 from mlperf.ab.trees import prepare_sides, repo_root
 from mlperf.ab.types import AbError, Settings
 from mlperf.records import DEFAULT_AB_THRESHOLD as AB_THRESHOLD
+from mlperf.records import DEFAULT_REPORTS_DIR
 
 __all__ = ["add_arguments", "run"]
 
@@ -44,11 +46,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="test files or directories to collect (repeatable; same as trailing PATHs)",
     )
     parser.add_argument(
-        "--only", metavar="EXPR", default=None, help="pytest -k expression selecting benchmarks"
+        "--only",
+        metavar="EXPR",
+        default=None,
+        action=One,
+        help="pytest -k expression selecting benchmarks",
     )
     parser.add_argument(
         "--rounds",
-        type=int,
+        type=number(int, 2, inclusive=True),
+        action=One,
         default=None,
         metavar="N",
         help="measured rounds per side and benchmark (default: as many as fit in --max-time, "
@@ -56,7 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-time",
-        type=float,
+        type=number(float, 0, inclusive=False),
+        action=One,
         default=Settings.max_time,
         metavar="SECONDS",
         help="measuring time per side and benchmark, in the benchmark's clock (CPU seconds unless "
@@ -64,7 +72,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--threshold",
-        type=float,
+        type=number(float, 0, inclusive=True),
+        action=One,
         default=AB_THRESHOLD,
         metavar="FRACTION",
         help=f"smallest change that counts, as a fraction (default: {AB_THRESHOLD:g} = "
@@ -72,7 +81,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--pairs",
-        type=int,
+        type=number(int, 1, inclusive=True),
+        action=One,
         default=Settings.pairs,
         metavar="N",
         help="pairs of fresh worker processes the rounds are spread over "
@@ -80,7 +90,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--lanes",
-        type=int,
+        type=number(int, 1, inclusive=True),
+        action=One,
         default=None,
         metavar="N",
         help="process pairs measured at once, each on its own CPU (default: one per CPU)",
@@ -95,12 +106,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--json",
+        action=One,
         metavar="PATH",
         default=None,
         help="write the full result, samples included ('-': stdout)",
     )
     parser.add_argument(
-        "--markdown", metavar="PATH", default=None, help="write a PR-comment table ('-': stdout)"
+        "--reports",
+        action=One,
+        default=DEFAULT_REPORTS_DIR,
+        metavar="DIR",
+        help="also keep the result as <DIR>/ab/latest.json and latest.md, for `mlperf report` "
+        f"(default: {DEFAULT_REPORTS_DIR}; '' keeps nothing)",
+    )
+    parser.add_argument(
+        "--markdown",
+        metavar="PATH",
+        default=None,
+        action=One,
+        help="write a PR-comment table ('-': stdout)",
     )
     parser.add_argument(
         "-q",
@@ -121,6 +145,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--extras",
+        action=One,
         default="all",
         help="extras to install when a revision needs its own venv (default: all)",
     )
@@ -163,15 +188,6 @@ def _split(repo: Path, rest: list[str], paths: list[str] | None) -> tuple[str | 
 
 def run(args: argparse.Namespace) -> int:
     """``mlperf ab``: 1 on a REGRESSION, 2 when the comparison could not be made, else 0."""
-    for name in ("rounds", "pairs", "lanes"):
-        value = getattr(args, name)
-        if value is not None and value < (2 if name == "rounds" else 1):
-            print(
-                f"mlperf ab: --{name} must be at least {2 if name == 'rounds' else 1}; "
-                f"got {value!r}",
-                file=sys.stderr,
-            )
-            return 2
     try:
         repo = repo_root()
         head_rev, paths = _split(repo, args.rest, args.paths)
@@ -214,6 +230,10 @@ def run(args: argparse.Namespace) -> int:
     print(result.text())
     _write(args.json, json.dumps(result.as_dict(), indent=1) + "\n")
     _write(args.markdown, result.markdown())
+    if args.reports:
+        from mlperf.report.ab import write_latest_ab
+
+        write_latest_ab(args.reports, result.as_dict(samples=False), result.markdown())
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:  # GitHub Actions shows this file on the run's page
         with open(summary, "a", encoding="utf-8") as fh:

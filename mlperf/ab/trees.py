@@ -111,11 +111,17 @@ def checkout(repo: Path, sha: str, cache: Path) -> Path:
     return path
 
 
+#: what runs write into a checkout, left out of the working tree's hash (untracked but not
+#: ignored in many projects): a new report must not make ``mlperf ab`` rebuild the head side
+_OUTPUTS = (".cache", ".benchmarks", "reports", "baselines", "build", "dist")
+
+
 def tree_key(repo: Path, sha: str | None, rel: str) -> str:
     """Git's hash of the files under *rel* at commit *sha*, or in the working tree (``None``).
 
-    The working tree's hash covers uncommitted and untracked (not ignored) files: it
-    is written through a scratch index, so the user's index is never touched.
+    The working tree's hash covers uncommitted and untracked (not ignored) files, except
+    what runs write (:data:`_OUTPUTS`); it is written through a scratch index, so the
+    user's index is never touched.
     """
     spec = f"{sha}:{rel}" if rel else f"{sha}^{{tree}}"
     if sha is not None:
@@ -123,7 +129,8 @@ def tree_key(repo: Path, sha: str | None, rel: str) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
         _git(repo, "read-tree", "HEAD", env=env)
-        _git(repo, "add", "-A", "--", rel or ".", env=env)
+        outputs = [f":(exclude){rel}/{d}" if rel else f":(exclude){d}" for d in _OUTPUTS]
+        _git(repo, "add", "-A", "--", rel or ".", *outputs, env=env)
         tree = _git(repo, "write-tree", env=env)
     return _git(repo, "rev-parse", f"{tree}:{rel}") if rel else tree
 

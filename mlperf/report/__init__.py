@@ -22,6 +22,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
+from mlperf._args import One, number
+from mlperf.baselines import RECORD_COMMAND
 from mlperf.records import (
     DEFAULT_AB_THRESHOLD,
     DEFAULT_BASELINES_DIR,
@@ -79,7 +81,7 @@ def load_run(reports: Path) -> RunRecord | None:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise ReportError(
-            f"{str(path)!r} is unreadable ({exc}); re-create it with `make bench`"
+            f"{str(path)!r} is unreadable ({exc}); re-create it with `pytest --benchmark-enable`"
         ) from exc
     if not isinstance(data, dict) or data.get("kind") != RUN_KIND:
         raise ReportError(
@@ -89,8 +91,8 @@ def load_run(reports: Path) -> RunRecord | None:
     if data.get("schema_version") != RUN_SCHEMA_VERSION:
         raise ReportError(
             f"{str(path)!r} has schema_version {data.get('schema_version')!r}; this mlperf reads "
-            f"{RUN_SCHEMA_VERSION}; re-run `make bench` with this version (or upgrade mlperf to "
-            "read a newer file)"
+            f"{RUN_SCHEMA_VERSION}; re-run `pytest --benchmark-enable` with this version "
+            "(or upgrade mlperf to read a newer file)"
         )
     return cast("RunRecord", data)
 
@@ -224,7 +226,10 @@ def _latest_section(
     from mlperf.report.latest import verdict_rows
 
     if run is None:
-        return "<p>No benchmark run yet in this report directory: run <code>make bench</code>.</p>"
+        return (
+            "<p>No benchmark run yet in this report directory: run "
+            "<code>pytest --benchmark-enable</code>.</p>"
+        )
     env = run.get("environment") or {}
     pkgs = ", ".join(f"{k} {v}" for k, v in sorted((env.get("packages") or {}).items()))
     gate = run.get("gate") or {}
@@ -259,7 +264,8 @@ def _latest_section(
     else:
         body.append(
             f"<p>No baselines for <code>{html.escape(machine)}</code> in "
-            f"{html.escape(str(baselines))}: record them with <code>make baseline</code>.</p>"
+            f"{html.escape(str(baselines))}: record them with "
+            f"<code>{html.escape(RECORD_COMMAND)}</code>.</p>"
         )
     return "".join(body)
 
@@ -280,19 +286,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--output",
         default=None,
+        action=One,
         metavar="PATH",
         help="page to write (default: <reports>/index.html)",
     )
     parser.add_argument(
         "--history",
-        type=int,
+        type=number(int, 1, inclusive=True),
+        action=One,
         default=HISTORY_LIMIT,
         metavar="N",
         help=f"newest commits shown and analysed (default: {HISTORY_LIMIT})",
     )
     parser.add_argument(
         "--threshold",
-        type=float,
+        type=number(float, 0, inclusive=True),
+        action=One,
         default=DEFAULT_AB_THRESHOLD,
         help="band around each benchmark's newest level in the charts "
         f"(default: {DEFAULT_AB_THRESHOLD})",
@@ -306,8 +315,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``mlperf report``: 0 when the page was written, 2 when the inputs are unusable."""
-    if args.history < 1:
-        print(f"mlperf report: --history must be at least 1; got {args.history!r}", file=sys.stderr)
+    problem = _unusable(Path(args.reports), Path(args.output) if args.output else None)
+    if problem:
+        print(f"mlperf report: {problem}", file=sys.stderr)
         return 2
     try:
         page = build_report(
@@ -322,5 +332,22 @@ def run(args: argparse.Namespace) -> int:
     except ReportError as exc:
         print(f"mlperf report: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a folder or file the page cannot be written to
+        print(f"mlperf report: cannot write the report: {exc}", file=sys.stderr)
+        return 2
     print(f"mlperf report: wrote {page}")
     return 0
+
+
+def _unusable(reports: Path, output: Path | None) -> str | None:
+    """Why *reports* (and *output*) cannot make a report, or None."""
+    if reports.exists() and not reports.is_dir():
+        return f"--reports {str(reports)!r} is a file; give the reports directory"
+    if not any((reports / name).exists() for name in ("latest.json", "history", "ab")):
+        return (
+            f"{str(reports)!r} holds no mlperf run (no latest.json, history/ or ab/): "
+            "run `pytest --benchmark-enable` first, or point --reports at the reports directory"
+        )
+    if output is not None and output.is_dir():
+        return f"--output {str(output)!r} is a directory; give the page's file name"
+    return None

@@ -63,8 +63,8 @@ def steps_section(analysis: Analysis, prefix: str) -> str:
     out = ["<h2 id='steps'>Steps in the history</h2>"]
     if not analysis.commits:
         out.append(
-            "<p>No history of committed runs yet: every <code>make bench</code> on a commit "
-            "adds a point.</p>"
+            "<p>No history of committed runs yet: every <code>pytest --benchmark-enable</code> "
+            "on a commit adds a point.</p>"
         )
         return "".join(out)
     n = len(analysis.commits)

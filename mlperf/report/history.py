@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
 
+from mlperf._args import One
 from mlperf.records import DEFAULT_METRIC, DEFAULT_REPORTS_DIR, RUN_KIND
 
 if TYPE_CHECKING:
@@ -98,10 +99,13 @@ def add_source_arguments(parser: argparse.ArgumentParser, reports_holds: str, ma
     parser.add_argument(
         "--reports",
         default=DEFAULT_REPORTS_DIR,
+        action=One,
         metavar="DIR",
         help=f"report directory with {reports_holds} (default: {DEFAULT_REPORTS_DIR})",
     )
-    parser.add_argument("--machine", default=None, help=f"machine id (default: {machine})")
+    parser.add_argument(
+        "--machine", default=None, action=One, help=f"machine id (default: {machine})"
+    )
 
 
 def commit_info(commit: str | None, repo: Path | str | None = ".") -> CommitInfo | None:

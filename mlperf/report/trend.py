@@ -185,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
     if not analysis.commits:
         print(
             f"mlperf history: no committed runs in {Path(args.reports) / 'history'} for "
-            f"{machine!r}; run `make bench` on a commit (or pass --machine)",
+            f"{machine!r}; run `pytest --benchmark-enable` on a commit (or pass --machine)",
             file=sys.stderr,
         )
         return 2
