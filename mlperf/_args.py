@@ -33,8 +33,13 @@ def number(kind: type, low: float, *, inclusive: bool) -> Callable[[str], Any]:
 class One(argparse.Action):
     """Stores one value; ``--opt=--`` (which argparse hands over as ``[]``) is a usage error."""
 
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
-                 values: Any, option_string: str | None = None) -> None:  # fmt: skip
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
         if isinstance(values, list):
             parser.error(f"{option_string} needs a value")
         setattr(namespace, self.dest, values)

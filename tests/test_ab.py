@@ -240,11 +240,13 @@ def test_plan_covers_the_rounds_in_even_numbers_of_blocks(
 def test_cli_checks_its_numbers(capsys: pytest.CaptureFixture[str]) -> None:
     from mlperf.cli import main
 
-    for args, message in ((["--rounds", "1"], "--rounds: must be a finite number >= 2; got '1'"),
-                          (["--pairs", "0"], "--pairs: must be a finite number >= 1; got '0'"),
-                          (["--threshold", "inf"], "--threshold: must be a finite number >= 0"),
-                          (["--max-time", "nan"], "--max-time: must be a finite number > 0"),
-                          (["--rounds=--"], "--rounds needs a value")):  # fmt: skip
+    for args, message in (
+        (["--rounds", "1"], "--rounds: must be a finite number >= 2; got '1'"),
+        (["--pairs", "0"], "--pairs: must be a finite number >= 1; got '0'"),
+        (["--threshold", "inf"], "--threshold: must be a finite number >= 0"),
+        (["--max-time", "nan"], "--max-time: must be a finite number > 0"),
+        (["--rounds=--"], "--rounds needs a value"),
+    ):
         with pytest.raises(SystemExit) as exit_:
             main(["ab", "HEAD", *args])
         assert exit_.value.code == 2

@@ -62,9 +62,16 @@ def test_parser_reads_label_events_and_totals_of_a_dump() -> None:
     assert (count.pid, count.part) == (4242, 1)
     assert count.instructions == 11015  # what callgrind_annotate prints as PROGRAM TOTALS
     assert dict(count.events) == {
-        "Ir": 11015, "Dr": 3217, "Dw": 1856, "I1mr": 327, "D1mr": 198, "D1mw": 38,
-        "ILmr": 327, "DLmr": 192, "DLmw": 37,
-    }  # fmt: skip
+        "Ir": 11015,
+        "Dr": 3217,
+        "Dw": 1856,
+        "I1mr": 327,
+        "D1mr": 198,
+        "D1mw": 38,
+        "ILmr": 327,
+        "DLmr": 192,
+        "DLmw": 37,
+    }
     assert count.l1_misses == 327 + 198 + 38
     assert count.ll_misses == 327 + 192 + 37
     assert count.estimated_cycles == 11015 + 10 * 563 + 100 * 556

@@ -413,9 +413,11 @@ def test_require_baseline_fails_a_new_benchmark_with_the_command_that_records_it
     result = toy.runpytest(*FAST, "--benchmark-enable", "--mlperf-require-baseline", "-k", "steady")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
-        ["*1 benchmark(s) have no stored baseline for * and --mlperf-require-baseline is set*"
-         "pytest --benchmark-enable --mlperf-save-baseline*"]
-    )  # fmt: skip
+        [
+            "*1 benchmark(s) have no stored baseline for * and --mlperf-require-baseline is set*"
+            "pytest --benchmark-enable --mlperf-save-baseline*"
+        ]
+    )
     result = toy.runpytest(*FAST, "--benchmark-enable", "-k", "steady")
     assert result.ret == 0  # without the option a new benchmark passes, reported as new
 
@@ -503,8 +505,14 @@ def test_baselines_that_cannot_be_saved_fail_the_run_but_the_run_is_written(
     blocked = toy.path / "a-file"
     blocked.write_text("")  # a directory below a file can never be made, even by root
     target = blocked / "baselines"
-    result = toy.runpytest(*FAST, "--benchmark-enable", "--mlperf-save-baseline",
-                           f"--mlperf-baselines={target}", "-k", "steady")  # fmt: skip
+    result = toy.runpytest(
+        *FAST,
+        "--benchmark-enable",
+        "--mlperf-save-baseline",
+        f"--mlperf-baselines={target}",
+        "-k",
+        "steady",
+    )
     assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()
     result.stdout.fnmatch_lines(["*mlperf: the baselines could not be saved:*"])
     assert (toy.path / "reports" / "latest.json").is_file()

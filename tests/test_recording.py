@@ -85,10 +85,15 @@ def test_pedantic(benchmark):
 def _stats(pytester: pytest.Pytester, *extra: str) -> dict[str, dict[str, object]]:
     out = pytester.path / f"bench{len(extra)}.json"
     result = pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "--benchmark-enable", "--benchmark-timer=simclock.timer",
-        "--benchmark-max-time=0.005", "--benchmark-min-rounds=5", f"--benchmark-json={out}",
+        "-p",
+        "no:cacheprovider",
+        "--benchmark-enable",
+        "--benchmark-timer=simclock.timer",
+        "--benchmark-max-time=0.005",
+        "--benchmark-min-rounds=5",
+        f"--benchmark-json={out}",
         *extra,
-    )  # fmt: skip
+    )
     result.assert_outcomes(passed=2)
     data = json.loads(out.read_text())
     keep = ("min", "max", "mean", "median", "stddev", "rounds", "iterations", "data")
@@ -129,8 +134,10 @@ def test_the_plugin_keeps_a_few_bytes_per_round_and_a_bounded_record(
         tracemalloc.stop()
     result.assert_outcomes(passed=1)
     ours = [tracemalloc.Filter(True, "*/mlperf/_recording.py")]
-    kept = sum(s.size_diff for s in after.filter_traces(ours).compare_to(
-        before.filter_traces(ours), "filename"))  # fmt: skip
+    kept = sum(
+        s.size_diff
+        for s in after.filter_traces(ours).compare_to(before.filter_traces(ours), "filename")
+    )
     assert kept <= 16 * 60_000 + 64 * 1024  # the CPU clock's 8 bytes a round, nothing per call
     (record,) = json.loads((pytester.path / "reports" / "latest.json").read_text())["benchmarks"]
     assert record["cpu"]["n"] == record["wall"]["n"] == 60_000  # every round is summarised ...

@@ -79,8 +79,15 @@ def test_work_is_a_sum_of_squares():
 def _run(python: Path, cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     full = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PYTHONPATH"))}
     full.update(env)
-    return subprocess.run([str(python), *args], cwd=cwd, env=full, capture_output=True,
-                          text=True, check=False, timeout=900)  # fmt: skip
+    return subprocess.run(
+        [str(python), *args],
+        cwd=cwd,
+        env=full,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +95,19 @@ def stranger(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(the project, its venv's python) with mlperf installed from a freshly built wheel."""
     tmp = tmp_path_factory.mktemp("stranger")
     wheels = tmp / "wheels"
-    build = _run(Path(sys.executable), ROOT, "-m", "pip", "wheel", "-q", "--no-deps",
-                 "--no-build-isolation", "-w", str(wheels), str(ROOT))  # fmt: skip
+    build = _run(
+        Path(sys.executable),
+        ROOT,
+        "-m",
+        "pip",
+        "wheel",
+        "-q",
+        "--no-deps",
+        "--no-build-isolation",
+        "-w",
+        str(wheels),
+        str(ROOT),
+    )
     assert build.returncode == 0, build.stdout + build.stderr
     (wheel,) = wheels.glob("pytest_mlperf-*.whl")
     python = venv_over_this_one(tmp / "venv")
@@ -121,8 +139,9 @@ def test_record_gate_and_require_a_baseline_in_a_strangers_project(
     stranger: tuple[Path, Path],
 ) -> None:
     project, python = stranger
-    first = _run(python, project, "-m", "pytest", "--benchmark-enable", "--mlperf-save-baseline",
-                 *FAST)  # fmt: skip
+    first = _run(
+        python, project, "-m", "pytest", "--benchmark-enable", "--mlperf-save-baseline", *FAST
+    )
     assert first.returncode == 0, first.stdout + first.stderr
     assert "mlperf: baseline saved to" in first.stdout
     assert list((project / "baselines").glob("*/speed.json"))  # one file per benchmark file
@@ -131,12 +150,23 @@ def test_record_gate_and_require_a_baseline_in_a_strangers_project(
     assert again.returncode == 0, again.stdout + again.stderr
     latest = json.loads((project / "reports" / "latest.json").read_text())
     verdicts = {b["id"]: b["verdict"]["time"] for b in latest["benchmarks"]}
-    assert set(verdicts) == {"tests/bench/test_speed.py::test_work",
-                             "tests/bench/test_speed.py::test_on_dask"}  # fmt: skip
+    assert set(verdicts) == {
+        "tests/bench/test_speed.py::test_work",
+        "tests/bench/test_speed.py::test_on_dask",
+    }
     assert "new" not in verdicts.values() and "REGRESSION" not in verdicts.values()
 
-    slower = _run(python, project, "-m", "pytest", "--benchmark-enable", "-k", "test_work", *FAST,
-                  STRANGER_SLOWDOWN="2")  # fmt: skip
+    slower = _run(
+        python,
+        project,
+        "-m",
+        "pytest",
+        "--benchmark-enable",
+        "-k",
+        "test_work",
+        *FAST,
+        STRANGER_SLOWDOWN="2",
+    )
     assert slower.returncode == 1, slower.stdout
     assert "REGRESSION" in slower.stdout
 
@@ -144,8 +174,17 @@ def test_record_gate_and_require_a_baseline_in_a_strangers_project(
         "import stranger\n\ndef test_more(benchmark):\n    benchmark(stranger.work, 500)\n"
     )
     try:
-        required = _run(python, project, "-m", "pytest", "--benchmark-enable",
-                        "--mlperf-require-baseline", "-k", "test_more", *FAST)  # fmt: skip
+        required = _run(
+            python,
+            project,
+            "-m",
+            "pytest",
+            "--benchmark-enable",
+            "--mlperf-require-baseline",
+            "-k",
+            "test_more",
+            *FAST,
+        )
     finally:
         (project / "tests" / "bench" / "test_more.py").unlink()
     assert required.returncode == 1, required.stdout
@@ -161,8 +200,9 @@ def test_mlperf_ab_decides_with_the_projects_own_configuration(stranger: tuple[P
     git(project, "commit", "-qam", "stranger 1.1: twice the work")
     shutil.rmtree(project / "reports", ignore_errors=True)
     out = project.parent / "ab.json"
-    ab = _run(python, project, "-m", "mlperf.cli", "ab", "HEAD~1", "--max-time", "0.1",
-              "--json", str(out))  # fmt: skip
+    ab = _run(
+        python, project, "-m", "mlperf.cli", "ab", "HEAD~1", "--max-time", "0.1", "--json", str(out)
+    )
     assert ab.returncode == 1, ab.stdout + ab.stderr
     verdicts = {b["id"]: b["verdict"] for b in json.loads(out.read_text())["benchmarks"]}
     assert verdicts["tests/bench/test_speed.py::test_work"] == "REGRESSION", ab.stdout

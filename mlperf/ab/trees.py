@@ -129,10 +129,21 @@ def tree_key(repo: Path, sha: str | None, rel: str) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
         _git(repo, "read-tree", "HEAD", env=env)
-        outputs = [f":(exclude){rel}/{d}" if rel else f":(exclude){d}" for d in _OUTPUTS]
-        _git(repo, "add", "-A", "--", rel or ".", *outputs, env=env)
+        outputs = [f"{rel}/{d}" if rel else d for d in _OUTPUTS]
+        # Naming an ignored path, even to exclude it, is an error for git add.
+        shown = [o for o in outputs if (repo / o).exists() and not _ignored(repo, o)]
+        _git(repo, "add", "-A", "--", rel or ".", *(f":(exclude){o}" for o in shown), env=env)
         tree = _git(repo, "write-tree", env=env)
     return _git(repo, "rev-parse", f"{tree}:{rel}") if rel else tree
+
+
+def _ignored(repo: Path, path: str) -> bool:
+    return (
+        subprocess.run(
+            ["git", "-C", str(repo), "check-ignore", "-q", path], capture_output=True, check=False
+        ).returncode
+        == 0
+    )
 
 
 def dependency_key(tree: Path) -> str | None:

@@ -131,10 +131,14 @@ def main() -> None:
         return
     base = {k: 0 for k in KINDS}
     runs: list[tuple[str, dict[str, int], bool]] = [
-        ("base 1", base, True), ("base 2", base, True), ("base 3", base, True),
-        ("+1 %", {k: 1 for k in KINDS}, True), ("+2 %", {k: 2 for k in KINDS}, True),
-        ("numpy +2 % only", {**base, "numpy": 2}, True), ("base, no cache sim", base, False),
-    ]  # fmt: skip
+        ("base 1", base, True),
+        ("base 2", base, True),
+        ("base 3", base, True),
+        ("+1 %", {k: 1 for k in KINDS}, True),
+        ("+2 %", {k: 2 for k in KINDS}, True),
+        ("numpy +2 % only", {**base, "numpy": 2}, True),
+        ("base, no cache sim", base, False),
+    ]
     tmp = Path(tempfile.mkdtemp(prefix="mlperf-instructions-eval-"))
     results = []
     for i, (name, plant, cache_sim) in enumerate(runs):
