@@ -8,6 +8,7 @@ from typing import Any
 
 from mlperf.ab.types import Measurement
 from mlperf.ab.verdict import Decision
+from mlperf.report.latest import fmt_seconds
 from mlperf.verdicts import change_text
 
 __all__ = ["SCHEMA_VERSION", "AbResult", "BenchmarkVerdict", "memory_verdict"]
@@ -170,8 +171,8 @@ class AbResult:
                 [
                     m.id,
                     m.metric,
-                    _time(d.base_median),
-                    _time(d.head_median),
+                    fmt_seconds(d.base_median),
+                    fmt_seconds(d.head_median),
                     change,
                     mem_text,
                     label,
@@ -256,10 +257,3 @@ class AbResult:
         notes += [f"only in head (new, not compared): {i}" for i in self.only_head]
         notes += [f"collection error: {e}" for e in self.collect_errors]
         return notes
-
-
-def _time(s: float) -> str:
-    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
-        if s >= scale:
-            return f"{s / scale:.3g} {unit}"
-    return f"{s * 1e9:.3g} ns"

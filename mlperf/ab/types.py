@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from mlperf.records import DEFAULT_CACHE_DIR
+
 __all__ = ["AbError", "Measurement", "Plan", "Settings", "Side"]
 
 
@@ -92,7 +94,7 @@ class Settings:
     pin: bool = True
     same_layout: bool = True  # ASLR off and equal-size environments within a worker pair
     options: dict[str, Any] = field(default_factory=dict)  # worker config.option overrides
-    work_dir: Path = Path(".cache/mlperf/ab")
+    work_dir: Path = Path(DEFAULT_CACHE_DIR) / "ab"
     ready_timeout: float = 600.0
     command_timeout: float = 900.0
 
