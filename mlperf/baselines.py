@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import hashlib
 import json
 import math
 import os
@@ -77,7 +78,7 @@ TRACKED_PACKAGES = (
     "mlperf",
 )
 #: what a baseline keeps of a benchmark record
-_ENTRY_KEYS = ("metric", "cpu", "wall", "memory")
+_ENTRY_KEYS = ("metric", "cpu", "wall", "memory", "instructions")
 #: samples kept per benchmark and clock (evenly thinned beyond this)
 MAX_SAMPLES = 200
 #: how a baseline is recorded (the plugin's own flags; works in any project)
@@ -147,6 +148,26 @@ def machine_id(info: MachineInfo | None = None) -> str:
     info = info or machine_info()
     py = "".join(info["python"].split(".")[:2])
     return f"{_slug(info['cpu'])}-{info['logical_cores']}c-{_slug(info['os'])}-py{py}"
+
+
+def count_key() -> str:
+    """Where instruction-count baselines live: what decides a count, not the CPU model.
+
+    ``instructions-<arch>-py<major><minor>-<hash>``, the hash over the versions of
+    :data:`TRACKED_PACKAGES` and of mlperf itself (its counting code is part of every
+    count).  valgrind runs every x86-64 host as the same CPU, so one recorded baseline
+    gates another machine of that architecture; ``MLPERF_COUNT_KEY`` overrides it.
+    """
+    override = os.environ.get("MLPERF_COUNT_KEY")
+    if override:
+        return _slug(override)
+    from mlperf import __version__
+
+    env = environment()
+    versions = json.dumps([sorted(env["packages"].items()), __version__])
+    digest = hashlib.sha256(versions.encode()).hexdigest()[:10]
+    py = "".join(env["python"].split(".")[:2])
+    return _slug(f"instructions-{platform.machine()}-py{py}-{digest}")
 
 
 def environment() -> Environment:
@@ -251,8 +272,13 @@ def entry_problem(entry: object) -> str | None:
     if not isinstance(entry, dict):
         return f"an entry must be a mapping of metric, clocks and memory; got {_short(entry)}"
     metric = entry.get("metric")
-    if metric is not None and metric not in _CLOCKS:
-        return f"'metric' must be one of {_CLOCKS!r}; got {_short(metric)}"
+    if metric is not None and metric not in (*_CLOCKS, "instructions"):
+        return f"'metric' must be one of {(*_CLOCKS, 'instructions')!r}; got {_short(metric)}"
+    counted = entry.get("instructions")
+    if counted is not None and not (
+        isinstance(counted, dict) and isinstance(counted.get("ir"), int) and counted["ir"] >= 0
+    ):
+        return f"'instructions' must be a mapping with an 'ir' count >= 0; got {_short(counted)}"
     for clock in _CLOCKS:
         summary = entry.get(clock)
         if summary is None:

@@ -11,9 +11,10 @@ gets its :class:`~mlperf.records.Verdict`, the run is written
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -74,9 +75,10 @@ def settings(item: pytest.Item) -> Settings:
             f"known: {sorted(defaults)}"
         )
     opts: dict[str, Any] = {**defaults, **marker.kwargs}
-    if opts["metric"] not in ("cpu", "wall"):
+    if opts["metric"] not in ("cpu", "wall", "instructions"):
         raise pytest.UsageError(
-            f"{item.nodeid}: mlperf metric must be 'cpu' or 'wall', got {opts['metric']!r}"
+            f"{item.nodeid}: mlperf metric must be 'cpu', 'wall' or 'instructions', "
+            f"got {opts['metric']!r}"
         )
     for key in ("max_regression", "max_memory_regression"):
         value = opts[key]
@@ -101,6 +103,7 @@ class GateState:
     stored: dict[str, BaselineEntry] = field(default_factory=dict)
     root: Path | None = None
     run: RunRecord | None = None
+    counts: dict[str, BaselineEntry] = field(default_factory=dict)  # the instruction clock's
 
 
 GATE_KEY = pytest.StashKey[GateState]()
@@ -128,14 +131,15 @@ def load_baselines(session: pytest.Session) -> None:
     config = session.config
     if not _recording.benchmarks_enabled(config) or hasattr(config, "workerinput"):
         return
-    from mlperf.baselines import BaselineError, load_machine, machine_id
+    from mlperf.baselines import BaselineError, count_key, load_machine, machine_id
 
     root = directory(config, "baselines")
     try:
         stored = load_machine(root, machine_id())
+        counts = load_machine(root, count_key())
     except BaselineError as exc:
         raise pytest.UsageError(str(exc)) from None
-    config.stash[GATE_KEY] = GateState(stored=stored, root=root)
+    config.stash[GATE_KEY] = GateState(stored=stored, root=root, counts=counts)
 
 
 def remeasure_regressions(session: pytest.Session) -> None:
@@ -160,7 +164,8 @@ def remeasure_regressions(session: pytest.Session) -> None:
     flagged = [
         r
         for r in recorder.records
-        if verdict(r, stored.get(r["id"]), set())["time"] == "REGRESSION"
+        if r.get("clock") != "instructions"  # gated on its count, which repeats exactly
+        and verdict(r, stored.get(r["id"]), set())["time"] == "REGRESSION"
     ]
     say = _progress(config)
     if flagged:
@@ -194,10 +199,91 @@ def _progress(config: pytest.Config) -> Callable[[str], None]:
     return say
 
 
+def count_instructions(session: pytest.Session) -> None:
+    """Count, in one valgrind process, each recorded benchmark that is on the instruction clock.
+
+    Each gets ``instructions`` (the count of one call after warm-up, and the estimated
+    cycles) or ``instructions_refused`` (why its work cannot be counted: it then stays
+    on time).  The session ran natively first, so pytest-benchmark's numbers and the
+    time clock are there too.
+    """
+    config = session.config
+    recorder = config.stash.get(_recording.RECORDER_KEY, None)
+    if recorder is None or hasattr(config, "workerinput"):
+        return
+    todo = [r for r in recorder.records if r.get("clock") == "instructions"]
+    if not todo:
+        return
+    from mlperf.instructions import count_benchmarks
+
+    cache = directory(config, "cache")
+    _progress(config)(
+        f"\nmlperf: counting the instructions of {len(todo)} benchmark(s) under callgrind "
+        "(one process; valgrind runs code 10-50x slower)"
+    )
+    here = Path.cwd()
+    found = count_benchmarks(
+        [r["id"] for r in todo],
+        cache / "counts" / "session",
+        python=sys.executable,
+        cwd=config.rootpath,
+        pythonpath=[here],
+        numba_cache=cache / "numba-callgrind",
+    )
+    for record in todo:
+        count = found.counts.get(record["id"])
+        if count is not None:
+            record["instructions"] = {"ir": count.instructions, "cycles": count.estimated_cycles}
+        else:
+            reason = found.refused.get(record["id"], "")
+            record["instructions_refused"] = reason.split(": not counted: ")[-1] or (
+                f"it did not run under valgrind (see {found.log})"
+            )
+
+
+def _count_verdict(record: BenchmarkRecord, stored: BaselineEntry | None, result: Verdict) -> None:
+    """Replace the time verdict of a benchmark gated on its instruction count."""
+    from mlperf.verdicts import classify_count, count_text
+
+    count = record.get("instructions")
+    if count is None:  # refused: it stays on time, and says why
+        if record.get("instructions_refused"):
+            result["text"] += f" (not counted: {record['instructions_refused']})"
+        return
+    ref = (stored or {}).get("instructions")
+    result["clock"] = "instructions"
+    if not ref:
+        result["time"], result["ratio"], result["p"], result["text"] = "new", None, None, "new"
+        return
+    threshold = records.DEFAULT_COUNT_THRESHOLD
+    result["time"] = classify_count(ref["ir"], count["ir"], threshold=threshold)
+    result["ratio"] = count["ir"] / ref["ir"] if ref["ir"] else None
+    result["p"] = None
+    result["text"] = count_text(ref["ir"], count["ir"])
+    result.pop("ci", None)
+    result.pop("first", None)
+
+
 def gate_verdict(
+    record: BenchmarkRecord,
+    stored: BaselineEntry | None,
+    elsewhere: set[str],
+    stored_count: BaselineEntry | None = None,
+) -> Verdict:
+    """The verdict of a record; a re-measured one takes its time verdict from the last one.
+
+    A benchmark on the instruction clock (``clock`` in its record) is judged on its count
+    against *stored_count* instead, when it could be counted.
+    """
+    result = _time_verdict(record, stored, elsewhere)
+    if record.get("clock") == "instructions":
+        _count_verdict(record, stored_count, result)
+    return result
+
+
+def _time_verdict(
     record: BenchmarkRecord, stored: BaselineEntry | None, elsewhere: set[str]
 ) -> Verdict:
-    """The verdict of a record; a re-measured one takes its time verdict from the last one."""
     from mlperf.verdicts import pct
 
     result = verdict(record, stored, elsewhere)
@@ -254,6 +340,7 @@ def _run(config: pytest.Config, benchmarks: list[BenchmarkRecord]) -> RunRecord:
 
     from mlperf.baselines import (
         BaselineError,
+        count_key,
         current_commit,
         environment,
         known_elsewhere,
@@ -268,7 +355,9 @@ def _run(config: pytest.Config, benchmarks: list[BenchmarkRecord]) -> RunRecord:
     elsewhere = known_elsewhere(root, machine)
     regressions, missing = [], []
     for record in benchmarks:
-        record["verdict"] = gate_verdict(record, state.stored.get(record["id"]), elsewhere)
+        record["verdict"] = gate_verdict(
+            record, state.stored.get(record["id"]), elsewhere, state.counts.get(record["id"])
+        )
         if "REGRESSION" in (record["verdict"]["time"], record["verdict"]["memory"]):
             regressions.append(record["id"])
         if record["verdict"]["time"] in ("new", "no-baseline-for-this-machine"):
@@ -278,8 +367,14 @@ def _run(config: pytest.Config, benchmarks: list[BenchmarkRecord]) -> RunRecord:
     commit = current_commit(config.rootpath)
     saved, error = [], None
     if saving:
+        # Counts are kept where they are keyed: by what decides a count, not the CPU.
+        counted = [r for r in benchmarks if "instructions" in r]
         try:
             saved = [str(p) for p in save_records(root, benchmarks, machine=machine, commit=commit)]
+            if counted:
+                kept = [_only_count(r) for r in counted]
+                files = save_records(root, kept, machine=count_key(), commit=commit)
+                saved += [str(p) for p in files]
         except BaselineError as exc:  # the run is still written, and the session fails
             error = f"the baselines could not be saved: {exc}"
     run: RunRecord = {
@@ -305,6 +400,17 @@ def _run(config: pytest.Config, benchmarks: list[BenchmarkRecord]) -> RunRecord:
     return run
 
 
+def _only_count(record: BenchmarkRecord) -> BenchmarkRecord:
+    """The record as the count baselines keep it: its id, suite and count."""
+    kept = {
+        "id": record["id"],
+        "suite": record["suite"],
+        "metric": "instructions",
+        "instructions": record.get("instructions"),
+    }
+    return cast("BenchmarkRecord", kept)
+
+
 def _share_with_pytest_benchmark(run: RunRecord, extra_info: dict[str, dict[str, Any]]) -> None:
     """Put mlperf's numbers into each benchmark's ``extra_info``, which pytest-benchmark's
     own JSON (``--benchmark-json``, ``--benchmark-autosave``) carries, so other tools see them."""
@@ -313,6 +419,7 @@ def _share_with_pytest_benchmark(run: RunRecord, extra_info: dict[str, dict[str,
         if info is None:
             continue
         cpu, memory, verdict = record.get("cpu"), record.get("memory"), record.get("verdict")
+        counted = record.get("instructions")
         info["mlperf"] = {
             "metric": record["metric"],
             "cpu_median": cpu["median"] if cpu else None,
@@ -320,6 +427,7 @@ def _share_with_pytest_benchmark(run: RunRecord, extra_info: dict[str, dict[str,
             "verdict": verdict["time"] if verdict else None,
             "memory_verdict": verdict["memory"] if verdict else None,
             "change": verdict["text"] if verdict else None,
+            "instructions": counted["ir"] if counted else None,
         }
 
 

@@ -114,6 +114,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="print the verdicts but never fail the session on a REGRESSION",
     )
     group.addoption(
+        "--mlperf-clock",
+        choices=("time", "instructions"),
+        default="time",
+        help="what the stored-baseline gate judges: 'time' (CPU or wall time of the rounds), "
+        "or 'instructions': after the session, each benchmark's call is counted once under "
+        "callgrind (valgrind) and a count that rises by more than 1 % is a REGRESSION; a "
+        "benchmark whose work runs elsewhere stays on time (default: time; one benchmark: "
+        "@pytest.mark.mlperf(metric='instructions'))",
+    )
+    group.addoption(
         "--mlperf-confirm",
         metavar="N",
         type=int,
@@ -154,6 +164,24 @@ def pytest_configure(config: pytest.Config) -> None:
     _check_options(config)
 
 
+def _require_counting() -> None:
+    """valgrind and the client requests' hooks, or a usage error with the install lines."""
+    import importlib.util
+
+    from mlperf.instructions import ValgrindMissing, require_valgrind
+
+    try:
+        require_valgrind()
+    except ValgrindMissing as exc:
+        raise pytest.UsageError(f"mlperf: {exc}") from None
+    if importlib.util.find_spec("pytest_codspeed") is None:
+        raise pytest.UsageError(
+            "mlperf: the instructions clock issues callgrind's client requests through "
+            "pytest-codspeed's prebuilt hooks, which are not installed: pip install "
+            '"pytest-mlperf[instructions]"'
+        )
+
+
 def _check_options(config: pytest.Config) -> None:
     """Refuse option combinations that cannot do what the user asked, in one sentence."""
     for option in ("baselines", "reports", "cache"):
@@ -166,6 +194,9 @@ def _check_options(config: pytest.Config) -> None:
             )
     if config.getoption("mlperf_require_cloud"):
         config.option.mlperf_cloud = True
+    if config.getoption("mlperf_clock") == "instructions":
+        _require_counting()
+
     confirm = config.getoption("mlperf_confirm")
     if confirm < 0:
         raise pytest.UsageError(
@@ -232,12 +263,16 @@ def _cuda_present() -> bool:
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     _keep_xdist_groups(config, items)
+    counted = False
     for item in items:
         if item.get_closest_marker("mlperf"):
-            gate.settings(item)  # a bad marker is a usage error even when benchmarks are off
+            # a bad marker is a usage error even when benchmarks are off
+            counted |= gate.settings(item)["metric"] == "instructions"
         reason = _skip_reason(item, config)
         if reason:
             item.add_marker(pytest.mark.skip(reason=reason))
+    if counted and _recording.benchmarks_enabled(config):
+        _require_counting()
 
 
 # --------------------------------------------------------------------- fixtures
@@ -414,6 +449,7 @@ def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, objec
     result = yield
     if not (session.shouldfail or session.shouldstop):
         gate.remeasure_regressions(session)
+        gate.count_instructions(session)
     return result
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_AB_THRESHOLD",
     "DEFAULT_BASELINES_DIR",
     "DEFAULT_CACHE_DIR",
+    "DEFAULT_COUNT_THRESHOLD",
     "DEFAULT_MAX_MEMORY_REGRESSION",
     "DEFAULT_MAX_REGRESSION",
     "DEFAULT_METRIC",
@@ -34,7 +35,9 @@ __all__ = [
     "ClockSummary",
     "Environment",
     "FirstVerdict",
+    "GateMetric",
     "GateOutcome",
+    "InstructionCount",
     "MachineInfo",
     "Metric",
     "PeakMemoryRecord",
@@ -45,6 +48,8 @@ __all__ = [
 ]
 
 Metric = Literal["cpu", "wall"]
+#: what ``@pytest.mark.mlperf(metric=...)`` may name: a time clock, or the instruction count
+GateMetric = Literal["cpu", "wall", "instructions"]
 
 #: the clock a benchmark is gated on unless ``@pytest.mark.mlperf(metric=...)`` says otherwise
 DEFAULT_METRIC: Metric = "cpu"
@@ -52,6 +57,9 @@ DEFAULT_METRIC: Metric = "cpu"
 DEFAULT_MAX_REGRESSION = 0.25
 #: a memory REGRESSION needs the peak above ``1 + max_memory_regression`` times the baseline's
 DEFAULT_MAX_MEMORY_REGRESSION = 0.10
+#: the instruction clock: a count that rises by more than this (1 %) is a REGRESSION; a count
+#: repeats to the instruction (mlperf/instructions: 3 fresh processes, 2026-12-05)
+DEFAULT_COUNT_THRESHOLD = 0.01
 #: ``mlperf ab``: the smallest relative change that counts (3 %); two processes measured side
 #: by side resolve far less than a baseline recorded in another process on another day
 DEFAULT_AB_THRESHOLD = 0.03
@@ -71,7 +79,7 @@ RUN_SCHEMA_VERSION = 1
 class Settings(TypedDict):
     """The gate settings of one benchmark: ``@pytest.mark.mlperf(...)`` over the defaults."""
 
-    metric: Metric
+    metric: GateMetric
     max_regression: float
     max_memory_regression: float
     memory: bool
@@ -121,8 +129,16 @@ class Verdict(TypedDict):
     p: float | None
     text: str
     ci: NotRequired[tuple[float, float]]
+    clock: NotRequired[Literal["instructions"]]  # the time verdict is the count's
     memory_ratio: NotRequired[float | None]
     first: NotRequired[FirstVerdict]
+
+
+class InstructionCount(TypedDict):
+    """One benchmark call counted under callgrind (:mod:`mlperf.instructions`)."""
+
+    ir: int  # instructions executed
+    cycles: int | None  # estimated from the simulated caches; None without them
 
 
 class BenchmarkRecord(TypedDict):
@@ -143,6 +159,9 @@ class BenchmarkRecord(TypedDict):
     max_regression: float
     max_memory_regression: float
     cpu: NotRequired[ClockSummary]
+    clock: NotRequired[Literal["instructions"]]  # gated on its count, not on time
+    instructions: NotRequired[InstructionCount]
+    instructions_refused: NotRequired[str]
     remeasured: NotRequired[list[BenchmarkRecord]]
     verdict: NotRequired[Verdict]
 
@@ -190,6 +209,7 @@ class BaselineEntry(TypedDict, total=False):
     cpu: ClockSummary
     wall: ClockSummary
     memory: PeakMemoryRecord | None
+    instructions: InstructionCount
     recorded: str
 
 

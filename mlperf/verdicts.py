@@ -24,7 +24,16 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["ALPHA", "VERDICTS", "change_text", "classify", "pct", "row_text"]
+__all__ = [
+    "ALPHA",
+    "VERDICTS",
+    "change_text",
+    "classify",
+    "classify_count",
+    "count_text",
+    "pct",
+    "row_text",
+]
 
 #: every verdict :func:`classify` returns
 VERDICTS = ("REGRESSION", "IMPROVEMENT", "same", "inconclusive")
@@ -80,3 +89,30 @@ def change_text(ratio: float, low: float, high: float) -> str:
 def row_text(ratio: float, low: float, high: float, verdict: str) -> str:
     """``+4.1% (+2.0% .. +6.3%) REGRESSION``: how every gate writes one comparison."""
     return f"{change_text(ratio, low, high)} {verdict}"
+
+
+def classify_count(base: int, head: int, *, threshold: float) -> str:
+    """The verdict of two instruction counts: no interval, a count repeats exactly.
+
+    ``REGRESSION`` when *head* exceeds *base* by more than *threshold* (0.01 = 1 %),
+    ``IMPROVEMENT`` when it is below ``base / (1 + threshold)``, else ``same``.
+    """
+    if not (isinstance(threshold, int | float) and math.isfinite(threshold) and threshold >= 0):
+        raise ValueError(
+            f"classify_count: threshold must be a finite number >= 0 (0.01 means 1 %); "
+            f"got {threshold!r}"
+        )
+    if base <= 0:
+        return "inconclusive"
+    ratio = head / base
+    if ratio > 1 + threshold:
+        return "REGRESSION"
+    if ratio < 1 / (1 + threshold):
+        return "IMPROVEMENT"
+    return "same"
+
+
+def count_text(base: int, head: int) -> str:
+    """``+1.5% (+12,345 instructions)``: how every gate writes a change of count."""
+    ratio = head / base if base > 0 else math.inf
+    return f"{pct(ratio)} ({head - base:+,} instructions)"

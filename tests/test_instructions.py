@@ -316,3 +316,68 @@ def test_count_call_outside_valgrind_says_how_to_launch() -> None:
         pytest.skip('needs pytest-codspeed: `pip install "mlperf[instructions]"`')
     with pytest.raises(RuntimeError, match=r"launch it with .*callgrind_command"):
         count_call(len, "abc", label="len")
+
+
+# ----------------------------------------------------------- the plugin's instruction clock
+
+COUNTED = """
+import multiprocessing
+import os
+
+import pytest
+
+
+def work(n):
+    total = 0
+    for i in range(n):
+        total += i * i
+    return total
+
+
+N = int(20_000 * float(os.environ.get("TOY_WORK", "1")))
+
+
+def test_loop(benchmark):
+    assert benchmark(work, N) > 0
+
+
+def _square(x):
+    return sum(i * i for i in range(x))
+
+
+def test_pool(benchmark):
+    # its work runs in other processes: refused for the count, gated on time
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        benchmark(lambda: pool.map(_square, [200_000] * 4))
+"""
+
+
+@needs_callgrind
+def test_the_instruction_clock_gates_counts_and_refuses_work_done_elsewhere(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(test_counted=COUNTED)
+    fast = ("-p", "no:cacheprovider", "--benchmark-enable", "--benchmark-max-time=0.05",
+            "--mlperf-clock=instructions")  # fmt: skip
+    saved = pytester.runpytest_subprocess(*fast, "--mlperf-save-baseline")
+    assert saved.ret == 0, saved.stdout.str()
+    (count_dir,) = (pytester.path / "baselines").glob("instructions-*")
+    entries = json.loads((count_dir / "counted.json").read_text())["benchmarks"]
+    assert set(entries) == {"test_counted.py::test_loop"}  # the pool benchmark was refused
+    base_ir = entries["test_counted.py::test_loop"]["instructions"]["ir"]
+
+    same = pytester.runpytest_subprocess(*fast)
+    assert same.ret == 0, same.stdout.str()
+    run = json.loads((pytester.path / "reports" / "latest.json").read_text())
+    by_id = {b["id"]: b for b in run["benchmarks"]}
+    loop, pool = by_id["test_counted.py::test_loop"], by_id["test_counted.py::test_pool"]
+    assert loop["verdict"]["time"] == "same" and loop["verdict"]["clock"] == "instructions"
+    # A count repeats to a few instructions in 13 million (the sessions' arguments differ).
+    assert abs(loop["instructions"]["ir"] - base_ir) <= 1e-5 * base_ir
+    assert "its work runs in other processes" in pool["instructions_refused"]
+    assert "(not counted: its work runs in other processes" in pool["verdict"]["text"]
+
+    monkeypatch.setenv("TOY_WORK", "1.02")  # 2 % more work
+    slower = pytester.runpytest_subprocess(*fast, "-k", "loop")
+    assert slower.ret == 1, slower.stdout.str()
+    slower.stdout.fnmatch_lines(["*test_loop*instructions*+2.0% (+* instructions)*REGRESSION*"])

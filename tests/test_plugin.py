@@ -136,7 +136,7 @@ def test_gated_tests_run_when_enabled(
 @pytest.mark.parametrize(
     ("marker", "message"),
     [
-        ('metric="gpu"', "mlperf metric must be 'cpu' or 'wall', got 'gpu'"),
+        ('metric="gpu"', "mlperf metric must be 'cpu', 'wall' or 'instructions', got 'gpu'"),
         (
             "max_regression=-1",
             "mlperf max_regression must be a finite number >= 0 (0.25 means 25 %), got -1",

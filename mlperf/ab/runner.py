@@ -17,7 +17,6 @@ import math
 import os
 import random
 import select
-import shutil
 import subprocess
 import sys
 import threading
@@ -27,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from mlperf._standalone import standalone_dir
 from mlperf.ab.types import AbError, Measurement, Plan, Settings, Side
 from mlperf.records import DEFAULT_MAX_MEMORY_REGRESSION as MAX_MEMORY_REGRESSION
 
@@ -53,9 +53,6 @@ _DROP_ENV = (
     "PYTEST_CURRENT_TEST",
     "PYTHONHASHSEED",
 )
-_WORKER = Path(__file__).with_name("_mlperf_ab_worker.py")
-#: the worker's copy of :mod:`mlperf.project` (its provenance guard), importable without mlperf
-_PROJECT = (Path(__file__).parent.parent / "project.py", "_mlperf_ab_project.py")
 _ADDR_NO_RANDOMIZE = 0x0040000  # personality(2) flag, as `setarch -R` sets it
 
 
@@ -81,19 +78,14 @@ class _Worker:
     """One pytest session in one checkout, driven over two pipes."""
 
     def __init__(self, side: Side, settings: Settings, hash_seed: int, log: Path) -> None:
-        plugin_dir = settings.work_dir / "plugin"
-        plugin_dir.mkdir(parents=True, exist_ok=True)
-        for source, name in ((_WORKER, _WORKER.name), _PROJECT):
-            target = plugin_dir / name
-            if not target.is_file() or target.read_bytes() != source.read_bytes():
-                shutil.copyfile(source, target)
+        plugin_dir = standalone_dir(settings.work_dir / "plugin")
         self._cmd_r, self._cmd_w = os.pipe()
         self._res_r, self._res_w = os.pipe()
         env = {k: v for k, v in os.environ.items() if k not in _DROP_ENV}
         env.update(THREAD_PINS)
         env.update(side.env)
         options = {**settings.options, **side.options}
-        path = [plugin_dir.resolve(), *side.code_path, side.root]
+        path = [plugin_dir, *side.code_path, side.root]
         own = {
             "prefixes": side.own,
             "allowed": [str(p) for p in side.allowed],

@@ -53,6 +53,7 @@ from mlperf.instructions._client import (
     hooks,
     running_under_valgrind,
 )
+from mlperf.instructions._run import Counts, count_benchmarks
 
 __all__ = [
     "CACHE_OPTIONS",
@@ -61,12 +62,14 @@ __all__ = [
     "OUT_DIR_ENV",
     "Count",
     "Counted",
+    "Counts",
     "Footprint",
     "HooksMissing",
     "NotCountable",
     "ValgrindMissing",
     "callgrind_command",
     "callgrind_env",
+    "count_benchmarks",
     "count_call",
     "footprint",
     "hooks",

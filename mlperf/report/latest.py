@@ -45,7 +45,11 @@ def verdict_rows(run: RunRecord) -> list[list[str]]:
         label = "REGRESSION" if "REGRESSION" in (v["time"], v["memory"]) else v["time"]
         clock = rec.get(rec["metric"])
         median = fmt_seconds(clock.get("median") if clock else None)
-        rows.append([rec["id"], rec["metric"], median, v["text"], mem_text, label])
+        metric: str = rec["metric"]
+        count = rec.get("instructions")
+        if v.get("clock") == "instructions" and count:
+            metric, median = "instructions", f"{count['ir']:,}"
+        rows.append([rec["id"], metric, median, v["text"], mem_text, label])
     return rows
 
 

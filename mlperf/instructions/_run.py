@@ -1,0 +1,106 @@
+"""One valgrind process that counts a set of benchmarks: the launcher of the instruction clock.
+
+Used by the plugin (after a measured session, for the benchmarks on this clock) and by
+``mlperf ab --clock instructions`` (once per side, in that side's checkout, with its
+interpreter and its own code first on the path).  The pytest session under valgrind
+loads the counting plugin (:mod:`mlperf.instructions._counting`) from a directory of
+standalone copies, so the same copy counts both sides of a comparison.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlperf._standalone import standalone_dir
+from mlperf.instructions._callgrind import Count, callgrind_command, callgrind_env, read_counts
+from mlperf.instructions._counting import OUT_ENV
+
+__all__ = ["Counts", "count_benchmarks"]
+
+_DROP_ENV = ("PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT",
+             "PYTEST_XDIST_TESTRUNUID", "PYTEST_CURRENT_TEST", "PYTHONPATH")  # fmt: skip
+
+
+@dataclass
+class Counts:
+    """What one counting session found.
+
+    Attributes
+    ----------
+    counts:
+        Benchmark id -> its :class:`Count` (instructions, cache misses, estimated cycles).
+    refused:
+        Benchmark id -> why it was not counted (its work runs elsewhere, it waits).
+    returncode:
+        pytest's exit status under valgrind (1 when a benchmark failed there).
+    log:
+        The session's output (pytest's and valgrind's), for when something went wrong.
+    """
+
+    counts: dict[str, Count] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)
+    returncode: int = 0
+    log: Path | None = None
+
+
+def count_benchmarks(
+    pytest_args: Sequence[str],
+    out_dir: Path,
+    *,
+    python: str,
+    cwd: Path,
+    pythonpath: Sequence[Path] = (),
+    env: dict[str, str] | None = None,
+    numba_cache: Path | None = None,
+    timeout: float = 3600.0,
+) -> Counts:
+    """Run ``python -m pytest *pytest_args`` under callgrind, counting each benchmark's call once.
+
+    Parameters
+    ----------
+    pytest_args:
+        What to collect (node ids, paths, ``-k``); the session sets pytest-benchmark,
+        xdist and the cache plugin's selections aside, as ``mlperf ab``'s workers do.
+    out_dir:
+        Emptied, then holds callgrind's dumps, ``refused.jsonl`` and ``session.log``.
+    python, cwd, pythonpath, env:
+        The interpreter, directory, leading path entries and extra environment of the
+        session (a side of ``mlperf ab``: its checkout and code).
+    numba_cache:
+        Where numba keeps what it compiles under valgrind (seconds per kernel there),
+        kept between sessions.
+
+    Raises
+    ------
+    mlperf.instructions.ValgrindMissing
+        When valgrind is not installed (the message gives the ``apt-get`` line).
+    """
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True)
+    plugins = standalone_dir(out_dir.parent / "standalone")
+    base = {k: v for k, v in os.environ.items() if k not in _DROP_ENV}
+    base.update(env or {})
+    full = callgrind_env(out_dir, base, numba_cache=numba_cache)
+    full[OUT_ENV] = str(out_dir.resolve())
+    full["PYTHONPATH"] = os.pathsep.join(str(p) for p in [plugins, *pythonpath])
+    argv = [python, "-P", "-m", "pytest", *pytest_args, "-p", "_mlperf_count", "-p", "no:codspeed",
+            "-q", "--no-header"]  # fmt: skip
+    log = out_dir / "session.log"
+    with open(log, "wb") as fh:
+        proc = subprocess.run(callgrind_command(argv, out_dir), cwd=cwd, env=full, stdout=fh,
+                              stderr=subprocess.STDOUT, timeout=timeout, check=False)  # fmt: skip
+    found = Counts(returncode=proc.returncode, log=log)
+    for count in read_counts(out_dir):
+        found.counts[count.label] = count
+    refused = out_dir / "refused.jsonl"
+    if refused.is_file():
+        for line in refused.read_text(encoding="utf-8").splitlines():
+            entry = json.loads(line)
+            found.refused[entry["id"]] = entry["reason"]
+    return found
