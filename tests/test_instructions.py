@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -357,8 +358,13 @@ def test_the_instruction_clock_gates_counts_and_refuses_work_done_elsewhere(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytester.makepyfile(test_counted=COUNTED)
-    fast = ("-p", "no:cacheprovider", "--benchmark-enable", "--benchmark-max-time=0.05",
-            "--mlperf-clock=instructions")  # fmt: skip
+    fast = (
+        "-p",
+        "no:cacheprovider",
+        "--benchmark-enable",
+        "--benchmark-max-time=0.05",
+        "--mlperf-clock=instructions",
+    )
     saved = pytester.runpytest_subprocess(*fast, "--mlperf-save-baseline")
     assert saved.ret == 0, saved.stdout.str()
     (count_dir,) = (pytester.path / "baselines").glob("instructions-*")
@@ -381,3 +387,58 @@ def test_the_instruction_clock_gates_counts_and_refuses_work_done_elsewhere(
     slower = pytester.runpytest_subprocess(*fast, "-k", "loop")
     assert slower.ret == 1, slower.stdout.str()
     slower.stdout.fnmatch_lines(["*test_loop*instructions*+2.0% (+* instructions)*REGRESSION*"])
+
+
+AB_TOY = """
+def work(n):
+    total = 0
+    for i in range(n):
+        total += i * i
+    return total
+
+
+def test_loop(benchmark):
+    assert benchmark(work, 20_000) > 0
+
+
+def test_other(benchmark):
+    assert benchmark(work, 5_000) > 0
+"""
+
+
+@needs_callgrind
+def test_ab_on_the_instruction_clock_counts_each_side_once_and_decides(tmp_path: Path) -> None:
+    from _repos import slower_repo
+
+    repo = slower_repo(
+        tmp_path / "repo", "test_toy.py", AB_TOY, AB_TOY.replace("work, 20_000", "work, 21_000")
+    )
+    out = tmp_path / "ab.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PYTHONPATH"))}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlperf.cli",
+            "ab",
+            "HEAD~1",
+            "--clock",
+            "instructions",
+            "--json",
+            str(out),
+            "--reports",
+            "",
+        ],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    counted = {c["id"]: c for c in json.loads(out.read_text())["instructions"]}
+    assert counted["test_toy.py::test_loop"]["verdict"] == "REGRESSION"
+    assert counted["test_toy.py::test_other"]["verdict"] == "same"
+    assert counted["test_toy.py::test_other"]["base"] == counted["test_toy.py::test_other"]["head"]
+    assert "instructions" in proc.stdout and "+" in counted["test_toy.py::test_loop"]["text"]

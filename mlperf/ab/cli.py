@@ -7,15 +7,18 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from mlperf._args import One, number
 from mlperf.ab.code import BUILD_CHOICES
 from mlperf.ab.compare import run_ab
+from mlperf.ab.counts import compare_counts
+from mlperf.ab.result import AbResult
 from mlperf.ab.trees import prepare_sides, repo_root
 from mlperf.ab.types import AbError, Settings
 from mlperf.records import DEFAULT_AB_THRESHOLD as AB_THRESHOLD
-from mlperf.records import DEFAULT_REPORTS_DIR
+from mlperf.records import DEFAULT_COUNT_THRESHOLD, DEFAULT_REPORTS_DIR
 
 __all__ = ["add_arguments", "run"]
 
@@ -97,6 +100,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="process pairs measured at once, each on its own CPU (default: one per CPU)",
     )
     parser.add_argument(
+        "--clock",
+        type=_clocks,
+        action=One,
+        default=("time",),
+        metavar="CLOCKS",
+        help="'time' (process CPU time of interleaved rounds; wall time for metric='wall'), "
+        "'instructions' (each side's benchmarks counted once under callgrind, in one valgrind "
+        "process per side; a count more than --count-threshold above base's is a REGRESSION), "
+        "or both, comma-separated: 'time,instructions' ('cpu' means time) (default: time)",
+    )
+    parser.add_argument(
+        "--count-threshold",
+        type=number(float, 0, inclusive=True),
+        action=One,
+        default=DEFAULT_COUNT_THRESHOLD,
+        metavar="FRACTION",
+        help="instruction clock: smallest change that counts "
+        f"(default: {DEFAULT_COUNT_THRESHOLD:g})",
+    )
+    parser.add_argument(
         "--build",
         choices=BUILD_CHOICES,
         default="auto",
@@ -149,6 +172,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="all",
         help="extras to install when a revision needs its own venv (default: all)",
     )
+
+
+def _clocks(text: str) -> tuple[str, ...]:
+    """``time``, ``instructions`` or both, comma-separated (``cpu`` is ``time``)."""
+    names = tuple(dict.fromkeys("time" if c == "cpu" else c for c in text.split(",") if c))
+    if not names or any(c not in ("time", "instructions") for c in names):
+        raise argparse.ArgumentTypeError(
+            f"clocks are 'time' (or 'cpu') and 'instructions', comma-separated; got {text!r}"
+        )
+    return names
 
 
 def _split(repo: Path, rest: list[str], paths: list[str] | None) -> tuple[str | None, list[str]]:
@@ -215,15 +248,25 @@ def run(args: argparse.Namespace) -> int:
         say(f"mlperf ab: base {base.label} vs head {head.label}")
         for name, side in (("base", base), ("head", head)):
             say(f"  {name} {side.label}: {side.origin}")
-        result = run_ab(
-            base,
-            head,
-            settings,
-            threshold=args.threshold,
-            remeasure=not args.no_remeasure,
-            extend=not args.no_extend,
-            log=log,
-        )
+        if "instructions" in args.clock:
+            _require_counting()
+        if "time" in args.clock:
+            result = run_ab(
+                base,
+                head,
+                settings,
+                threshold=args.threshold,
+                remeasure=not args.no_remeasure,
+                extend=not args.no_extend,
+                log=log,
+            )
+        else:
+            result = AbResult(base.label, head.label, args.threshold, [])
+        if "instructions" in args.clock:
+            started = time.monotonic()
+            result.counts_ = compare_counts(base, head, settings, args.count_threshold, log)
+            result.count_threshold = args.count_threshold
+            result.seconds += time.monotonic() - started
     except AbError as exc:
         print(str(exc), file=sys.stderr)
         return 2
@@ -240,12 +283,31 @@ def run(args: argparse.Namespace) -> int:
             fh.write(result.markdown() + "\n")
     if result.regressions:
         return 1
-    if not any(b.decision for b in result.benchmarks):
+    compared = any(b.decision for b in result.benchmarks) or any(
+        c.head is not None and c.base is not None for c in result.counts_
+    )
+    if not compared:
         print(
             "mlperf ab: nothing was compared (no benchmark ran in both revisions)", file=sys.stderr
         )
         return 2
     return 0
+
+
+def _require_counting() -> None:
+    import importlib.util
+
+    from mlperf.instructions import ValgrindMissing, require_valgrind
+
+    try:
+        require_valgrind()
+    except ValgrindMissing as exc:
+        raise AbError(f"mlperf ab: {exc}") from None
+    if importlib.util.find_spec("pytest_codspeed") is None:
+        raise AbError(
+            "mlperf ab: --clock instructions issues callgrind's client requests through "
+            'pytest-codspeed\'s prebuilt hooks: pip install "pytest-mlperf[instructions]"'
+        )
 
 
 def say(msg: str) -> None:

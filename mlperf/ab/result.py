@@ -6,6 +6,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlperf.ab.counts import CountVerdict
 from mlperf.ab.types import Measurement
 from mlperf.ab.verdict import Decision
 from mlperf.report.latest import fmt_seconds
@@ -111,10 +112,13 @@ class AbResult:
     collect_errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
     settings: dict[str, Any] = field(default_factory=dict)
+    counts_: list[CountVerdict] = field(default_factory=list)  # --clock instructions
+    count_threshold: float = 0.01
 
     @property
     def regressions(self) -> list[str]:
-        return [b.id for b in self.benchmarks if b.label.startswith("REGRESSION")]
+        timed = [b.id for b in self.benchmarks if b.label.startswith("REGRESSION")]
+        return timed + [f"{c.id} [instructions]" for c in self.counts_ if c.verdict == "REGRESSION"]
 
     def as_dict(self, samples: bool = True) -> dict[str, Any]:
         return {
@@ -130,6 +134,8 @@ class AbResult:
             "only_head": self.only_head,
             "collect_errors": self.collect_errors,
             "regressions": self.regressions,
+            "instructions": [c.as_dict() for c in self.counts_],
+            "count_threshold": self.count_threshold,
         }
 
     def rows(self) -> list[list[str]]:
@@ -180,6 +186,10 @@ class AbResult:
             )
         return rows
 
+    def all_rows(self) -> list[list[str]]:
+        """The table: the time clock's rows, then the instruction clock's."""
+        return [*self.rows(), *(c.row() for c in self.counts_)]
+
     def summary(self) -> str:
         return (
             f"mlperf ab: {self.head} vs {self.base}: {self.counts()}; "
@@ -187,7 +197,7 @@ class AbResult:
         )
 
     def text(self) -> str:
-        rows = self.rows()
+        rows = self.all_rows()
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = [
             "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
@@ -197,8 +207,9 @@ class AbResult:
     def counts(self) -> str:
         """``1 REGRESSION, 40 same``: how many benchmarks got each verdict."""
         counts: dict[str, int] = {}
-        for b in self.benchmarks:
-            key = b.label.split(" (")[0]
+        labels = [b.label for b in self.benchmarks] + [c.verdict for c in self.counts_]
+        for label in labels:
+            key = label.split(" (")[0]
             counts[key] = counts.get(key, 0) + 1
         order = (
             "REGRESSION",
@@ -216,7 +227,7 @@ class AbResult:
 
     def markdown(self) -> str:
         """A pull-request comment: the counts first, then the rows that moved, the rest folded."""
-        rows = self.rows()
+        rows = self.all_rows()
         header = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
 
         def cells(r: list[str]) -> str:
@@ -249,6 +260,12 @@ class AbResult:
             f"of the median ratio above +{self.threshold:.0%}, confirmed by a re-measurement with "
             "twice the rounds; "
             f"same = the whole interval within ±{self.threshold:.0%}; inconclusive = neither."
+            + (
+                f" On the instruction clock, REGRESSION = a count more than "
+                f"{self.count_threshold:.0%} above base's."
+                if self.counts_
+                else ""
+            )
         )
         return "\n".join(out) + "\n"
 

@@ -53,6 +53,15 @@ class _Counting:
     def __init__(self, out: Path) -> None:
         self._out = out
 
+    def pytest_sessionfinish(self) -> None:
+        """As ``mlperf ab``'s workers do: name the project's modules that came from elsewhere."""
+        own = json.loads(os.environ.get("MLPERF_AB_OWN") or "{}")
+        if own.get("prefixes"):
+            from _mlperf_ab_project import foreign_modules
+
+            found = foreign_modules(own["prefixes"], own["allowed"], own.get("compiled") or None)
+            (self._out / "foreign.json").write_text(json.dumps(found), encoding="utf-8")
+
     def _count(self, nodeid: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         from _mlperf_instructions import NotCountable, count_call
 

@@ -41,12 +41,16 @@ class Counts:
         pytest's exit status under valgrind (1 when a benchmark failed there).
     log:
         The session's output (pytest's and valgrind's), for when something went wrong.
+    foreign:
+        With ``MLPERF_AB_OWN`` in the environment (a side of ``mlperf ab``): the project's
+        modules the session imported from outside that side, ``(module, file)``.
     """
 
     counts: dict[str, Count] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)
     returncode: int = 0
     log: Path | None = None
+    foreign: list[tuple[str, str]] = field(default_factory=list)
 
 
 def count_benchmarks(
@@ -103,4 +107,7 @@ def count_benchmarks(
         for line in refused.read_text(encoding="utf-8").splitlines():
             entry = json.loads(line)
             found.refused[entry["id"]] = entry["reason"]
+    foreign = out_dir / "foreign.json"
+    if foreign.is_file():
+        found.foreign = [tuple(x) for x in json.loads(foreign.read_text(encoding="utf-8"))]
     return found
