@@ -37,6 +37,8 @@ def _param(name: str) -> Any:
     marks = []
     if name == "parallel":  # the work runs in worker processes: gate on wall time
         marks.append(pytest.mark.mlperf(metric="wall"))
+    else:  # one process's CPU work: also gated on its instruction count (make bench)
+        marks.append(pytest.mark.mlperf(metric="instructions"))
     method = METHODS[name]
     if not method.available():
         reason = f"{name} needs {method.requires!r}: {install_hint(str(method.requires))}"

@@ -19,6 +19,10 @@ from pandas.testing import assert_frame_equal
 from mlperf.data import make_customers
 from mlperf.memory import footprint, optimize_dtypes
 
+#: CPU work in this process: gated on its instruction count too (mlperf_clock, make bench)
+pytestmark = pytest.mark.mlperf(metric="instructions")
+
+
 FLOATS = ("age", "income", "score")
 
 
