@@ -11,7 +11,7 @@ PYTEST := $(BIN)/python -m pytest
 # Correctness mode: benchmark bodies run once, untimed; engines grouped on one xdist worker each.
 TEST_FLAGS := -n 2 --dist loadgroup --benchmark-disable -m "not mlperf_cluster and not timing"
 
-.PHONY: setup lint test test-fast test-cluster test-gate bench bench-full baseline report history history-eval gate-eval ab-layouts-eval gpu-check chromium clean
+.PHONY: valgrind setup lint test test-fast test-cluster test-gate bench bench-full baseline report history history-eval gate-eval ab-layouts-eval gpu-check chromium clean
 
 setup: $(STAMP) $(AZURITE)
 
@@ -30,7 +30,12 @@ chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
 	  || echo "make chromium: could not install chromium; the report's browser test will say how to enable it"
 
-test: setup chromium lint
+# valgrind, for the instruction clock (mlperf/instructions): the tests that count need it.
+valgrind:
+	@command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; } \
+	  || echo "make valgrind: could not install valgrind; the instruction-clock tests will say how to enable them"
+
+test: setup chromium valgrind lint
 	$(PYTEST) $(TEST_FLAGS) --ignore=suites/gate tests suites
 	$(MAKE) --no-print-directory test-cluster
 	$(MAKE) --no-print-directory test-gate
@@ -57,7 +62,7 @@ test-gate: setup
 	$(PYTEST) -p no:xdist --benchmark-disable suites/gate
 
 # The report is written whatever the verdict; the exit status is the gate's.
-bench: setup
+bench: setup valgrind
 	$(PYTEST) -p no:xdist --benchmark-enable suites --ignore=suites/gate; rc=$$?; \
 	$(BIN)/mlperf report; exit $$rc
 
@@ -65,7 +70,7 @@ bench-full: setup
 	$(PYTEST) -p no:xdist --benchmark-enable --mlperf-slow suites --ignore=suites/gate; rc=$$?; \
 	$(BIN)/mlperf report; exit $$rc
 
-baseline: setup
+baseline: setup valgrind
 	$(PYTEST) -p no:xdist --benchmark-enable --mlperf-save-baseline suites --ignore=suites/gate
 
 report: setup
