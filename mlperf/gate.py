@@ -223,8 +223,9 @@ def count_instructions(session: pytest.Session) -> None:
     )
     here = Path.cwd()
     found = count_benchmarks(
-        [r["id"] for r in todo],
+        [],
         cache / "counts" / "session",
+        ids=[r["id"] for r in todo],
         python=sys.executable,
         cwd=config.rootpath,
         pythonpath=[here],

@@ -25,8 +25,10 @@ from typing import Any
 
 import pytest
 
-#: the output directory (set by the launcher, next to callgrind's own variable)
+#: the output directory (set by the launcher: mlperf.instructions._run.OUT_ENV)
 OUT_ENV = "MLPERF_COUNT_OUT"
+#: a file of the benchmark ids to count, one a line (mlperf.instructions._run.IDS_ENV)
+IDS_ENV = "MLPERF_COUNT_IDS"
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -52,6 +54,17 @@ def _whole_call(item: pytest.Item) -> bool:
 class _Counting:
     def __init__(self, out: Path) -> None:
         self._out = out
+
+    def pytest_collection_modifyitems(
+        self, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        listed = os.environ.get(IDS_ENV)
+        if not listed:
+            return
+        wanted = set(Path(listed).read_text(encoding="utf-8").split("\n"))
+        keep = [item for item in items if item.nodeid in wanted]
+        config.hook.pytest_deselected(items=[item for item in items if item.nodeid not in wanted])
+        items[:] = keep
 
     def pytest_sessionfinish(self) -> None:
         """As ``mlperf ab``'s workers do: name the project's modules that came from elsewhere."""
