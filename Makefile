@@ -87,8 +87,8 @@ history-eval: setup
 	$(BIN)/python -m mlperf.report.synthetic
 
 # The gate's full error-rate evaluation (false alarms, detection at +5/+10/+25 %); long-running.
-gate-eval: setup
-	$(BIN)/python suites/gate/gate_eval.py --full
+gate-eval: setup valgrind
+	$(BIN)/python suites/gate/gate_eval.py --full --instructions 5
 
 # mlperf ab across project layouts: planted change caught, false alarms, cost of preparing a side.
 ab-layouts-eval: setup

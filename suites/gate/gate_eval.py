@@ -417,6 +417,57 @@ def _counts(text: str) -> dict[float, int]:
         ) from None
 
 
+def instruction_row(trials: int = 5, log: Any = print) -> str:
+    """The instruction clock's row: base and head counted once each (one valgrind process
+    per side, as ``mlperf ab --clock instructions`` does) for every condition of the knob.
+
+    A count does not drift, so a trial repeats the one before it to within a few
+    instructions; *trials* per condition show that it does, not a rate of luck.
+    """
+    from mlperf.instructions import count_benchmarks
+    from mlperf.records import DEFAULT_COUNT_THRESHOLD
+    from mlperf.verdicts import classify_count
+
+    out = ROOT / ".cache" / "mlperf" / "gate-counts"
+    alarms: dict[float, list[int]] = {c: [0, 0] for c in CONDITIONS}
+    seconds: list[float] = []
+    for condition in CONDITIONS:
+        for trial in range(trials):
+            t0 = time.monotonic()
+            sides = [
+                count_benchmarks(
+                    [BENCH_FILE, "-k", ONLY],
+                    out / name,
+                    python=sys.executable,
+                    cwd=ROOT,
+                    pythonpath=[ROOT],
+                    env={"MLPERF_GATE_SLOWDOWN": f"{slow:g}"},
+                )
+                for name, slow in (("base", 0.0), ("head", condition))
+            ]
+            seconds.append(time.monotonic() - t0)
+            for bid, base in sides[0].counts.items():
+                head = sides[1].counts[bid]
+                verdict = classify_count(
+                    base.instructions, head.instructions, threshold=DEFAULT_COUNT_THRESHOLD
+                )
+                alarms[condition][0] += verdict == "REGRESSION"
+                alarms[condition][1] += 1
+                kind = KINDS[bid.split("::")[-1]]
+                change = head.instructions / base.instructions - 1
+                log(
+                    f"instructions +{condition:.0%} trial {trial + 1}: {kind} "
+                    f"{change:+.3%} {verdict}"
+                )
+    cells = [_cell(*alarms[c]) for c in CONDITIONS]
+    took = statistics.median(seconds)
+    return (
+        f"| mlperf ab --clock instructions (1 % threshold) | {' | '.join(cells)} |\n\n"
+        f"Instruction clock: {trials} trials per condition, one counting process per side; "
+        f"median {took:.0f} s a trial (both sides)."
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -441,7 +492,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--pairs", type=int, default=None, help="mlperf ab --pairs (default: its default)"
     )
+    parser.add_argument(
+        "--instructions",
+        type=int,
+        default=0,
+        metavar="TRIALS",
+        help="also the instruction clock's row, TRIALS per condition (needs valgrind)",
+    )
+    parser.add_argument(
+        "--instructions-only", action="store_true", help="only the instruction clock's row"
+    )
     args = parser.parse_args(argv)
+    if args.instructions_only:
+        print(instruction_row(args.instructions or 5, log=lambda m: print(m, flush=True)))
+        return 0
     counts = args.trials or (FULL if args.full else SMALL)
     if args.from_raw is not None:
         outcome = from_raw(args.from_raw)
@@ -457,6 +521,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     path = write(outcome, args.out)
     print(path.read_text(encoding="utf-8"))
+    if args.instructions:
+        print(instruction_row(args.instructions, log=lambda m: print(m, flush=True)))
     return 0
 
 
