@@ -1,27 +1,30 @@
 """The file-format registry behind :mod:`mlperf.io`: writers, readers, refusals.
 
-Each :class:`Format` pairs a writer and a reader with the list of changes it
-declares, implemented in :mod:`mlperf.io.expect`, and with a refusal rule for the
-frames it would lose rows or columns of.  Pickle remembers a SHA-256 of every
-file this process wrote (see :func:`_pickle_read` for why).
+Each :class:`Format` pairs a writer (to a binary file object) and a reader (from a
+path) with the list of changes it declares, implemented in :mod:`mlperf.io.expect`,
+and with a refusal rule for the frames it would lose rows or columns of.  Pickle
+remembers a SHA-256 of every file this process wrote and unpickles nothing else
+(see :func:`_pickle_read`); the PyTables reader first refuses any file that would
+make PyTables unpickle something (:mod:`mlperf.io.hdf_guard`).
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
-import hmac
 import os
 import pickle
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
 
 from mlperf._optional import require
-from mlperf.io import h5columns
+from mlperf.io import h5columns, hdf_guard
 from mlperf.io.expect import (
     expect_arrow,
     expect_csv,
@@ -31,7 +34,7 @@ from mlperf.io.expect import (
     json_floats,
 )
 
-__all__ = ["FORMATS", "Format", "FormatError", "moved"]
+__all__ = ["FORMATS", "Format", "FormatError"]
 
 
 class FormatError(ValueError):
@@ -45,7 +48,7 @@ class Format:
     name: str
     label: str
     suffix: str
-    write: Callable[[pd.DataFrame, Path], None]
+    write: Callable[[pd.DataFrame, BinaryIO], None]
     read: Callable[[Path], pd.DataFrame]
     changes: tuple[str, ...]
     expect: Callable[[pd.DataFrame], pd.DataFrame]
@@ -130,67 +133,105 @@ def _no_rows(df: pd.DataFrame) -> str | None:
 # ---------------------------------------------------------------- readers and writers
 
 
-def _csv_write(df: pd.DataFrame, path: Path) -> None:
+def _csv_write(df: pd.DataFrame, fh: BinaryIO) -> None:
     # Quoting every text field keeps " " and "a\rb" intact (pandas leaves "\r" unquoted).
-    df.to_csv(path, index=False, quoting=csv.QUOTE_NONNUMERIC)
+    # Rows end with CRLF (RFC 4180) and the last one with LF alone, so that a file cut
+    # at a row boundary -- any prefix of the rows is a valid CSV file -- can be told
+    # from a whole one: see _csv_read.
+    df.to_csv(fh, index=False, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\r\n")
+    end = fh.tell()
+    if end >= 2:
+        fh.seek(end - 2)
+        if fh.read(2) == b"\r\n":
+            fh.seek(end - 2)
+            fh.write(b"\n")
+            fh.truncate()
+
+
+_NO_COLUMNS = (b"\n", b'""\n')  # what to_csv writes for a frame with no columns (and no rows)
 
 
 def _csv_read(path: Path) -> pd.DataFrame:
     with path.open("rb") as f:
-        f.seek(0, os.SEEK_END)
-        if f.tell():
-            f.seek(-1, os.SEEK_END)
-            if f.read(1) != b"\n":
-                raise FormatError("the file ends mid-row (no final newline): truncated")
+        size = f.seek(0, os.SEEK_END)
+        f.seek(max(0, size - 3))
+        tail = f.read()
+    if size <= 3 and tail in _NO_COLUMNS:  # the whole file
+        return pd.DataFrame(index=pd.RangeIndex(0), columns=pd.RangeIndex(0))
+    if not tail.endswith(b"\n"):
+        raise FormatError(
+            "the file ends mid-row (no final newline): truncated; write it again with save()"
+        )
+    if tail.endswith(b"\r\n"):
+        raise FormatError(
+            "its last row ends with CRLF, but save() ends every row but the last with CRLF "
+            "and the last with LF alone: the file was cut at a row boundary (truncated), "
+            "and should be written again with save(), or another program wrote it (read "
+            "such a file with pandas.read_csv)"
+        )
     # Only an empty field is missing: "NA", "null" and "None" stay text.
     return pd.read_csv(path, keep_default_na=False, na_values=[""])
 
 
-_WRITTEN: dict[Path, bytes] = {}  # pickle files this process wrote -> SHA-256 of their bytes
+_DIGESTS: set[bytes] = set()  # SHA-256 of every pickle this process wrote
 
 
-def _pickle_write(df: pd.DataFrame, path: Path) -> None:
+def _pickle_write(df: pd.DataFrame, fh: BinaryIO) -> None:
     data = pickle.dumps(df, protocol=5)
-    path.write_bytes(data)
-    _WRITTEN[path] = hashlib.sha256(data).digest()
+    _DIGESTS.add(hashlib.sha256(data).digest())
+    fh.write(data)
 
 
 def _pickle_read(path: Path) -> pd.DataFrame:
-    digest = _WRITTEN.get(path.resolve())
-    if digest is None:
+    data = path.read_bytes()  # check and unpickle the same bytes: no swap in between
+    if hashlib.sha256(data).digest() not in _DIGESTS:
         raise FormatError(
-            "refusing to unpickle a file this process did not write: unpickling runs "
-            "arbitrary code; if you trust the file, read it with pandas.read_pickle yourself"
+            "refusing to unpickle it: this process did not write this file, or it changed "
+            "since this process wrote it (truncated, corrupt or replaced), and unpickling "
+            "runs arbitrary code; if you trust the file, read it with pandas.read_pickle"
         )
-    data = path.read_bytes()  # verify and unpickle the same bytes: no swap in between
-    if not hmac.compare_digest(hashlib.sha256(data).digest(), digest):
-        raise FormatError(
-            "the file changed since this process wrote it (truncated, corrupt or replaced)"
-        )
-    frame = pickle.loads(data)  # content verified above
+    frame = pickle.loads(data)  # content checked above: bytes this process produced
     if not isinstance(frame, pd.DataFrame):
         raise FormatError(f"the pickle holds a {type(frame).__name__}, not a DataFrame")
     return frame
 
 
-def moved(old: Path, new: Path) -> None:
-    """Record that a pickle this process wrote at *old* now lives at *new*."""
-    if old in _WRITTEN:
-        _WRITTEN[new] = _WRITTEN.pop(old)
-
-
-def _hdf_write(df: pd.DataFrame, path: Path) -> None:
+def _hdf_write(df: pd.DataFrame, fh: BinaryIO) -> None:
     require("tables", "the HDF5 (PyTables) format")
-    df.to_hdf(path, key="data", format="table", mode="w")
+    # HDF5 cannot write through a file object: build the file in memory (PyTables' core
+    # driver, nothing on disk), then copy its image.
+    with pd.HDFStore(
+        "mlperf-in-memory.h5", mode="w", driver="H5FD_CORE", driver_core_backing_store=0
+    ) as store:
+        store.put("data", df, format="table")
+        image = store._handle.get_file_image()
+    fh.write(image)
 
 
 def _hdf_read(path: Path) -> pd.DataFrame:
     require("tables", "the HDF5 (PyTables) format")
-    return pd.read_hdf(path, key="data")
+    image = path.read_bytes()  # check and read the same bytes: no swap in between
+    if risk := hdf_guard.unpickling_risk(image):
+        raise FormatError(
+            f"refusing to read it: {risk}; unpickling runs arbitrary code.  If you trust "
+            f"the file, read it with pandas.read_hdf yourself"
+        )
+    with pd.HDFStore(
+        f"{path}.{uuid.uuid4().hex}.in-memory",  # HDF5 refuses an image named like a file
+        mode="r",
+        driver="H5FD_CORE",
+        driver_core_image=image,
+        driver_core_backing_store=0,
+    ) as store:
+        del image  # HDF5 holds its own copy
+        frame = store.select("data")
+    if not isinstance(frame, pd.DataFrame):
+        raise FormatError(f"the key 'data' holds a {type(frame).__name__}, not a DataFrame")
+    return frame
 
 
-def _parquet(codec: str) -> Callable[[pd.DataFrame, Path], None]:
-    def write(df: pd.DataFrame, path: Path) -> None:
+def _parquet(codec: str) -> Callable[[pd.DataFrame, BinaryIO], None]:
+    def write(df: pd.DataFrame, fh: BinaryIO) -> None:
         # Dictionary pages for text and categories only: a high-cardinality numeric
         # column starts in dictionary pages and falls back to plain ones mid-column,
         # which made 1M customer rows 3% larger and twice as slow to load (2026-11-26,
@@ -200,18 +241,18 @@ def _parquet(codec: str) -> Callable[[pd.DataFrame, Path], None]:
             for c, t in df.dtypes.items()
             if isinstance(t, pd.CategoricalDtype | pd.StringDtype) or t == np.dtype(object)
         ]
-        df.to_parquet(path, compression=codec, use_dictionary=text)
+        df.to_parquet(fh, compression=codec, use_dictionary=text)
 
     return write
 
 
-def _feather(codec: str) -> Callable[[pd.DataFrame, Path], None]:
-    return lambda df, path: df.to_feather(path, compression=codec)
+def _feather(codec: str) -> Callable[[pd.DataFrame, BinaryIO], None]:
+    return lambda df, fh: df.to_feather(fh, compression=codec)
 
 
-def _json_write(df: pd.DataFrame, path: Path) -> None:
+def _json_write(df: pd.DataFrame, fh: BinaryIO) -> None:
     # The table schema keeps dtypes and categories; 15 digits is the most to_json writes.
-    df.to_json(path, orient="table", double_precision=15, date_unit="ns")
+    df.to_json(fh, orient="table", double_precision=15, date_unit="ns")
 
 
 def _json_read(path: Path) -> pd.DataFrame:

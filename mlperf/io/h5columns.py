@@ -11,7 +11,7 @@ any JSON-able names, Unicode and duplicates included, survive.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -168,8 +168,8 @@ def _read_column(group: h5py.Group, name: str, meta: dict[str, Any], n: int) -> 
     raise ValueError(f"unknown column encoding {enc!r}")
 
 
-def write(df: pd.DataFrame, path: Path) -> None:
-    """Write *df* to *path*, one dataset per column (see the module docstring)."""
+def write(df: pd.DataFrame, path: Path | BinaryIO) -> None:
+    """Write *df* to *path* (a path or a binary file object), one dataset per column."""
     h5py = require("h5py", "the h5py column-wise format")
     try:
         names = json.dumps(list(df.columns))
