@@ -119,8 +119,10 @@ def test_a_killed_save_leaves_no_file_behind(tmp_path: Path) -> None:
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "writing"
         if not hasattr(os, "O_TMPFILE"):
-            pytest.skip("only Linux (O_TMPFILE) can write a file with no name; elsewhere a "
-                        "killed save leaves its hidden .tmp file")
+            pytest.skip(
+                "only Linux (O_TMPFILE) can write a file with no name; elsewhere a "
+                "killed save leaves its hidden .tmp file"
+            )
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.kill()
@@ -174,3 +176,70 @@ def test_empty_frames_round_trip_through_csv(df: pd.DataFrame, tmp_path: Path) -
     out = load(save(df, tmp_path / "x.csv", "csv"), "csv")
     assert out.shape == df.shape
     assert frames_equal(out, FORMATS["csv"].expected(df))
+
+
+# ------------------------------------------------------------------ item 6: values never change
+
+
+@pytest.mark.parametrize(
+    ("fmt", "column", "match"),
+    [
+        ("json", np.array([2**64 - 1], dtype=np.uint64), "18446744073709551615"),
+        ("json", pd.array([2**53 + 1, None], dtype="Int64"), "9007199254740993 beside missing"),
+        ("json", pd.to_timedelta([1, 2], unit="s"), "cannot read durations"),
+        ("json", pd.array([pd.Timestamp("2020-01-01 00:00:00.000000001", tz="UTC")]), "nanosec"),
+        ("csv", pd.array([2**53 + 1, None], dtype="Int64"), "9007199254740993 beside missing"),
+        ("csv", pd.array([2**63 - 1, None], dtype="UInt64"), "9223372036854775807"),
+        ("hdf5-table", pd.array([1, None], dtype="Int64"), "no missing-value mask"),
+        ("hdf5-table", pd.array([True, None], dtype="boolean"), "no missing-value mask"),
+    ],
+)
+def test_a_value_a_format_would_change_is_refused(fmt, column, match, tmp_path: Path) -> None:
+    df = pd.DataFrame({"c": column})
+    with pytest.raises(ValueError, match=match) as info:
+        save(df, tmp_path / f"x{FORMATS[fmt].suffix}", fmt)
+    assert "'c'" in str(info.value)  # names the column
+    assert not list(tmp_path.iterdir())
+
+
+def _issue_frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "tz": pd.to_datetime(["2020-01-01 09:00", None]).tz_localize("Asia/Tokyo"),
+            "flag": pd.array([True, None], dtype="boolean"),
+            "f": pd.array([1 / 3, None], dtype="Float64"),
+            "i": pd.array([2**53 + 1, 7], dtype="Int64"),
+            "u": np.array([2**63 - 1, 0], dtype=np.uint64),
+            "s": pd.array(["東京", None], dtype="string[python]"),
+        }
+    )
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_nullable_tz_aware_and_extreme_columns_come_back_as_declared(
+    fmt: str, tmp_path: Path
+) -> None:
+    from mlperf.io import difference
+
+    df = _issue_frame()
+    spec = FORMATS[fmt]
+    if reason := spec.refusal(df):
+        assert fmt == "hdf5-table" and "no missing-value mask" in reason
+        df = df.drop(columns=["flag", "f", "i"])
+    out = load(save(df, tmp_path / f"x{spec.suffix}", fmt), fmt)
+    assert difference(out, spec.expected(df)) is None
+    for name in {"i", "u"} & set(df.columns):  # the integers the issue saw change
+        assert [int(v) for v in out[name]] == [int(v) for v in df[name]], name
+
+
+def test_frames_equal_is_exact() -> None:
+    third = pd.DataFrame({"f": pd.array([1 / 3], dtype="Float64")})
+    assert not frames_equal(
+        third, pd.DataFrame({"f": pd.array([0.333333333333333], dtype="Float64")})
+    )
+    assert not frames_equal(pd.DataFrame({"x": [0.0]}), pd.DataFrame({"x": [-0.0]}))
+    none, nan = (pd.DataFrame({"o": pd.Series([v], dtype=object)}) for v in (None, np.nan))
+    assert not frames_equal(none, nan)
+    empty_range, empty_object = pd.DataFrame(), pd.DataFrame(columns=pd.Index([], dtype=object))
+    assert not frames_equal(empty_range, empty_object)
+    assert frames_equal(third, third.copy()) and frames_equal(nan, nan.copy())

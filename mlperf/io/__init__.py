@@ -36,8 +36,8 @@ import numpy as np
 import pandas as pd
 
 from mlperf._optional import require
-from mlperf.io.chunked import chunked_agg, iter_chunks
 from mlperf.io.atomic import write_atomically
+from mlperf.io.chunked import chunked_agg, iter_chunks
 from mlperf.io.equal import difference, frames_equal
 from mlperf.io.formats import FORMATS, Format, FormatError
 

@@ -68,8 +68,10 @@ def _marker(x: Any) -> str:
 
 def _same_float(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore"):
-        same = (x == y) | (np.isnan(x) & np.isnan(y))
-    return same & (np.signbit(x.real) == np.signbit(y.real))
+        same: np.ndarray = (x == y) | (np.isnan(x) & np.isnan(y))
+    signs: np.ndarray = np.signbit(x.real) == np.signbit(y.real)
+    both: np.ndarray = same & signs
+    return both
 
 
 def _values_difference(a: pd.Series, b: pd.Series) -> str | None:

@@ -25,13 +25,15 @@ import pandas as pd
 
 from mlperf._optional import require
 from mlperf.io import h5columns, hdf_guard
-from mlperf.io.expect import (
-    expect_arrow,
-    expect_csv,
-    expect_hdf,
-    expect_json,
-    expect_parquet,
-    json_floats,
+from mlperf.io.expect import expect_arrow, expect_csv, expect_hdf, expect_json, expect_parquet
+from mlperf.io.refusals import (
+    also,
+    csv_refuses,
+    h5py_refuses,
+    hdf_refuses,
+    json_refuses,
+    names,
+    parquet_refuses,
 )
 
 __all__ = ["FORMATS", "Format", "FormatError"]
@@ -61,73 +63,6 @@ class Format:
     def refusal(self, df: pd.DataFrame) -> str | None:
         """Why this format would lose part of *df* (then :func:`save` refuses it), or None."""
         return self.refuses(df)
-
-
-# ---------------------------------------------------------------- refusals
-
-
-def _names(*, strings: bool = True, unique: bool = True) -> Callable[[pd.DataFrame], str | None]:
-    def check(df: pd.DataFrame) -> str | None:
-        if unique and df.columns.has_duplicates:
-            dup = df.columns[df.columns.duplicated()].unique().tolist()
-            return f"duplicate column names {dup!r} (rename them, or use 'pickle' or 'h5py')"
-        if strings and not all(isinstance(c, str) for c in df.columns):
-            bad = [c for c in df.columns if not isinstance(c, str)][:3]
-            return f"column names must be strings; got {bad!r} (rename them)"
-        return None
-
-    return check
-
-
-Refusal = Callable[[pd.DataFrame], "str | None"]
-
-
-def _also(first: Refusal, rule: Refusal) -> Refusal:
-    return lambda df: first(df) or rule(df)
-
-
-def _no_columns(df: pd.DataFrame) -> str | None:
-    if df.shape[1] == 0 and len(df):
-        return f"a frame with no columns would lose its {len(df)} rows"
-    return None
-
-
-def _csv_refuses(df: pd.DataFrame) -> str | None:
-    if not df.index.equals(pd.RangeIndex(len(df))) or df.index.name is not None:
-        return (
-            f"CSV stores no index, and this one ({type(df.index).__name__} starting "
-            f"{df.index[:3].tolist()!r}) would be lost; df.reset_index() keeps it as a column"
-        )
-    return _no_columns(df)
-
-
-def _json_refuses(df: pd.DataFrame) -> str | None:
-    if df.shape[1] == 0:
-        return "the table schema of a frame with no columns does not keep its row index"
-    if not df.index.is_unique:
-        return "read_json replaces a non-unique index by 0..n-1; make the index unique"
-    tiny, huge = np.finfo(np.float64).smallest_normal, np.finfo(np.float64).max
-    for i in range(df.shape[1]):
-        col = df.iloc[:, i]
-        if not (isinstance(col.dtype, np.dtype) and col.dtype.kind == "f"):
-            continue
-        x = col.to_numpy().astype(np.float64)
-        ax = np.abs(x)
-        edge = x[np.isfinite(x) & (ax != 0) & ((ax < 1.01 * tiny) | (ax > 0.99 * huge))]
-        written = np.abs(json_floats(edge))
-        bad = edge[(written > huge) | ((written != 0) & (written < tiny))]
-        if len(bad):
-            return (
-                f"column {df.columns[i]!r} holds {float(bad[0])!r}, which is subnormal or "
-                f"overflows once written with 15 digits; the JSON reader rejects it"
-            )
-    return None
-
-
-def _no_rows(df: pd.DataFrame) -> str | None:
-    if len(df) == 0 or df.shape[1] == 0:
-        return f"PyTables writes nothing for a frame of shape {df.shape} (load would fail)"
-    return None
 
 
 # ---------------------------------------------------------------- readers and writers
@@ -264,7 +199,21 @@ _NO_CATEGORIES = (
     "a category column with no categories -> a column of the categories' type, all missing "
     "(object: None; numbers: float64 NaN), or for text categories their Index becomes object"
 )
-_ARROW_CHANGES = (_TEXT, "an object column with no values comes back as object holding None")
+_ARROW_CHANGES = (
+    _TEXT,
+    "an object column with no values comes back as object holding None",
+    "string[python] -> string[pyarrow] (the same values and pd.NA)",
+    "categories of a nullable type (Int64...) -> its numpy type (int64...)",
+    "a frame with no columns: an empty RangeIndex of columns -> an empty int64 Index",
+)
+_PARQUET_CHANGES = (
+    *_ARROW_CHANGES,
+    (
+        "a category of numbers (or other non-text values) -> its values, as Arrow reads "
+        "them: integers with a missing value -> float64 (beyond 2**53: refused)"
+    ),
+    "datetime64[s] (tz-aware too) -> datetime64[ms]; beyond the int64 milliseconds: refused",
+)
 
 FORMATS: dict[str, Format] = {
     f.name: f
@@ -276,18 +225,25 @@ FORMATS: dict[str, Format] = {
             _csv_write,
             _csv_read,
             (
-                "int8/int16/int32 -> int64",
-                "float32 -> float64 of its shortest decimal text (0.1f -> 0.1)",
-                "category, object and datetime columns -> text; empty text and missing -> NaN",
+                "int8/int16/int32 and uint8/16/32 -> int64; uint64 -> int64 when every value fits",
+                "float32 and Float32 -> float64 of its shortest decimal text (0.1f -> 0.1)",
+                (
+                    "category, object, string, datetime (tz-aware too) and timedelta columns, "
+                    "and nullable numbers and booleans (Int64, Float64, boolean) -> their text "
+                    "as to_csv writes it; empty text and missing -> NaN"
+                ),
                 (
                     "text is typed again when read: all True/False -> bool (object if any "
-                    "missing), all numbers -> int64/float64, no values -> float64 NaN"
+                    "missing), all integers -> int64 (uint64 above int64), other numbers -> "
+                    "float64 ('-0' -> 0.0), no values -> float64 NaN; integers beyond 2**53 "
+                    "that would become float64 are refused"
                 ),
                 "a frame with no rows -> every column object",
+                "a frame with no columns (and so no rows) -> columns an empty RangeIndex",
                 "the index, which must be 0..n-1 (else the frame is refused) -> RangeIndex",
             ),
             expect_csv,
-            _also(_names(), _csv_refuses),
+            also(names(), csv_refuses),
         ),
         Format(
             "parquet-snappy",
@@ -295,9 +251,9 @@ FORMATS: dict[str, Format] = {
             ".parquet",
             _parquet("snappy"),
             pd.read_parquet,
-            (*_ARROW_CHANGES, _NO_CATEGORIES),
+            (*_PARQUET_CHANGES, _NO_CATEGORIES),
             expect_parquet,
-            _also(_names(), _no_columns),
+            also(names(), parquet_refuses),
         ),
         Format(
             "parquet-zstd",
@@ -305,9 +261,9 @@ FORMATS: dict[str, Format] = {
             ".parquet",
             _parquet("zstd"),
             pd.read_parquet,
-            (*_ARROW_CHANGES, _NO_CATEGORIES),
+            (*_PARQUET_CHANGES, _NO_CATEGORIES),
             expect_parquet,
-            _also(_names(), _no_columns),
+            also(names(), parquet_refuses),
         ),
         Format(
             "feather",
@@ -317,7 +273,7 @@ FORMATS: dict[str, Format] = {
             pd.read_feather,
             _ARROW_CHANGES,
             expect_arrow,
-            _names(),
+            names(),
         ),
         Format(
             "feather-lz4",
@@ -327,7 +283,7 @@ FORMATS: dict[str, Format] = {
             pd.read_feather,
             _ARROW_CHANGES,
             expect_arrow,
-            _names(),
+            names(),
         ),
         Format(
             "hdf5-table",
@@ -341,9 +297,11 @@ FORMATS: dict[str, Format] = {
                 "a text column with no values -> object NaN",
                 "trailing NUL characters of text are dropped",
                 "a category with no categories -> its (empty) categories become float64",
+                "categories of a nullable type (Int64...) -> its numpy type (int64...)",
+                "nullable numbers and booleans (Int64, Float64, boolean) are refused",
             ),
             expect_hdf,
-            _also(_names(), _no_rows),
+            also(names(), hdf_refuses),
         ),
         Format(
             "h5py",
@@ -353,7 +311,7 @@ FORMATS: dict[str, Format] = {
             h5columns.read,
             (),
             lambda df: df,
-            lambda df: None,
+            h5py_refuses,
         ),
         Format(
             "pickle",
@@ -372,22 +330,35 @@ FORMATS: dict[str, Format] = {
             _json_write,
             _json_read,
             (
-                "int8/int16/int32 -> int64; float32 -> float64",
                 (
-                    "floats: 1e-15 <= |x| <= 1e16 rounded to 15 decimals (in double "
-                    "arithmetic, as pandas' writer does), others to 15 significant digits; "
-                    "-0.0 -> 0.0; inf and -inf -> NaN"
+                    "int8/int16/int32 and unsigned -> int64 (uint64 from 2**63: refused); "
+                    "float32 -> float64"
+                ),
+                (
+                    "floats (Float64 and Float32 too): 1e-15 <= |x| <= 1e16 rounded to 15 "
+                    "decimals (in double arithmetic, as pandas' writer does), others to 15 "
+                    "significant digits; -0.0 -> 0.0; inf and -inf -> NaN (Float64: pd.NA)"
+                ),
+                (
+                    "nullable integers with a missing value beyond 2**53 are refused (read "
+                    "through float64); timedeltas are refused (the reader cannot parse them)"
+                ),
+                (
+                    "datetimes (tz-aware too) -> unit ns; outside 1677..2262, or tz-aware with "
+                    "nanoseconds (written in microseconds): refused"
                 ),
                 _TEXT,
+                "string[python] -> string[pyarrow] (the same values and pd.NA)",
                 "an object column with no values -> object NaN",
                 "a category with no categories -> its (empty) categories become object",
+                "categories of a nullable type (Int64...) -> its numpy type (int64...)",
                 (
                     "an integer index comes back int64, or as a RangeIndex when it is empty "
                     "or has two or more evenly spaced values (one row: int64 Index)"
                 ),
             ),
             expect_json,
-            _also(_names(), _json_refuses),
+            also(names(), json_refuses),
         ),
     )
 }
