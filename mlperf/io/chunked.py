@@ -340,7 +340,12 @@ def chunked_agg(
         Only the key and aggregated columns are read.
     by:
         Key column or list of key columns.  Rows with a missing key are dropped and
-        groups are sorted, as pandas does by default.
+        groups are sorted, as pandas does by default.  ``[]``: no keys, the running
+        totals of the whole source -- one row (index ``RangeIndex(1)``) equal to a
+        group-by that puts every row in one group; with no rows, count and sum are 0
+        and the others missing.  A CSV key column whose type differs between chunks
+        (numbers, then text) is read again as text and typed as ``read_csv`` types
+        the whole column.
     aggs:
         ``{column: func or [funcs]}`` with funcs from :data:`AGG_FUNCS`
         (count, sum, mean, min, max, var, std; var/std with ddof=1).  NaN is
@@ -356,13 +361,17 @@ def chunked_agg(
     pandas.DataFrame
         Same index, columns and dtypes as ``source.groupby(by).agg(aggs)`` (for a
         file: as if it had been read whole); sums of float columns and means agree
-        to ~1e-15 relative (summation order differs), var/std to ~1e-13.
+        to ~1e-15 relative (summation order differs), var/std to ~1e-13.  Means,
+        var and std of integers are computed in float64 as pandas does; an integer
+        sum wraps around on overflow exactly as pandas' does.
 
     Raises
     ------
     ValueError, TypeError, KeyError
-        Unknown function, non-numeric column for a numeric aggregation, missing
-        column, or a bad *chunksize*.
+        Unknown function, non-numeric column for a numeric aggregation, a missing
+        column or two columns of one name (naming the file), or a bad *chunksize*.
+    pandas.errors.ParserError
+        A CSV line has more fields than the header, where ``read_csv`` raises too.
 
     Examples
     --------
