@@ -3,14 +3,16 @@
 Every entry of :data:`FORMATS` declares what it changes about a frame, and
 implements that declaration as :meth:`Format.expected`: for any frame ``df`` the
 format accepts, ``load(save(df))`` equals ``fmt.expected(df)`` exactly (dtype
-and value).  A change that is not declared is a bug; a loss of rows or columns is
-never declared -- the format refuses the frame at save time instead
-(:meth:`Format.refusal`).  The Hypothesis suite in ``suites/io`` checks this.
+and value, by :func:`frames_equal`).  A change that is not declared is a bug; a
+format may declare a change of dtype but never of value: a loss of rows, columns or
+values is refused at save time instead (:meth:`Format.refusal` says which column and
+value, and what to use).  The Hypothesis suite in ``suites/io`` checks this.
 
-Pickle executes code while loading, so :func:`load` unpickles only files this
-process wrote, with unchanged content (a SHA-256 per path kept in memory; a file
-from anywhere else is refused).  Corrupt or truncated files raise
-:class:`FormatError` naming the file and the format.
+Unpickling executes code, so :func:`load` unpickles only bytes this process wrote
+(their SHA-256 is kept in memory; any other file is refused), and refuses an HDF5
+file that would make PyTables unpickle anything.  Corrupt or truncated files
+(CSV included, even cut at a row boundary) raise :class:`FormatError` naming the
+file and the format.
 
 Streaming aggregation over CSV and Parquet is :func:`mlperf.io.chunked.chunked_agg`,
 re-exported here.
@@ -95,8 +97,11 @@ def load(path: str | Path, fmt: str) -> pd.DataFrame:
     FileNotFoundError
         *path* does not exist.
     FormatError
-        The file is truncated or corrupt, or (Pickle) was not written by this
-        process or changed since; the message names the file and the format.
+        The file is truncated or corrupt; (Pickle) this process did not write it, or
+        it changed since; (HDF5 table) reading it would unpickle something; (CSV) its
+        last row ends with CRLF -- cut at a row boundary, or written by another
+        program (read that with ``pandas.read_csv``).  The message names the file
+        and the format.
     """
     spec = _spec(fmt)
     path = Path(path)
