@@ -42,6 +42,7 @@ def _evil_attribute(path: Path, marker: Path) -> None:
         f["data"].attrs["info"] = np.bytes_(pickle.dumps(_Marker(marker), protocol=0))
 
 
+@pytest.mark.filterwarnings("ignore:\\s*your performance may suffer")  # the crafted file's
 @pytest.mark.parametrize("craft", [_evil_object_column, _evil_attribute])
 def test_a_crafted_hdf5_file_runs_no_code(craft, tmp_path: Path) -> None:
     path, marker = tmp_path / "evil.h5", tmp_path / "pwned"

@@ -138,7 +138,7 @@ def _hdf_write(df: pd.DataFrame, fh: BinaryIO) -> None:
     with pd.HDFStore(
         "mlperf-in-memory.h5", mode="w", driver="H5FD_CORE", driver_core_backing_store=0
     ) as store:
-        store.put("data", df, format="table")
+        store.put("data", df, format="table", track_times=False)  # deterministic bytes
         image = store._handle.get_file_image()
     fh.write(image)
 
