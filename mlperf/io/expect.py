@@ -296,8 +296,12 @@ def _retype_text(s: pd.Series) -> pd.Series:
             return pd.Series(ints, index=index, name=name, dtype=np.uint64)
     if ascii_ and words.str.fullmatch(_FLOAT.pattern, case=False).all():
         floats = np.full(len(s), np.nan)
-        # an integer word is parsed as an integer first: "-0" -> 0.0, not -0.0
-        floats[present] = [float(int(w)) if _INT.fullmatch(w) else float(w) for w in words]
+        # integers and missing values only: parsed as integers, then made float ("-0" ->
+        # 0.0); beside a decimal, every word is parsed as a float ("-0" -> -0.0)
+        if words.str.fullmatch(_INT.pattern).all():
+            floats[present] = [float(int(w)) for w in words]
+        else:
+            floats[present] = [float(w) for w in words]
         return pd.Series(floats, index=index, name=name)
     return text.where(present, np.nan)
 

@@ -59,6 +59,14 @@ def _columns(df: pd.DataFrame) -> list[tuple[object, pd.Series]]:
     return [(df.columns[i], df.iloc[:, i]) for i in range(df.shape[1])]
 
 
+def _through_float64(name: object, value: object, how: str, fix: str) -> str:
+    """The sentence for an integer a reader would round: it reads the column as float64."""
+    return (
+        f"column {name!r} holds {value!r} beside missing values{how}; float64 holds "
+        f"integers exactly only up to 2**53: {fix}"
+    )
+
+
 def no_columns(df: pd.DataFrame) -> str | None:
     if df.shape[1] == 0 and len(df):
         return f"a frame with no columns would lose its {len(df)} rows"
@@ -73,11 +81,8 @@ def csv_refuses(df: pd.DataFrame) -> str | None:
         )
     for name, col in _columns(df):
         if (value := csv_inexact(col)) is not None:
-            return (
-                f"column {name!r} holds the integer {value!r} beside missing values or "
-                f"decimals: CSV reads such a column back as float64, which holds integers "
-                f"exactly only up to 2**53; fill the missing values, or use {_EXACT}"
-            )
+            how = " or decimals: CSV reads such a column back as float64"
+            return _through_float64(name, value, how, f"fill them, or use {_EXACT}")
     return no_columns(df)
 
 
@@ -86,8 +91,8 @@ def _category_inexact(col: pd.Series) -> object | None:
     if not col.isna().any() or getattr(cats.dtype, "kind", None) not in ("i", "u"):
         return None
     used = cats[np.unique(col.cat.codes.to_numpy()[col.notna().to_numpy()])]
-    big = used[np.abs(used.to_numpy(dtype=np.float64)) > 2**53]
-    return big[0] if len(big) else None
+    big = [v for v in used.tolist() if abs(int(v)) > 2**53]  # in ints: float(2**53 + 1) == 2**53
+    return big[0] if big else None
 
 
 def parquet_refuses(df: pd.DataFrame) -> str | None:
@@ -100,11 +105,8 @@ def parquet_refuses(df: pd.DataFrame) -> str | None:
         if isinstance(col.dtype, pd.CategoricalDtype) and (
             (value := _category_inexact(col)) is not None
         ):
-            return (
-                f"column {name!r} is a category holding {value!r} beside missing values: "
-                f"Parquet reads it back as float64, which holds integers exactly only up "
-                f"to 2**53; use feather, h5py or pickle"
-            )
+            how = " (a category): Parquet reads it back as float64"
+            return _through_float64(name, value, how, "use feather, h5py or pickle")
     return no_columns(df)
 
 
@@ -141,11 +143,8 @@ def _json_column(name: object, col: pd.Series) -> str | None:
         values = col.dropna().to_numpy(dtype=object)
         big = [v for v in values.tolist() if abs(int(v)) > 2**53]
         if big:
-            return (
-                f"column {name!r} holds {big[0]!r} beside missing values: the JSON reader "
-                f"reads such a column through float64, which holds integers exactly only "
-                f"up to 2**53; fill the missing values, or use {_EXACT}"
-            )
+            how = ": the JSON reader reads such a column through float64"
+            return _through_float64(name, big[0], how, f"fill them, or use {_EXACT}")
     if kind == "M":
         present = col.dropna()
         if len(present):
@@ -194,6 +193,13 @@ def json_refuses(df: pd.DataFrame) -> str | None:
     for name, col in _columns(df):
         if reason := _json_column(name, col):
             return reason
+        if isinstance(col.dtype, pd.CategoricalDtype) and (
+            (value := _category_inexact(col)) is not None
+        ):
+            # 2**54 + 1 and 2**55 came back missing (pandas 3.1, 2026-12)
+            how = " (a category): the JSON reader matches its values through float64"
+            how += " and makes those it cannot hold missing"
+            return _through_float64(name, value, how, f"use {_EXACT}")
     return None
 
 

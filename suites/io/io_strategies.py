@@ -120,8 +120,9 @@ def _column(name: str, kind: str) -> column:
     if kind == "datetime-tz":  # nanoseconds since 1970 within pandas' range, or missing
         ns = st.integers(-(2**62), 2**62) | st.sampled_from([0, 1, -1, 1_700_000_000 * 10**9])
         return column(name, elements=st.none() | ns, dtype=object)
-    if kind == "category[int]":
-        return column(name, elements=st.none() | st.integers(-3, 3), dtype=object)
+    if kind == "category[int]":  # few distinct values, some beyond float64's integers
+        few = st.integers(-3, 3) | st.sampled_from([2**53 + 1, -(2**63)])
+        return column(name, elements=st.none() | few, dtype=object)
     return column(name, elements=text, dtype=object)
 
 
