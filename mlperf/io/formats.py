@@ -235,7 +235,7 @@ FORMATS: dict[str, Format] = {
                 (
                     "text is typed again when read: all True/False -> bool (object if any "
                     "missing), all integers -> int64 (uint64 above int64), other numbers -> "
-                    "float64 ('-0' -> 0.0), no values -> float64 NaN; integers beyond 2**53 "
+                    "float64 ('-0' among integers -> 0.0), no values -> float64 NaN; integers beyond 2**53 "
                     "that would become float64 are refused"
                 ),
                 "a frame with no rows -> every column object",
@@ -340,8 +340,9 @@ FORMATS: dict[str, Format] = {
                     "significant digits; -0.0 -> 0.0; inf and -inf -> NaN (Float64: pd.NA)"
                 ),
                 (
-                    "nullable integers with a missing value beyond 2**53 are refused (read "
-                    "through float64); timedeltas are refused (the reader cannot parse them)"
+                    "nullable integers and integer categories with a missing value beyond "
+                    "2**53 are refused (read through float64); timedeltas are refused (the "
+                    "reader cannot parse them)"
                 ),
                 (
                     "datetimes (tz-aware too) -> unit ns; outside 1677..2262, or tz-aware with "
