@@ -235,8 +235,8 @@ FORMATS: dict[str, Format] = {
                 (
                     "text is typed again when read: all True/False -> bool (object if any "
                     "missing), all integers -> int64 (uint64 above int64), other numbers -> "
-                    "float64 ('-0' among integers -> 0.0), no values -> float64 NaN; integers beyond 2**53 "
-                    "that would become float64 are refused"
+                    "float64 ('-0' among integers -> 0.0), no values -> float64 NaN; "
+                    "integers beyond 2**53 that would become float64 are refused"
                 ),
                 "a frame with no rows -> every column object",
                 "a frame with no columns (and so no rows) -> columns an empty RangeIndex",
