@@ -93,6 +93,26 @@ def test_bad_input_is_refused_naming_the_value(
     )
 
 
+@pytest.mark.parametrize("method", ["auto", *CPU])
+@pytest.mark.parametrize("dtype", [">f8", ">f4", ">i4", ">u8"])
+def test_big_endian_input_gives_the_native_answer(method: str, dtype: str) -> None:
+    native = np.array([[3, 4], [5, 12], [0, 0]], dtype=np.dtype(dtype).newbyteorder("="))
+    swapped = native.astype(dtype)
+    assert swapped.dtype.byteorder == ">" and not swapped.dtype.isnative
+    np.testing.assert_array_equal(row_norms(swapped, method), [5.0, 13.0, 0.0])
+    np.testing.assert_array_equal(row_norms(np.asfortranarray(swapped), method), [5.0, 13.0, 0.0])
+
+
+@pytest.mark.parametrize("method", ["auto", *CPU])
+def test_a_masked_array_is_refused_unless_nothing_is_masked(method: str) -> None:
+    x = np.ma.masked_array([[3.0, 4.0], [1e300, 1.0]], mask=[[False, False], [True, False]])
+    with pytest.raises(ValueError, match=r"1 masked value.*x\.filled\(0\.0\)") as info:
+        row_norms(x, method)
+    assert "row_norms:" in str(info.value)
+    clear = np.ma.masked_array([[3.0, 4.0]], mask=False)
+    assert row_norms(clear, method).tolist() == [5.0]
+
+
 def test_unknown_method_lists_the_choices() -> None:
     with pytest.raises(ValueError, match=r"unknown method 'fast'.*'auto'.*safe_numpy"):
         row_norms(np.ones((2, 2)), "fast")

@@ -74,3 +74,41 @@ def test_cached_frame_round_trips_exactly(tmp_path: Path) -> None:
     assert (tmp_path / "purchases-1000-seed42.parquet").exists()
     with pytest.raises(ValueError, match="unknown data set 'sales'"):
         cached_frame("sales", 10, cache_dir=tmp_path)
+
+
+def layout(df: pd.DataFrame) -> list[tuple[object, ...]]:
+    """What a benchmark's speed depends on besides the values: blocks, dtypes, memory."""
+    out: list[tuple[object, ...]] = [(type(df.index).__name__, str(df.index.dtype))]
+    for block in df._mgr.blocks:  # consolidation: which columns share a 2-D block
+        values = block.values
+        where = tuple(int(i) for i in block.mgr_locs.as_array)
+        if isinstance(values, np.ndarray):
+            owner = "numpy" if values.base is None or values.flags.owndata else "foreign"
+            flags = (values.flags.c_contiguous, values.flags.f_contiguous, values.flags.writeable)
+            out.append((str(block.dtype), where, values.shape, flags, owner))
+        else:
+            arrow = values._pa_array  # string storage, chunking, validity bitmap
+            chunks = [(c.offset, c.buffers()[0] is None) for c in arrow.chunks]
+            out.append((repr(block.dtype), where, str(arrow.type), arrow.num_chunks, chunks))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["purchases", "customers"])
+def test_a_cached_frame_has_the_layout_of_a_generated_one(kind: str, tmp_path: Path) -> None:
+    generated = cached_frame(kind, 20_000, cache_dir=tmp_path)
+    cached = cached_frame(kind, 20_000, cache_dir=tmp_path)
+    assert (tmp_path / f"{kind}-20000-seed42.parquet").exists()
+    pd.testing.assert_frame_equal(generated, cached, check_exact=True)
+    assert layout(cached) == layout(generated)
+    # a cache file written in row groups (another version, another writer) reads back alike
+    other = tmp_path / "other"
+    other.mkdir()
+    generated.to_parquet(other / f"{kind}-20000-seed42.parquet", row_group_size=3_000)
+    assert layout(cached_frame(kind, 20_000, cache_dir=other)) == layout(generated)
+
+
+@pytest.mark.parametrize("bad", [None, 0, -5, 2.5, "10", True])
+def test_write_purchases_refuses_a_bad_rows_per_file(bad: object, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"rows_per_file must be a positive integer.*got"):
+        write_purchases(tmp_path / "p", 10, rows_per_file=bad)  # type: ignore[arg-type]
+    assert not (tmp_path / "p").exists()

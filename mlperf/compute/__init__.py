@@ -2,7 +2,9 @@
 
 ``row_norms(x, method)`` computes ``sqrt(sum(x[i, :] ** 2))`` for every row.  Every
 method takes float32/float64 (integers and float16 are widened first), any memory
-order or strides, and 0 rows or 0 columns; every method returns a new float64 array.
+order, strides or byte order, and 0 rows or 0 columns; every method returns a new
+float64 array.  A masked array with masked values is refused (each method would read
+the values under the mask).
 float32 input is squared and summed in float64, so no float32 square overflows.
 
 Non-finite input follows one rule in every method: a row holding a NaN gives NaN
@@ -147,7 +149,8 @@ def row_norms(x: ArrayLike, method: str = "auto") -> Any:
     ----------
     x:
         2-D array-like of float32 or float64 (integers and float16 are widened), in
-        any memory order or strides.  A CuPy array goes to ``cuda`` and its result
+        any memory order, strides or byte order (big-endian is converted first).  A
+        masked array is refused if anything is masked.  A CuPy array goes to ``cuda`` and its result
         stays on the device.
     method:
         A name from :func:`methods`, or ``"auto"``: the fastest method that is right
@@ -166,7 +169,7 @@ def row_norms(x: ArrayLike, method: str = "auto") -> Any:
     Raises
     ------
     ValueError
-        ``x`` is not 2-D, or ``method`` is unknown.
+        ``x`` is not 2-D, is a masked array with masked values, or ``method`` is unknown.
     TypeError
         ``x`` is bool, complex, non-numeric, or a float wider than float64.
     MissingDependency

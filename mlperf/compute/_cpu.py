@@ -49,10 +49,25 @@ def target_dtype(dtype: np.dtype[Any], shape: tuple[int, ...]) -> np.dtype[Any]:
         )
     if kind in "iu":
         return np.dtype(np.float64)  # exact up to 2**53, as in numpy.linalg.norm
-    return np.dtype(np.float32) if dtype.itemsize < 4 else dtype  # float16: exact
+    if dtype.itemsize < 4:
+        return np.dtype(np.float32)  # float16: exact
+    # native byte order: numba compiles no kernel for big-endian ('>f8') arrays
+    return dtype.newbyteorder("=")
 
 
 def as_matrix(x: ArrayLike) -> np.ndarray:
+    if isinstance(x, np.ma.MaskedArray):
+        masked = np.ma.getmaskarray(x)
+        if masked.any():
+            where = tuple(int(i) for i in np.argwhere(masked)[0])
+            count = int(masked.sum())
+            raise ValueError(
+                f"row_norms: x is a masked array with {count} masked "
+                f"value{'s' if count != 1 else ''} (the first at {where!r}); every method "
+                f"would read the values under the mask; pass x.filled(0.0) to leave them "
+                f"out of the norms, or x.filled(np.nan) to make their rows NaN"
+            )
+        x = x.data
     arr = np.asarray(x)
     target = target_dtype(arr.dtype, arr.shape)
     return arr if arr.dtype == target else arr.astype(target)

@@ -3,28 +3,31 @@
 Every entry of :data:`FORMATS` declares what it changes about a frame, and
 implements that declaration as :meth:`Format.expected`: for any frame ``df`` the
 format accepts, ``load(save(df))`` equals ``fmt.expected(df)`` exactly (dtype
-and value).  A change that is not declared is a bug; a loss of rows or columns is
-never declared -- the format refuses the frame at save time instead
-(:meth:`Format.refusal`).  The Hypothesis suite in ``suites/io`` checks this.
+and value, by :func:`frames_equal`).  A change that is not declared is a bug; a
+format may declare a change of dtype but never of value: a loss of rows, columns or
+values is refused at save time instead (:meth:`Format.refusal` says which column and
+value, and what to use).  The Hypothesis suite in ``suites/io`` checks this.
 
-Pickle executes code while loading, so :func:`load` unpickles only files this
-process wrote, with unchanged content (a SHA-256 per path kept in memory; a file
-from anywhere else is refused).  Corrupt or truncated files raise
-:class:`FormatError` naming the file and the format.
+Unpickling executes code, so :func:`load` unpickles only bytes this process wrote
+(their SHA-256 is kept in memory; any other file is refused), and refuses an HDF5
+file that would make PyTables unpickle anything.  Corrupt or truncated files
+(CSV included, even cut at a row boundary) raise :class:`FormatError` naming the
+file and the format.
 
 Streaming aggregation over CSV and Parquet is :func:`mlperf.io.chunked.chunked_agg`,
 re-exported here.
 
 The package: :mod:`~mlperf.io.formats` (the registry: writers, readers, refusals),
 :mod:`~mlperf.io.expect` (each format's declared changes), :mod:`~mlperf.io.h5columns`
-(column-wise HDF5 with h5py), :mod:`~mlperf.io.sources` (a frame, CSV or Parquet read
-in bounded chunks) and :mod:`~mlperf.io.chunked` (exact group-by over those chunks).
+(column-wise HDF5 with h5py), :mod:`~mlperf.io.hdf_guard` (what would make PyTables
+unpickle), :mod:`~mlperf.io.atomic` (whole files or none), :mod:`~mlperf.io.equal`
+(exact frame equality), :mod:`~mlperf.io.sources` (a frame, CSV or Parquet read in
+bounded chunks) and :mod:`~mlperf.io.chunked` (exact group-by over those chunks).
 """
 
 from __future__ import annotations
 
 import gc
-import os
 import tempfile
 import time
 from collections.abc import Iterable
@@ -35,8 +38,10 @@ import numpy as np
 import pandas as pd
 
 from mlperf._optional import require
+from mlperf.io.atomic import write_atomically
 from mlperf.io.chunked import chunked_agg, iter_chunks
-from mlperf.io.formats import FORMATS, Format, FormatError, moved
+from mlperf.io.equal import difference, frames_equal
+from mlperf.io.formats import FORMATS, Format, FormatError
 
 __all__ = [
     "FORMATS",
@@ -44,6 +49,7 @@ __all__ = [
     "FormatError",
     "chunked_agg",
     "compare_formats",
+    "difference",
     "frames_equal",
     "iter_chunks",
     "load",
@@ -62,8 +68,10 @@ def _spec(fmt: str) -> Format:
 def save(df: pd.DataFrame, path: str | Path, fmt: str) -> Path:
     """Write *df* to *path* in format *fmt* (a key of :data:`FORMATS`), atomically.
 
-    The file is written next to *path* and renamed into place, so a crash never
-    leaves a truncated file under the final name.
+    The file is written without a name (Linux; elsewhere under a unique hidden
+    name) and linked into place once complete: a crash or kill never leaves a
+    truncated file under the final name, and threads or processes saving to one
+    path leave one of their frames whole (:mod:`mlperf.io.atomic`).
 
     Raises
     ------
@@ -77,13 +85,7 @@ def save(df: pd.DataFrame, path: str | Path, fmt: str) -> Path:
     if reason := spec.refusal(df):
         raise ValueError(f"save: {spec.label} cannot store this frame: {reason}")
     path = Path(path).resolve()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        spec.write(df, tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    moved(tmp, path)
+    write_atomically(path, lambda fh: spec.write(df, fh))
     return path
 
 
@@ -95,8 +97,11 @@ def load(path: str | Path, fmt: str) -> pd.DataFrame:
     FileNotFoundError
         *path* does not exist.
     FormatError
-        The file is truncated or corrupt, or (Pickle) was not written by this
-        process or changed since; the message names the file and the format.
+        The file is truncated or corrupt; (Pickle) this process did not write it, or
+        it changed since; (HDF5 table) reading it would unpickle something; (CSV) its
+        last row ends with CRLF -- cut at a row boundary, or written by another
+        program (read that with ``pandas.read_csv``).  The message names the file
+        and the format.
     """
     spec = _spec(fmt)
     path = Path(path)
@@ -106,23 +111,14 @@ def load(path: str | Path, fmt: str) -> pd.DataFrame:
         return spec.read(path)
     except (MemoryError, ImportError):
         raise
+    except FormatError as exc:  # the reader's own check: it says what is wrong
+        raise FormatError(f"load: {str(path)!r} ({spec.label}): {exc}") from None
     except Exception as exc:  # every library raises its own type for a bad file
         raise FormatError(
             f"load: {str(path)!r} is not a readable {spec.label} file "
             f"({type(exc).__name__}: {exc}); it may be truncated or corrupt: "
             f"write it again with save(df, path, {fmt!r})"
         ) from exc
-
-
-def frames_equal(left: pd.DataFrame, right: pd.DataFrame) -> bool:
-    """Exactly equal: values, missing markers, dtypes, index and column names."""
-    if left.shape != right.shape or not left.dtypes.equals(right.dtypes):
-        return False  # cheap: assert_frame_equal spends seconds describing a big mismatch
-    try:
-        pd.testing.assert_frame_equal(left, right, check_exact=True, check_index_type=True)
-    except AssertionError:
-        return False
-    return True
 
 
 def _same_column(a: pd.Series, b: pd.Series) -> bool:

@@ -17,6 +17,8 @@ Memory stays bounded by one chunk plus the per-group statistics.
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,20 +26,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlperf.io.sources import empty_frame, iter_chunks
+from mlperf.io.sources import empty_frame, iter_chunks, source_format
 
 __all__ = ["AGG_FUNCS", "between_m2", "chunked_agg", "iter_chunks"]
 
 #: the aggregations chunked_agg can combine exactly
 AGG_FUNCS = ("count", "sum", "mean", "min", "max", "var", "std")
+# "fsum" is the float64 sum behind mean/var/std: an integer "sum" wraps around as
+# pandas' does (four rows of 2**62 sum to 0), which made their mean 0.0
 _NEEDS = {
     "count": (),
     "sum": ("sum",),
-    "mean": ("sum",),
+    "mean": ("fsum",),
     "min": ("min",),
     "max": ("max",),
-    "var": ("sum", "m2"),
-    "std": ("sum", "m2"),
+    "var": ("fsum", "m2"),
+    "std": ("fsum", "m2"),
 }
 
 
@@ -84,6 +88,10 @@ def _work_dtype(dtype: Any, col: Hashable, funcs: set[str]) -> Any:
     raise TypeError(f"chunked_agg: column {col!r} has unsupported dtype {dtype}")
 
 
+def _masked(dtype: Any) -> bool:
+    return isinstance(dtype, pd.api.extensions.ExtensionDtype) and dtype.kind in "iufb"
+
+
 def _floats(x: pd.Series) -> np.ndarray:
     return np.asarray(x.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
 
@@ -104,6 +112,11 @@ def _partial(
         cols = [c for c, wanted in stats.items() if stat in wanted]
         if cols:
             parts[stat] = getattr(grouped[cols], stat)()
+    cols = [c for c, wanted in stats.items() if "fsum" in wanted]
+    if cols:
+        floats = {c: "Float64" if _masked(chunk[c].dtype) else np.float64 for c in cols}
+        fchunk = chunk[[*keys, *cols]].astype(floats)
+        parts["fsum"] = fchunk.groupby(keys, sort=False, observed=True, dropna=True)[cols].sum()
     cols = [c for c, wanted in stats.items() if "m2" in wanted]
     if cols:
         counts = n[cols].to_numpy(dtype=np.float64)
@@ -123,10 +136,13 @@ def _group_codes(chunk: pd.DataFrame, keys: list[Hashable]) -> tuple[np.ndarray,
     for key in keys:
         codes, uniques = pd.factorize(chunk[key], use_na_sentinel=True)
         combined = np.where((combined < 0) | (codes < 0), -1, combined * len(uniques) + codes)
+        # Renumber densely after each key: the plain product of the keys' counts passed
+        # 2**63 (5 keys of 10,000 values) and wrapped negative, read as "key missing".
+        # Dense, combined < rows and the next product < rows**2: no overflow below 3e9 rows.
+        valid = combined >= 0
+        combined[valid] = pd.factorize(combined[valid])[0]
         levels.append((codes, uniques))
-    codes = np.full(len(chunk), -1, dtype=np.intp)
-    valid = combined >= 0
-    codes[valid] = pd.factorize(combined[valid])[0]
+    codes = combined.astype(np.intp)
     _, first = np.unique(codes, return_index=True)
     first = first[codes[first] >= 0]
     arrays = [pd.Index(u).take(c[first]) for c, u in levels]
@@ -168,7 +184,13 @@ def _partial_numpy(
         parts[("n", col)] = n
         filled = x if valid is None else np.where(valid, x, 0.0)
         if "sum" in wanted:
-            parts[("sum", col)] = total = np.add.reduceat(filled, starts)
+            parts[("sum", col)] = np.add.reduceat(filled, starts)
+        if "fsum" in wanted:
+            if kind == "f" and "sum" in wanted:
+                total = parts[("sum", col)]
+            else:
+                total = np.add.reduceat(filled.astype(np.float64, copy=False), starts)
+            parts[("fsum", col)] = total
         if "min" in wanted:
             parts[("min", col)] = (np.fmin if kind == "f" else np.minimum).reduceat(x, starts)
         if "max" in wanted:
@@ -188,7 +210,7 @@ def _partial_numpy(
 
 def _partial_order(stats: dict[Any, list[str]]) -> list[tuple[str, Any]]:
     order = [("n", c) for c in stats]
-    for stat in ("sum", "min", "max", "m2"):
+    for stat in ("sum", "fsum", "min", "max", "m2"):
         order += [(stat, c) for c, wanted in stats.items() if stat in wanted]
     return order
 
@@ -198,7 +220,7 @@ def _merge(parts: pd.DataFrame, nkeys: int, stats: dict[Any, list[str]]) -> pd.D
     levels = list(range(nkeys))
     grouped = parts.groupby(level=levels, sort=False, observed=True)
     stat_names = parts.columns.get_level_values(0)
-    additive = [s for s in ("n", "sum", "m2") if s in stat_names]
+    additive = [s for s in ("n", "sum", "fsum", "m2") if s in stat_names]
     out = {stat: grouped[[c for c in parts.columns if c[0] == stat]].sum() for stat in additive}
     for stat in ("min", "max"):
         if stat in stat_names:
@@ -207,7 +229,7 @@ def _merge(parts: pd.DataFrame, nkeys: int, stats: dict[Any, list[str]]) -> pd.D
     cols = [c for c, wanted in stats.items() if "m2" in wanted]
     if cols:
         spread = between_m2(
-            parts["n"][cols], parts["sum"][cols], merged["n"][cols], merged["sum"][cols]
+            parts["n"][cols], parts["fsum"][cols], merged["n"][cols], merged["fsum"][cols]
         )
         for col in cols:
             merged[("m2", col)] = merged[("m2", col)] + spread[col]
@@ -267,7 +289,7 @@ def _finish(
             value = merged[("sum", col)]
         elif func == "mean":
             with np.errstate(invalid="ignore", divide="ignore"):
-                value = pd.Series(_floats(merged[("sum", col)]) / _floats(n), index=n.index)
+                value = pd.Series(_floats(merged[("fsum", col)]) / _floats(n), index=n.index)
         elif func in ("var", "std"):
             counts = _floats(n)
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -318,7 +340,12 @@ def chunked_agg(
         Only the key and aggregated columns are read.
     by:
         Key column or list of key columns.  Rows with a missing key are dropped and
-        groups are sorted, as pandas does by default.
+        groups are sorted, as pandas does by default.  ``[]``: no keys, the running
+        totals of the whole source -- one row (index ``RangeIndex(1)``) equal to a
+        group-by that puts every row in one group; with no rows, count and sum are 0
+        and the others missing.  A CSV key column whose type differs between chunks
+        (numbers, then text) is read again as text and typed as ``read_csv`` types
+        the whole column.
     aggs:
         ``{column: func or [funcs]}`` with funcs from :data:`AGG_FUNCS`
         (count, sum, mean, min, max, var, std; var/std with ddof=1).  NaN is
@@ -334,13 +361,17 @@ def chunked_agg(
     pandas.DataFrame
         Same index, columns and dtypes as ``source.groupby(by).agg(aggs)`` (for a
         file: as if it had been read whole); sums of float columns and means agree
-        to ~1e-15 relative (summation order differs), var/std to ~1e-13.
+        to ~1e-15 relative (summation order differs), var/std to ~1e-13.  Means,
+        var and std of integers are computed in float64 as pandas does; an integer
+        sum wraps around on overflow exactly as pandas' does.
 
     Raises
     ------
     ValueError, TypeError, KeyError
-        Unknown function, non-numeric column for a numeric aggregation, missing
-        column, or a bad *chunksize*.
+        Unknown function, non-numeric column for a numeric aggregation, a missing
+        column or two columns of one name (naming the file), or a bad *chunksize*.
+    pandas.errors.ParserError
+        A CSV line has more fields than the header, where ``read_csv`` raises too.
 
     Examples
     --------
@@ -368,38 +399,161 @@ def chunked_agg(
     stats = {col: sorted({s for f in fs for s in _NEEDS[f]}) for col, fs in funcs.items()}
     wanted = keys + value_cols
 
-    layout = pd.MultiIndex.from_tuples(_partial_order(stats))
-    buffer: list[pd.DataFrame] = []
-    buffered, limit = 0, max(chunksize, 1 << 16)
     head = empty_frame(source, wanted, fmt)
-    seen_dtypes: dict[Any, Any] = {}
-    for chunk in iter_chunks(source, chunksize, columns=wanted, fmt=fmt):
-        if not len(chunk):  # a header-only CSV still yields one empty chunk
-            continue
-        for col in value_cols:
-            prev = seen_dtypes.get(col)
-            seen_dtypes[col] = chunk[col].dtype if prev is None else _common(prev, chunk[col].dtype)
-        part = _partial_numpy(chunk, keys, stats, layout)
-        if part is None:
-            casts = {c: _work_dtype(chunk[c].dtype, c, funcs[c]) for c in value_cols}
-            casts = {c: t for c, t in casts.items() if chunk[c].dtype != t}
-            part = _partial(chunk.astype(casts) if casts else chunk, keys, stats)
-        if not len(part):  # every key of the chunk is missing
-            continue
-        buffer.append(part)
-        buffered += len(part)
-        if buffered > limit:  # amortised: compact when the buffer doubles
-            buffer = [_merge(pd.concat(buffer), len(keys), stats)]
-            buffered = len(buffer[0])
-            limit = max(limit, 2 * buffered)
+    total = None
+    if not keys:  # the whole source is one group: a constant key, dropped at the end
+        total = "__mlperf_all__"
+        while total in head.columns:
+            total += "_"
+        keys, head = [total], head.assign(**{total: np.zeros(0, dtype=np.int64)})
+    job = _Job(source, keys, value_cols, stats, funcs, chunksize, fmt, total)
+    try:
+        merged, seen_dtypes = job.run(text=False)
+    except _KeyTypeChanged:
+        # a CSV key typed differently in two chunks (ints, then text): read the keys as
+        # text, and type them at the end as read_csv types the whole column
+        merged, seen_dtypes = job.run(text=True)
+        if merged is not None:
+            merged = _merge(_typed_keys(merged, keys, job.missing_keys), len(keys), stats)
     probe = head.astype(seen_dtypes) if seen_dtypes else head
-    expected = probe.groupby(by).agg(dict(aggs))
-    if not buffer:
-        return expected
-    merged = _merge(pd.concat(buffer), len(keys), stats)
+    expected = probe.groupby(keys).agg(dict(aggs)) if total else probe.groupby(by).agg(dict(aggs))
+    if merged is None:
+        return _empty_totals(expected, spec) if total else expected
     result = _finish(merged, spec, multi, expected.dtypes)
+    if total:
+        return result.reset_index(drop=True)
     result.index.names = expected.index.names
     return result
+
+
+class _KeyTypeChanged(Exception):
+    pass
+
+
+class _Job:
+    """One pass over the source: the merged per-group statistics and the value dtypes seen."""
+
+    def __init__(
+        self,
+        source: pd.DataFrame | str | Path,
+        keys: list[Hashable],
+        value_cols: list[Hashable],
+        stats: dict[Any, list[str]],
+        funcs: dict[Any, set[str]],
+        chunksize: int,
+        fmt: str | None,
+        total: str | None,
+    ) -> None:
+        self.source, self.keys, self.value_cols = source, keys, value_cols
+        self.stats, self.funcs, self.chunksize, self.fmt = stats, funcs, chunksize, fmt
+        self.total = total
+        self.missing_keys: dict[Hashable, bool] = {}
+
+    def run(self, *, text: bool) -> tuple[pd.DataFrame | None, dict[Any, Any]]:
+        keys, stats = self.keys, self.stats
+        layout = pd.MultiIndex.from_tuples(_partial_order(stats))
+        buffer: list[pd.DataFrame] = []
+        buffered, limit = 0, max(self.chunksize, 1 << 16)
+        seen_dtypes: dict[Any, Any] = {}
+        key_dtypes: dict[Any, Any] = {}
+        read_keys = [k for k in keys if k != self.total]
+        chunks = iter_chunks(
+            self.source,
+            self.chunksize,
+            columns=read_keys + self.value_cols,
+            fmt=self.fmt,
+            text=read_keys if text else (),
+        )
+        for chunk in chunks:
+            if not len(chunk):  # a header-only CSV still yields one empty chunk
+                continue
+            if self.total:
+                chunk = chunk.assign(**{self.total: 0})
+            self._check_keys(chunk, key_dtypes, text)
+            # keys too: a CSV key column with no values is float64, as read_csv makes it
+            for col in self.value_cols + ([] if text else read_keys):
+                prev, now = seen_dtypes.get(col), chunk[col].dtype
+                seen_dtypes[col] = now if prev is None else _common(prev, now)
+            part = _partial_numpy(chunk, keys, stats, layout)
+            if part is None:
+                casts = {c: _work_dtype(chunk[c].dtype, c, self.funcs[c]) for c in self.value_cols}
+                casts = {c: t for c, t in casts.items() if chunk[c].dtype != t}
+                part = _partial(chunk.astype(casts) if casts else chunk, keys, stats)
+            if not len(part):  # every key of the chunk is missing
+                continue
+            buffer.append(part)
+            buffered += len(part)
+            if buffered > limit:  # amortised: compact when the buffer doubles
+                buffer = [_merge(pd.concat(buffer), len(keys), stats)]
+                buffered = len(buffer[0])
+                limit = max(limit, 2 * buffered)
+        merged = _merge(pd.concat(buffer), len(keys), stats) if buffer else None
+        return merged, seen_dtypes
+
+    def _check_keys(self, chunk: pd.DataFrame, key_dtypes: dict[Any, Any], text: bool) -> None:
+        for key in self.keys:
+            if text:  # read_csv types a column with a missing value apart (ints -> float64)
+                self.missing_keys[key] = self.missing_keys.get(key, False) or bool(
+                    chunk[key].isna().any()
+                )
+            dtype = chunk[key].dtype
+            first = key_dtypes.setdefault(key, dtype)
+            if dtype == first:
+                continue
+            if isinstance(self.source, str | Path) and (
+                source_format(self.source, self.fmt) == "csv"
+            ):
+                raise _KeyTypeChanged
+            raise TypeError(
+                f"chunked_agg: key column {key!r} is {first} in one part of "
+                f"{str(self.source)!r} and {dtype} in another; write the parts with one "
+                f"type (e.g. df[{key!r}].astype(str)) or aggregate them apart"
+            )
+
+
+def _typed_keys(
+    merged: pd.DataFrame, keys: list[Hashable], missing: dict[Hashable, bool]
+) -> pd.DataFrame:
+    """Replace text keys by the values read_csv gives the whole column (then merge again)."""
+    levels = []
+    for i, key in enumerate(keys):
+        texts = merged.index.get_level_values(i)
+        unique = pd.Index(texts.unique())
+        levels.append(
+            _read_csv_types(unique, missing.get(key, False)).take(unique.get_indexer(texts))
+        )
+    out = merged.copy()
+    out.index = levels[0] if len(levels) == 1 else pd.MultiIndex.from_arrays(levels, names=keys)
+    out.index.name = keys[0] if len(levels) == 1 else None
+    return out
+
+
+def _read_csv_types(texts: pd.Index, had_missing: bool) -> pd.Index:
+    """*texts* typed by read_csv as one column (with an empty field when one was missing)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["k"])
+    writer.writerows([t] for t in texts)
+    if had_missing:
+        writer.writerow([""])
+    typed = pd.read_csv(io.StringIO(buf.getvalue()))["k"]
+    return pd.Index(typed.iloc[: len(texts)])
+
+
+def _empty_totals(expected: pd.DataFrame, spec: list[tuple[Any, str]]) -> pd.DataFrame:
+    """The totals of no rows: count and sum 0, the other aggregations missing."""
+    columns = {}
+    for (_, func), name, dtype in zip(spec, expected.columns, expected.dtypes, strict=True):
+        numeric = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+        if func in ("count", "sum") and numeric:
+            columns[name] = pd.Series([0]).astype(dtype)
+        elif isinstance(dtype, np.dtype) and dtype.kind in "iub":
+            columns[name] = pd.Series([np.nan])
+        else:
+            columns[name] = pd.Series([None], dtype=dtype)
+    out = pd.DataFrame(columns)
+    out.columns = expected.columns
+    return out
 
 
 def _common(a: Any, b: Any) -> Any:

@@ -11,7 +11,7 @@ any JSON-able names, Unicode and duplicates included, survive.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     import h5py
 
-__all__ = ["SCHEMA", "read", "write"]
+__all__ = ["SCHEMA", "read", "unsupported", "write"]
 
 SCHEMA = "mlperf.h5columns/1"
 _MISSING = {1: np.nan, 2: None, 3: pd.NA}  # code -> the marker restored
@@ -128,11 +128,30 @@ def _write_column(group: h5py.Group, name: str, col: pd.Series) -> dict[str, Any
         return {"enc": "masked", "dtype": str(dtype)}
     if isinstance(dtype, np.dtype) and dtype.kind in "biufcmM":
         return {"enc": "numpy", "dtype": _write_numpy(group, name, col.to_numpy())}
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        # the UTC ticks in the dtype's unit; the zone rides along in the dtype's name
+        group.create_dataset(name, data=col.array.asi8)
+        return {"enc": "datetimetz", "dtype": str(dtype)}
     if _is_text(col):
         return _write_text(group, name, col)
-    raise TypeError(
-        f"save: the h5py format cannot store column {col.name!r} of dtype {dtype}; "
-        f"convert it or use fmt='pickle' / 'parquet-zstd'"
+    raise TypeError(f"save: the h5py format cannot store column {col.name!r}: {unsupported(col)}")
+
+
+def unsupported(col: pd.Series) -> str | None:
+    """Why :func:`write` cannot store *col*, or None."""
+    dtype = col.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return unsupported(pd.Series(dtype.categories))
+    if (
+        (isinstance(dtype, np.dtype) and dtype.kind in "biufcmM")
+        or isinstance(dtype, pd.DatetimeTZDtype)
+        or (isinstance(dtype, pd.api.extensions.ExtensionDtype) and hasattr(col.array, "_mask"))
+        or _is_text(col)
+    ):
+        return None
+    return (
+        f"its dtype {dtype} (only numbers, booleans, datetimes, timedeltas, text and their "
+        f"nullable and category forms are stored); convert it or use fmt='pickle'"
     )
 
 
@@ -151,6 +170,10 @@ def _read_column(group: h5py.Group, name: str, meta: dict[str, Any], n: int) -> 
         return pd.Series(
             values.view(dtype) if dtype.kind in "mM" else values.astype(dtype, copy=False)
         )
+    if enc == "datetimetz":
+        dtype = pd.api.types.pandas_dtype(meta["dtype"])
+        ticks = group[name][()].view(f"datetime64[{dtype.unit}]")
+        return pd.Series(ticks).dt.tz_localize("UTC").dt.tz_convert(dtype.tz).astype(dtype)
     if enc == "masked":
         data = group[name][()]
         mask = group[f"{name}.mask"][()]
@@ -168,8 +191,8 @@ def _read_column(group: h5py.Group, name: str, meta: dict[str, Any], n: int) -> 
     raise ValueError(f"unknown column encoding {enc!r}")
 
 
-def write(df: pd.DataFrame, path: Path) -> None:
-    """Write *df* to *path*, one dataset per column (see the module docstring)."""
+def write(df: pd.DataFrame, path: Path | BinaryIO) -> None:
+    """Write *df* to *path* (a path or a binary file object), one dataset per column."""
     h5py = require("h5py", "the h5py column-wise format")
     try:
         names = json.dumps(list(df.columns))

@@ -67,11 +67,13 @@ def with_non_finite(dtype: Any) -> st.SearchStrategy[float]:
 
 @st.composite
 def matrices(draw: st.DrawFn, elements: Any, max_side: int = 12) -> np.ndarray:
-    """A float32 or float64 matrix (0 rows or columns included) in C order, Fortran
-    order, or as a strided, column-reversed view."""
+    """A float32 or float64 matrix (0 rows or columns included), little- or big-endian,
+    in C order, Fortran order, or as a strided, column-reversed view."""
     dtype = draw(st.sampled_from([np.float32, np.float64]))
     shape = draw(hnp.array_shapes(min_dims=2, max_dims=2, min_side=0, max_side=max_side))
     x = draw(hnp.arrays(dtype, shape, elements=elements(dtype)))
+    if draw(st.booleans()):  # '>f8' data, as read from a big-endian file
+        x = x.astype(x.dtype.newbyteorder(">"))
     layout = draw(st.sampled_from(["C", "F", "view"]))
     if layout == "F":
         return np.asfortranarray(x)
