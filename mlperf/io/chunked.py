@@ -184,12 +184,14 @@ def _partial_numpy(
         parts[("n", col)] = n
         filled = x if valid is None else np.where(valid, x, 0.0)
         if "sum" in wanted:
-            parts[("sum", col)] = np.add.reduceat(filled, starts)
+            with np.errstate(invalid="ignore"):  # inf - inf is NaN here, as in pandas
+                parts[("sum", col)] = np.add.reduceat(filled, starts)
         if "fsum" in wanted:
             if kind == "f" and "sum" in wanted:
                 total = parts[("sum", col)]
             else:
-                total = np.add.reduceat(filled.astype(np.float64, copy=False), starts)
+                with np.errstate(invalid="ignore"):
+                    total = np.add.reduceat(filled.astype(np.float64, copy=False), starts)
             parts[("fsum", col)] = total
         if "min" in wanted:
             parts[("min", col)] = (np.fmin if kind == "f" else np.minimum).reduceat(x, starts)
@@ -199,7 +201,8 @@ def _partial_numpy(
             with np.errstate(invalid="ignore", divide="ignore"):
                 gaps = x - np.repeat(total / n, sizes)  # two-pass: as exact as Welford
             squares = gaps * gaps if valid is None else np.where(valid, gaps * gaps, 0.0)
-            parts[("m2", col)] = np.add.reduceat(squares, starts)
+            with np.errstate(invalid="ignore"):
+                parts[("m2", col)] = np.add.reduceat(squares, starts)
     # Building the (stat, column) MultiIndex per chunk costs more than the sums.
     out = pd.DataFrame(
         {i: parts[c] for i, c in enumerate(columns)}, index=index.take(sorted_codes[starts])
@@ -221,7 +224,10 @@ def _merge(parts: pd.DataFrame, nkeys: int, stats: dict[Any, list[str]]) -> pd.D
     grouped = parts.groupby(level=levels, sort=False, observed=True)
     stat_names = parts.columns.get_level_values(0)
     additive = [s for s in ("n", "sum", "fsum", "m2") if s in stat_names]
-    out = {stat: grouped[[c for c in parts.columns if c[0] == stat]].sum() for stat in additive}
+    out = {
+        stat: _sum_keep_nan(parts[[c for c in parts.columns if c[0] == stat]], levels)
+        for stat in additive
+    }
     for stat in ("min", "max"):
         if stat in stat_names:
             out[stat] = getattr(grouped[[c for c in parts.columns if c[0] == stat]], stat)()
@@ -272,8 +278,19 @@ def between_m2(
     spread = pd.DataFrame(
         np.where(c > 0, c * gaps * gaps, 0.0), index=counts.index, columns=counts.columns
     )
-    levels = list(range(counts.index.nlevels))
-    return spread.groupby(level=levels, sort=False, dropna=False).sum()
+    return _sum_keep_nan(spread, list(range(counts.index.nlevels)))
+
+
+def _sum_keep_nan(frame: pd.DataFrame, levels: list[int]) -> pd.DataFrame:
+    """Per group, the sum of the parts; NaN when a part is NaN.
+
+    A part is NaN only where its values were not finite (``inf - inf``: missing values
+    never reach the parts), and pandas gives NaN there; a plain groupby sum would skip
+    it and call the group's spread 0.0 (found by the cross-engine property).
+    """
+    grouped = frame.groupby(level=levels, sort=False, dropna=False)
+    nan = frame.isna().groupby(level=levels, sort=False, dropna=False).any()
+    return grouped.sum().mask(nan)
 
 
 def _finish(
