@@ -119,7 +119,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="time",
         help="what the stored-baseline gate judges: 'time' (CPU or wall time of the rounds), "
         "or 'instructions': after the session, each benchmark's call is counted once under "
-        "callgrind (valgrind) and a count that rises by more than 1 % is a REGRESSION; a "
+        "callgrind (valgrind) and a count that rises by more than 1 %% is a REGRESSION; a "
         "benchmark whose work runs elsewhere stays on time (default: time; one benchmark: "
         "@pytest.mark.mlperf(metric='instructions'))",
     )

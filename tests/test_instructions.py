@@ -35,6 +35,7 @@ from mlperf.instructions import (
     require_valgrind,
     valgrind_available,
 )
+from mlperf.records import DEFAULT_COUNT_THRESHOLD
 
 DATA = Path(__file__).parent / "data"
 
@@ -407,8 +408,10 @@ def test_the_instruction_clock_gates_counts_and_refuses_work_done_elsewhere(
     by_id = {b["id"]: b for b in run["benchmarks"]}
     loop, pool = by_id["test_counted.py::test_loop"], by_id["test_counted.py::test_pool"]
     assert loop["verdict"]["time"] == "same" and loop["verdict"]["clock"] == "instructions"
-    # A count repeats to a few instructions in 13 million (the sessions' arguments differ).
-    assert abs(loop["instructions"]["ir"] - base_ir) <= 1e-5 * base_ir
+    # A count repeats well inside the 1 % threshold: alone it repeats to a few instructions
+    # in 13 million; on a loaded CI run (xdist, other sessions' files on disk) the heap's
+    # history moved it 0.56 % once (Intel Xeon VM, 2026-12-05).
+    assert abs(loop["instructions"]["ir"] - base_ir) < 0.8 * DEFAULT_COUNT_THRESHOLD * base_ir
     assert "its work runs in other processes" in pool["instructions_refused"]
     assert "(not counted: its work runs in other processes" in pool["verdict"]["text"]
 
@@ -469,5 +472,6 @@ def test_ab_on_the_instruction_clock_counts_each_side_once_and_decides(tmp_path:
     counted = {c["id"]: c for c in json.loads(out.read_text())["instructions"]}
     assert counted["test_toy.py::test_loop"]["verdict"] == "REGRESSION", counted
     assert counted["test_toy.py::test_other"]["verdict"] == "same", counted
-    assert counted["test_toy.py::test_other"]["base"] == counted["test_toy.py::test_other"]["head"]
+    other = counted["test_toy.py::test_other"]  # identical code: within a fraction of the 1 %
+    assert abs(other["head"] / other["base"] - 1) < 0.005, other
     assert "instructions" in proc.stdout and "+" in counted["test_toy.py::test_loop"]["text"]
