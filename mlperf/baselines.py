@@ -46,6 +46,8 @@ __all__ = [
     "entry_problem",
     "environment",
     "fix_hint",
+    "from_pytest_benchmark",
+    "id_of",
     "known_elsewhere",
     "load_file",
     "load_machine",
@@ -145,7 +147,11 @@ def machine_id(info: MachineInfo | None = None) -> str:
     override = os.environ.get("MLPERF_MACHINE_ID")
     if override:
         return _slug(override)
-    info = info or machine_info()
+    return id_of(info or machine_info())
+
+
+def id_of(info: MachineInfo) -> str:
+    """The machine id of *info* (another machine's, from a file), without the override."""
     py = "".join(info["python"].split(".")[:2])
     return f"{_slug(info['cpu'])}-{info['logical_cores']}c-{_slug(info['os'])}-py{py}"
 
@@ -428,3 +434,52 @@ def save_records(
             ) from None
         written.append(path)
     return written
+
+
+def from_pytest_benchmark(data: dict[str, Any], path: Path) -> tuple[dict[str, BaselineEntry], str]:
+    """The benchmarks and machine id of a pytest-benchmark JSON file (``--benchmark-json``,
+    ``--benchmark-autosave``), as baseline entries on the ``wall`` clock: its rounds are
+    pytest-benchmark's timer (wall time per call), which is all such a file holds.
+
+    Raises
+    ------
+    BaselineError
+        When a benchmark has no per-round times (the file was saved without
+        ``--benchmark-save-data``: an interval needs the rounds, not only their summary).
+    """
+    entries: dict[str, BaselineEntry] = {}
+    for bench in data.get("benchmarks") or []:
+        name = bench.get("fullname") or bench.get("name") if isinstance(bench, dict) else None
+        stats = bench.get("stats") if isinstance(bench, dict) else None
+        if not isinstance(name, str) or not isinstance(stats, dict):
+            raise BaselineError(
+                f"pytest-benchmark file {str(path)!r} has a benchmark without 'fullname' and "
+                f"'stats' ({_short(bench)}); write it again with pytest --benchmark-json"
+            )
+        samples = stats.get("data")
+        if not isinstance(samples, list) or not samples:
+            raise BaselineError(
+                f"pytest-benchmark file {str(path)!r}, benchmark {name!r}: no per-round times "
+                "('stats.data'), so no interval can be computed; write it with "
+                "pytest --benchmark-json FILE, or --benchmark-autosave --benchmark-save-data"
+            )
+        summary = {k: stats.get(k) for k in ("median", "iqr", "min", "mean")}
+        entry = {"metric": "wall", "wall": {"n": len(samples), **summary, "samples": samples}}
+        problem = entry_problem(entry)
+        if problem:
+            raise BaselineError(
+                f"pytest-benchmark file {str(path)!r}, benchmark {name!r}: {problem}"
+            )
+        entries[name] = cast("BaselineEntry", entry)
+    machine = data.get("machine_info") or {}
+    cpu = machine.get("cpu") or {}
+    info: MachineInfo = {
+        "cpu": str(
+            cpu.get("brand_raw") or machine.get("processor") or machine.get("machine") or "?"
+        ),
+        "logical_cores": int(cpu.get("count") or 0),
+        "os": str(machine.get("system") or "?"),
+        "arch": str(machine.get("machine") or "?"),
+        "python": str(machine.get("python_version") or "0.0"),
+    }
+    return entries, id_of(info)

@@ -9,7 +9,7 @@ import math
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, NamedTuple, cast
 
 from mlperf.records import (
     DEFAULT_BASELINES_DIR,
@@ -38,40 +38,55 @@ def _threshold(text: str) -> float:
     return value
 
 
-def _load_entries(path: Path) -> dict[str, BaselineEntry]:
-    """Benchmarks of a baseline file, a baseline machine folder, or a run file (latest.json).
+class _Loaded(NamedTuple):
+    """What ``mlperf baseline diff`` compares on one side."""
+
+    entries: dict[str, BaselineEntry]
+    machine: str | None  # None: a folder whose files name no single machine
+    pytest_benchmark: bool  # a pytest-benchmark JSON file: wall-clock rounds only
+
+
+_WHAT = (
+    "give a baseline folder (baselines/<machine-id>), a baseline file, a run file "
+    "(reports/latest.json) or a pytest-benchmark JSON file (--benchmark-json)"
+)
+
+
+def _load(path: Path) -> _Loaded:
+    """Benchmarks of a baseline file or machine folder, a run file (latest.json) or a
+    pytest-benchmark JSON file.
 
     Raises
     ------
     BaselineError
-        A missing path, a folder without baseline files, or a file that is neither a
-        valid baseline file nor a run file; the message names it.
+        A missing path, a folder without baseline files, or a file that is none of
+        these or is invalid; the message names it.
     """
-    from mlperf.baselines import BaselineError, entry_of, entry_problem, load_file
+    from mlperf.baselines import (
+        BaselineError,
+        entry_of,
+        entry_problem,
+        from_pytest_benchmark,
+        load_file,
+    )
 
     if path.is_dir():
         files = sorted(path.glob("*.json"))
         if not files:
-            raise BaselineError(
-                f"{str(path)!r} holds no baseline files (*.json); give a baseline folder "
-                "(baselines/<machine-id>), a baseline file or a run file (reports/latest.json)"
-            )
+            raise BaselineError(f"{str(path)!r} holds no baseline files (*.json); {_WHAT}")
         entries: dict[str, BaselineEntry] = {}
+        machines = set()
         for f in files:
-            entries.update(load_file(f)["benchmarks"])
-        return entries
+            data = load_file(f)
+            entries.update(data["benchmarks"])
+            machines.add(data["machine_id"])
+        return _Loaded(entries, machines.pop() if len(machines) == 1 else None, False)
     if not path.exists():
-        raise BaselineError(
-            f"no such file or folder: {str(path)!r}; give a baseline folder "
-            "(baselines/<machine-id>), a baseline file or a run file (reports/latest.json)"
-        )
+        raise BaselineError(f"no such file or folder: {str(path)!r}; {_WHAT}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BaselineError(
-            f"cannot read {str(path)!r} ({exc}); give a baseline folder, a baseline file "
-            "or a run file (reports/latest.json)"
-        ) from None
+        raise BaselineError(f"cannot read {str(path)!r} ({exc}); {_WHAT}") from None
     if isinstance(data, dict) and data.get("kind") == RUN_KIND:
         benchmarks = data.get("benchmarks")
         if not isinstance(benchmarks, list) or not all(
@@ -90,8 +105,13 @@ def _load_entries(path: Path) -> dict[str, BaselineEntry]:
                     f"run file {str(path)!r}, benchmark {bid!r}: {problem}; write it again "
                     "with a measured run (pytest --benchmark-enable)"
                 )
-        return found
-    return load_file(path)["benchmarks"]
+        machine = run.get("machine_id")
+        return _Loaded(found, machine if isinstance(machine, str) else None, False)
+    if isinstance(data, dict) and "machine_info" in data and "kind" not in data:
+        entries, machine = from_pytest_benchmark(data, path)
+        return _Loaded(entries, machine, True)
+    stored = load_file(path)
+    return _Loaded(stored["benchmarks"], stored["machine_id"], False)
 
 
 def _baseline_show(args: argparse.Namespace) -> int:
@@ -99,7 +119,7 @@ def _baseline_show(args: argparse.Namespace) -> int:
 
     folder = Path(args.dir) / (args.machine or machine_id())
     stored = folder.is_dir() and any(folder.glob("*.json"))
-    entries = _load_entries(folder) if stored else {}
+    entries = _load(folder).entries if stored else {}
     if not entries:
         print(f"no baselines in {folder}; record them with `mlperf baseline save`", file=sys.stderr)
         return 1
@@ -135,7 +155,8 @@ def _baseline_diff(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    old, new = _load_entries(Path(args.old)), _load_entries(Path(args.new))
+    before, after = _load(Path(args.old)), _load(Path(args.new))
+    old, new = before.entries, after.entries
     if not set(old) & set(new):
         print(
             f"mlperf baseline diff: no benchmark is in both {args.old!r} ({len(old)}) and "
@@ -143,12 +164,30 @@ def _baseline_diff(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if before.machine and after.machine and before.machine != after.machine:
+        print(
+            f"mlperf baseline diff: warning: these were measured on two machines "
+            f"({before.machine} and {after.machine}); a difference may be the machine's, "
+            "not the code's",
+            file=sys.stderr,
+        )
+    wall_only = before.pytest_benchmark or after.pytest_benchmark
+    if wall_only:
+        print(
+            "mlperf baseline diff: a pytest-benchmark file holds wall-clock rounds only "
+            "(its timer); every benchmark is compared on wall time",
+            file=sys.stderr,
+        )
     worst = 0
     for bid in sorted(set(old) | set(new)):
         if bid not in old or bid not in new:
             print(f"{bid}: only in {'new' if bid in new else 'old'}")
             continue
-        metric = new[bid].get("metric") or old[bid].get("metric") or DEFAULT_METRIC
+        metric = (
+            "wall"
+            if wall_only
+            else new[bid].get("metric") or old[bid].get("metric") or DEFAULT_METRIC
+        )
         a, b = samples_of(old[bid].get(metric)), samples_of(new[bid].get(metric))
         if not a or not b:
             print(f"{bid}: no {metric} samples to compare")
@@ -160,16 +199,16 @@ def _baseline_diff(args: argparse.Namespace) -> int:
 
 
 def _baseline_save(args: argparse.Namespace) -> int:
-    # This project's suites when run here; elsewhere what a plain `pytest` collects.
-    default = ["suites"] if Path("suites").is_dir() else []
+    # No paths: what a plain `pytest` collects (testpaths, else the rootdir); no --dir: the
+    # mlperf_baselines ini option of the project's pytest configuration, else baselines/.
     cmd = [
         sys.executable,
         "-m",
         "pytest",
-        *(args.paths or default),
+        *args.paths,
         "--benchmark-enable",
         "--mlperf-save-baseline",
-        f"--mlperf-baselines={args.dir}",
+        *([f"--mlperf-baselines={args.dir}"] if args.dir else []),
         *args.pytest_args,
     ]
     print("+", " ".join(cmd), flush=True)
@@ -186,12 +225,14 @@ def _parser() -> argparse.ArgumentParser:
     save.add_argument(
         "paths",
         nargs="*",
-        help="test files or folders (default: ./suites if it exists, else what pytest collects)",
+        help="test files or folders (default: what a plain `pytest` collects: the testpaths "
+        "of your pytest configuration, else the rootdir)",
     )
     save.add_argument(
         "--dir",
-        default=DEFAULT_BASELINES_DIR,
-        help=f"baselines directory (default: {DEFAULT_BASELINES_DIR})",
+        default=None,
+        help="baselines directory (default: the mlperf_baselines ini option, else "
+        f"{DEFAULT_BASELINES_DIR})",
     )
     save.add_argument(
         "--pytest-args",
@@ -206,7 +247,9 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--machine", default=None, help="machine id (default: this machine)")
     show.set_defaults(func=_baseline_show)
     diff = bsub.add_parser(
-        "diff", help="compare two baseline files/folders or run files (latest.json)"
+        "diff",
+        help="compare two baseline files/folders, run files (latest.json) or pytest-benchmark "
+        "JSON files (saved with --benchmark-save-data)",
     )
     diff.add_argument("old")
     diff.add_argument("new")

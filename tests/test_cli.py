@@ -119,7 +119,8 @@ def test_save_outside_this_project_collects_what_pytest_collects(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`mlperf baseline save` ran `pytest suites` everywhere: a project without ./suites
-    got pytest's "file or directory not found"."""
+    got pytest's "file or directory not found".  Now pytest's own configuration decides
+    (testpaths; the mlperf_baselines ini option unless --dir is given)."""
     import mlperf.cli
 
     seen: list[list[str]] = []
@@ -128,8 +129,10 @@ def test_save_outside_this_project_collects_what_pytest_collects(
     assert main(["baseline", "save"]) == 0
     (tmp_path / "suites").mkdir()
     assert main(["baseline", "save", "--dir", "b"]) == 0
-    assert "suites" not in seen[0] and "suites" in seen[1]
+    assert main(["baseline", "save", "suites"]) == 0
+    assert "suites" not in seen[0] and "suites" not in seen[1] and "suites" in seen[2]
     assert "--mlperf-save-baseline" in seen[0] and "--mlperf-baselines=b" in seen[1]
+    assert not any(a.startswith("--mlperf-baselines") for a in seen[0])
 
 
 # ------------------------------------------------------------- a fuzz pass (issue 14)
@@ -341,3 +344,60 @@ def test_ab_parser_refuses_numbers_that_would_disarm_it(argv: list[str]) -> None
     assert 0 < args.max_time < float("inf"), argv
     for name in ("rounds", "pairs", "lanes"):
         assert getattr(args, name) is None or isinstance(getattr(args, name), int), argv
+
+
+# ----------------------------------------- pytest-benchmark's own JSON files (issue 11)
+
+_PB_TOY = """
+import os, time
+
+def test_sleepy(benchmark):
+    benchmark.pedantic(time.sleep, args=(float(os.environ["TOY_S"]),), rounds=15)
+"""
+
+
+def _pb_json(pytester: pytest.Pytester, name: str, seconds: float) -> Path:
+    pytester.makepyfile(test_toy=_PB_TOY)
+    out = pytester.path / f"{name}.json"
+    os.environ["TOY_S"] = str(seconds)
+    try:
+        result = pytester.runpytest_subprocess(
+            "-p", "no:mlperf", "--benchmark-enable", f"--benchmark-json={out}"
+        )
+    finally:
+        del os.environ["TOY_S"]
+    assert result.ret == 0, result.stdout.str()
+    return out
+
+
+def test_diff_reads_pytest_benchmark_json_files(
+    pytester: pytest.Pytester, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`mlperf baseline diff` refused the files pytest-benchmark itself writes."""
+    old = _pb_json(pytester, "old", 0.002)
+    new = _pb_json(pytester, "new", 0.006)
+    assert main(["baseline", "diff", str(old), str(old)]) == 0
+    assert "test_toy.py::test_sleepy: " in capsys.readouterr().out
+    assert main(["baseline", "diff", str(old), str(new)]) == 1
+    captured = capsys.readouterr()
+    assert "REGRESSION [wall]" in captured.out and "wall-clock rounds only" in captured.err
+    assert "two machines" not in captured.err  # both measured here
+
+    # --benchmark-autosave without --benchmark-save-data keeps no per-round times
+    bare = pytester.path / "bare.json"
+    data = json.loads(old.read_text())
+    del data["benchmarks"][0]["stats"]["data"]
+    bare.write_text(json.dumps(data))
+    assert main(["baseline", "diff", str(old), str(bare)]) == 2
+    assert "--benchmark-save-data" in capsys.readouterr().err
+
+
+def test_diff_warns_when_it_compares_two_machines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    save_records(tmp_path / "a", [_rec("suites/demo/test_a.py::test_a", 0.002)], machine="box")
+    save_records(tmp_path / "b", [_rec("suites/demo/test_a.py::test_a", 0.002)], machine="vm")
+    assert main(["baseline", "diff", str(tmp_path / "a" / "box"), str(tmp_path / "a" / "box")]) == 0
+    assert "two machines" not in capsys.readouterr().err
+    assert main(["baseline", "diff", str(tmp_path / "a" / "box"), str(tmp_path / "b" / "vm")]) == 0
+    assert "measured on two machines (box and vm)" in capsys.readouterr().err
