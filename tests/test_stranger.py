@@ -79,7 +79,7 @@ def test_work_is_a_sum_of_squares():
 def _run(python: Path, cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     full = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "PYTHONPATH"))}
     full.update(env)
-    return subprocess.run(
+    done = subprocess.run(
         [str(python), *args],
         cwd=cwd,
         env=full,
@@ -88,6 +88,13 @@ def _run(python: Path, cwd: Path, *args: str, **env: str) -> subprocess.Complete
         check=False,
         timeout=900,
     )
+    transcript = os.environ.get("MLPERF_STRANGER_TRANSCRIPT")  # a file: what a user would see
+    if transcript:
+        with open(transcript, "a", encoding="utf-8") as fh:
+            shown = " ".join(f"{k}={v}" for k, v in env.items())
+            fh.write(f"$ {shown} {Path(python).name} {' '.join(args)}   # exit {done.returncode}\n")
+            fh.write(done.stdout + done.stderr + "\n")
+    return done
 
 
 @pytest.fixture(scope="module")
