@@ -39,7 +39,7 @@ __all__ = [
     "running_under_valgrind",
 ]
 
-_FIX = 'pip install "pytest-codspeed>=5,<6" (or "mlperf[instructions]")'
+_FIX = 'pip install "pytest-codspeed>=5,<6" (or "pytest-mlperf[instructions]")'
 _HOOK_FUNCTIONS = (
     "instrument_hooks_init",
     "instrument_hooks_is_instrumented",
