@@ -11,7 +11,7 @@ PYTEST := $(BIN)/python -m pytest
 # Correctness mode: benchmark bodies run once, untimed; engines grouped on one xdist worker each.
 TEST_FLAGS := -n 2 --dist loadgroup --benchmark-disable -m "not mlperf_cluster and not timing"
 
-.PHONY: valgrind setup lint test test-fast test-cluster test-gate bench bench-full baseline report history history-eval gate-eval ab-layouts-eval gpu-check chromium clean
+.PHONY: valgrind setup lint test test-fast test-cluster test-gate bench bench-full baseline report history history-eval gate-eval instructions-eval ab-layouts-eval gpu-check chromium clean
 
 setup: $(STAMP) $(AZURITE)
 
@@ -89,6 +89,11 @@ history-eval: setup
 # The gate's full error-rate evaluation (false alarms, detection at +5/+10/+25 %); long-running.
 gate-eval: setup valgrind
 	$(BIN)/python suites/gate/gate_eval.py --full --instructions 5
+
+# The instruction clock: counts of four kinds of work in 8 fresh processes each with nothing,
+# +1 % and +2 % planted; spread, false alarms and catches at the 1 % and 0.5 % thresholds.
+instructions-eval: setup valgrind
+	$(BIN)/python suites/gate/instructions_eval.py --trials 8
 
 # mlperf ab across project layouts: planted change caught, false alarms, cost of preparing a side.
 ab-layouts-eval: setup

@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-__all__ = ["FILES", "standalone_dir"]
+__all__ = ["FILES", "SESSION_ENV", "standalone_dir"]
 
 _HERE = Path(__file__).parent
 #: source file -> the name it is loaded by
@@ -21,6 +21,16 @@ FILES = {
     _HERE / "instructions" / "_client.py": "_mlperf_instructions.py",  # count_call
     _HERE / "instructions" / "_counting.py": "_mlperf_count.py",  # -p _mlperf_count
 }
+
+#: what the launching pytest session (and its xdist worker) sets for itself; a pytest
+#: started for another checkout must not inherit it
+SESSION_ENV = (
+    "PYTEST_ADDOPTS",
+    "PYTEST_XDIST_WORKER",
+    "PYTEST_XDIST_WORKER_COUNT",
+    "PYTEST_XDIST_TESTRUNUID",
+    "PYTEST_CURRENT_TEST",
+)
 
 
 def standalone_dir(dest: Path) -> Path:

@@ -1,16 +1,17 @@
-"""The stored-baseline gate: per-benchmark settings, verdicts and re-measurement.
+"""The stored-baseline gate: verdicts and re-measurement.
 
 At the start of a measured session the stored baselines of this machine are loaded
 (:func:`load_baselines`); after the other tests, each benchmark whose time verdict
 is REGRESSION is run again (:func:`remeasure_regressions`); at the end every record
 gets its :class:`~mlperf.records.Verdict`, the run is written
 (:mod:`mlperf.report.latest`) and, with ``--mlperf-save-baseline``, stored
-(:func:`finish`).  The statistics themselves are :mod:`mlperf.stats`.
+(:func:`finish`).  The statistics themselves are :mod:`mlperf.stats`; the
+per-benchmark settings and mlperf's directories are :mod:`mlperf.options` (and
+importable from here).
 """
 
 from __future__ import annotations
 
-import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any, cast
 import pytest
 
 from mlperf import _recording, records
+from mlperf.options import directory, root_path, settings
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -29,7 +31,6 @@ if TYPE_CHECKING:
         FirstVerdict,
         PeakMemoryRecord,
         RunRecord,
-        Settings,
         Verdict,
     )
 
@@ -47,55 +48,6 @@ __all__ = [
 ]
 
 
-def settings(item: pytest.Item) -> Settings:
-    """The gate settings of *item*: its ``@pytest.mark.mlperf(...)`` over the defaults.
-
-    Raises
-    ------
-    pytest.UsageError
-        A positional argument, an unknown keyword, or a value out of range.
-    """
-    marker = item.get_closest_marker("mlperf")
-    defaults: Settings = {
-        "metric": records.DEFAULT_METRIC,
-        "max_regression": records.DEFAULT_MAX_REGRESSION,
-        "max_memory_regression": records.DEFAULT_MAX_MEMORY_REGRESSION,
-        "memory": True,
-    }
-    if marker is None:
-        return defaults
-    if marker.args:
-        raise pytest.UsageError(
-            f"{item.nodeid}: @pytest.mark.mlperf takes keywords only, got {marker.args!r}"
-        )
-    unknown = set(marker.kwargs) - set(defaults)
-    if unknown:
-        raise pytest.UsageError(
-            f"{item.nodeid}: unknown @pytest.mark.mlperf keyword(s) {sorted(unknown)}; "
-            f"known: {sorted(defaults)}"
-        )
-    opts: dict[str, Any] = {**defaults, **marker.kwargs}
-    if opts["metric"] not in ("cpu", "wall", "instructions"):
-        raise pytest.UsageError(
-            f"{item.nodeid}: mlperf metric must be 'cpu', 'wall' or 'instructions', "
-            f"got {opts['metric']!r}"
-        )
-    for key in ("max_regression", "max_memory_regression"):
-        value = opts[key]
-        number = isinstance(value, int | float) and not isinstance(value, bool)
-        if not (number and math.isfinite(value) and value >= 0):  # NaN would turn the gate off
-            raise pytest.UsageError(
-                f"{item.nodeid}: mlperf {key} must be a finite number >= 0 (0.25 means 25 %), "
-                f"got {value!r}"
-            )
-    return {
-        "metric": opts["metric"],
-        "max_regression": opts["max_regression"],
-        "max_memory_regression": opts["max_memory_regression"],
-        "memory": opts["memory"],
-    }
-
-
 @dataclass
 class GateState:
     """The gate's state in one session: the stored baselines, where they live, the run."""
@@ -107,23 +59,6 @@ class GateState:
 
 
 GATE_KEY = pytest.StashKey[GateState]()
-
-
-def root_path(config: pytest.Config, value: str) -> Path:
-    """*value* as an absolute path, relative ones taken from pytest's root directory."""
-    path = Path(value)
-    return path if path.is_absolute() else config.rootpath / path
-
-
-def directory(config: pytest.Config, option: str) -> Path:
-    """Where one of mlperf's directories is: the command-line option, else the ini option.
-
-    *option* is ``baselines``, ``reports`` or ``cache``; relative paths are taken
-    from pytest's rootdir.
-    """
-    flag = {"baselines": "mlperf_baselines", "reports": "mlperf_report", "cache": "mlperf_cache"}
-    value = config.getoption(flag[option]) or config.getini(f"mlperf_{option}")
-    return root_path(config, str(value))
 
 
 def load_baselines(session: pytest.Session) -> None:

@@ -1,21 +1,31 @@
 """The mlperf pytest plugin: hooks, options, markers and fixtures.
 
 Loaded through the ``pytest11`` entry point.  Importing it must stay cheap: no
-engine, SDK, numba or matplotlib import happens here.  The hooks delegate: the
-recording of rounds (everything that touches pytest-benchmark's internals) is
-:mod:`mlperf._recording`, the verdicts and re-measurements :mod:`mlperf.gate`, the
-run files and the terminal table :mod:`mlperf.report.latest`.
+engine, SDK, numba or matplotlib import happens here.  The hooks delegate: what the
+options and markers mean (option checks, skip reasons, directories, per-benchmark
+settings) is :mod:`mlperf.options`, the recording of rounds (everything that touches
+pytest-benchmark's internals) :mod:`mlperf._recording`, the verdicts and
+re-measurements :mod:`mlperf.gate`, the run files and the terminal table
+:mod:`mlperf.report.latest` and :mod:`mlperf.report.terminal`.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from mlperf import _recording, gate
+from mlperf import _recording, gate, options
+from mlperf.options import (
+    _CLUSTER_VARS,  # noqa: F401 - moved there with the helpers; still importable from here
+    _ENGINES,
+    _check_options,
+    _cuda_present,  # noqa: F401
+    _keep_xdist_groups,
+    _require_counting,
+    _skip_reason,
+)
 from mlperf.records import (
     DEFAULT_BASELINES_DIR,
     DEFAULT_CACHE_DIR,
@@ -48,14 +58,6 @@ MARKERS: dict[str, str] = {
     f"max_memory_regression={DEFAULT_MAX_MEMORY_REGRESSION:.2f}, memory=True): "
     "per-benchmark gate settings": "",
 }
-
-#: engine -> (its marker, module to probe, the variable that points it at a cluster)
-_ENGINES = {
-    "spark": ("mlperf_spark", "pyspark", "SPARK_REMOTE"),
-    "dask": ("mlperf_dask", "distributed", "DASK_SCHEDULER_ADDRESS"),
-    "ray": ("mlperf_ray", "ray", "RAY_ADDRESS"),
-}
-_CLUSTER_VARS = [var for _marker, _module, var in _ENGINES.values()]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -164,102 +166,6 @@ def pytest_configure(config: pytest.Config) -> None:
     _check_options(config)
 
 
-def _require_counting() -> None:
-    """valgrind and the client requests' hooks, or a usage error with the install lines."""
-    import importlib.util
-
-    from mlperf.instructions import ValgrindMissing, require_valgrind
-
-    try:
-        require_valgrind()
-    except ValgrindMissing as exc:
-        raise pytest.UsageError(f"mlperf: {exc}") from None
-    if importlib.util.find_spec("pytest_codspeed") is None:
-        raise pytest.UsageError(
-            "mlperf: the instructions clock issues callgrind's client requests through "
-            "pytest-codspeed's prebuilt hooks, which are not installed: pip install "
-            '"pytest-mlperf[instructions]"'
-        )
-
-
-def _check_options(config: pytest.Config) -> None:
-    """Refuse option combinations that cannot do what the user asked, in one sentence."""
-    for option in ("baselines", "reports", "cache"):
-        path = gate.directory(config, option)
-        if path.exists() and not path.is_dir():
-            raise pytest.UsageError(
-                f"mlperf's {option} directory {str(path)!r} is a file; give a directory "
-                f"(--mlperf-{'report' if option == 'reports' else option} or the "
-                f"mlperf_{option} ini option; it is created if missing)."
-            )
-    if config.getoption("mlperf_require_cloud"):
-        config.option.mlperf_cloud = True
-    if config.getoption("mlperf_clock") == "instructions":
-        _require_counting()
-
-    confirm = config.getoption("mlperf_confirm")
-    if confirm < 0:
-        raise pytest.UsageError(
-            f"--mlperf-confirm={confirm} must be >= 0 (re-measurements of a time REGRESSION; 0 "
-            "turns them off)."
-        )
-    if config.getoption("mlperf_cluster") and not any(os.environ.get(v) for v in _CLUSTER_VARS):
-        raise pytest.UsageError(
-            "--mlperf-cluster needs the cluster's address: set SPARK_REMOTE, "
-            "DASK_SCHEDULER_ADDRESS "
-            "and/or RAY_ADDRESS (`python -m mlperf.distributed.cluster up` starts a loopback "
-            "cluster and writes them to cluster.env)."
-        )
-
-
-def _skip_reason(item: pytest.Item, config: pytest.Config) -> str | None:
-    from mlperf._optional import available, install_hint
-
-    if item.get_closest_marker("mlperf_cloud") and not config.getoption("mlperf_cloud"):
-        return (
-            "cloud test: spends money on a real account; enable with --mlperf-cloud and credentials"
-        )
-    if item.get_closest_marker("mlperf_slow") and not config.getoption("mlperf_slow"):
-        return "slow variant: enable with --mlperf-slow"
-    for engine, (marker, module, _var) in _ENGINES.items():
-        if item.get_closest_marker(marker) and not available(module):
-            return f"{engine} test: {module!r} is not installed; enable with {install_hint(module)}"
-    if item.get_closest_marker("mlperf_cluster"):
-        if not config.getoption("mlperf_cluster"):
-            return (
-                "cluster test: enable with --mlperf-cluster and set SPARK_REMOTE, "
-                "DASK_SCHEDULER_ADDRESS or RAY_ADDRESS to the cluster"
-            )
-        for engine, (marker, _module, var) in _ENGINES.items():
-            if item.get_closest_marker(marker) and not os.environ.get(var):
-                return f"cluster test for {engine}: set {var} to the cluster's address"
-    if item.get_closest_marker("mlperf_gpu") and not _cuda_present():
-        return (
-            "gpu test: no CUDA device found (needs an NVIDIA GPU and CuPy: "
-            "pip install cupy-cuda12x or cupy-cuda13x)"
-        )
-    return None
-
-
-_CUDA: bool | None = None
-
-
-def _cuda_present() -> bool:
-    global _CUDA
-    if _CUDA is None:
-        from mlperf._optional import available
-
-        _CUDA = False
-        if available("cupy"):
-            try:
-                import cupy
-
-                _CUDA = cupy.cuda.runtime.getDeviceCount() > 0
-            except Exception:  # noqa: BLE001 - no driver or no device both mean "no GPU here"
-                _CUDA = False
-    return _CUDA
-
-
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     _keep_xdist_groups(config, items)
@@ -267,7 +173,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker("mlperf"):
             # a bad marker is a usage error even when benchmarks are off
-            counted |= gate.settings(item)["metric"] == "instructions"
+            counted |= options.settings(item)["metric"] == "instructions"
         reason = _skip_reason(item, config)
         if reason:
             item.add_marker(pytest.mark.skip(reason=reason))
@@ -281,7 +187,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def mlperf_cache_dir(pytestconfig: pytest.Config) -> Path:
     """Directory where generated data sets are cached (``--mlperf-cache``)."""
-    path = gate.directory(pytestconfig, "cache")
+    path = options.directory(pytestconfig, "cache")
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -289,7 +195,7 @@ def mlperf_cache_dir(pytestconfig: pytest.Config) -> Path:
 @pytest.fixture(scope="session")
 def mlperf_report_dir(pytestconfig: pytest.Config) -> Path:
     """Directory for tables and plots the suites write (``--mlperf-report``, default reports/)."""
-    path = gate.directory(pytestconfig, "reports")
+    path = options.directory(pytestconfig, "reports")
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -402,7 +308,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
         fixture = _recording.whole_call_fixture(item)
     if fixture is None:
         return (yield)
-    settings = gate.settings(item)
+    settings = options.settings(item)
     sink = _recording.start(item, fixture, settings)
     result = yield  # raises when the test failed: then nothing is recorded
     item.config.stash.setdefault(_recording.RECORDER_KEY, _recording.Recorder()).add(
@@ -475,57 +381,6 @@ def pytest_terminal_summary(
     run = config.stash.get(gate.GATE_KEY, gate.GateState()).run
     if not run:
         return
-    stale = _installed_elsewhere(config.rootpath)
-    if stale:
-        name, where = stale
-        terminalreporter.write_line(
-            f"mlperf: warning: this project's {name} was imported from {where}, outside "
-            f"{config.rootpath}: the benchmarks measured an installed copy, not this "
-            "checkout's code (install it editable: pip install -e .)",
-            yellow=True,
-        )
-    from mlperf.report.latest import write_terminal
+    from mlperf.report.terminal import write_summary
 
-    write_terminal(terminalreporter, run, no_gate=config.getoption("mlperf_no_gate"))
-    if run["gate"].get("error"):
-        terminalreporter.write_line(f"mlperf: {run['gate']['error']}", red=True, bold=True)
-    missing = run["gate"].get("missing") or []
-    if missing:
-        terminalreporter.write_line(
-            f"mlperf: {len(missing)} benchmark(s) have no stored baseline for "
-            f"{run['machine_id']} and --mlperf-require-baseline is set: record them on this "
-            "machine with `pytest --benchmark-enable --mlperf-save-baseline` (or "
-            "`mlperf baseline save`), and commit the baselines folder",
-            red=True,
-            bold=True,
-        )
-
-
-def _installed_elsewhere(root: Path) -> tuple[str, str] | None:
-    """(module, file) of the first of the project's own modules imported from outside *root*."""
-    from mlperf.project import discover, find_project_dir, foreign_modules
-
-    project = find_project_dir(root, root)
-    if project is None:
-        return None
-    found = foreign_modules(sorted(discover(project).modules), [str(root)])
-    return found[0] if found else None
-
-
-def _keep_xdist_groups(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Make ``--dist loadgroup`` group again under pytest >= 9.2.
-
-    xdist tags grouped items by setting ``item._nodeid = "<id>@<group>"``, but pytest 9.2
-    derives ``nodeid`` from ``item._id``, so the tag is lost and groups are spread over
-    workers (each then starting its own Spark/Dask/Ray).  Carry the tag into ``_id``.
-    """
-    if not (hasattr(config, "workerinput") and config.getvalue("loadgroup")):
-        return
-    try:
-        from _pytest.nodeid import coerce_node_id
-    except ImportError:  # older pytest: xdist's own tag already works
-        return
-    for item in items:
-        tagged = item.__dict__.get("_nodeid")
-        if isinstance(tagged, str) and "@" in tagged and item.nodeid != tagged:
-            item._id = coerce_node_id(tagged)
+    write_summary(terminalreporter, config, run)

@@ -288,7 +288,7 @@ _COUNTED = textwrap.dedent(
         out[count_call(work, units, label=f"work[{{units}}]").label] = units
     count_call(lambda: None, label="noop")
     try:
-        count_call(time.sleep, 0.05, label="sleeps")
+        count_call(time.sleep, 0.2, label="sleeps")
     except NotCountable as e:
         out["refused"] = str(e)
     print(json.dumps(out))

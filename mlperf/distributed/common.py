@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlperf.io.chunked import between_m2
+from mlperf.io.grouped import between_m2
 from mlperf.records import DEFAULT_CACHE_DIR
 
 __all__ = [

@@ -108,6 +108,18 @@ def callgrind_command(
     ]
 
 
+#: glibc's allocator, held to paths whose cost does not follow the heap's history: no fast
+#: bins (their consolidation walks whatever piled up), a fixed mmap threshold of 64 KiB (the
+#: default moves with past frees, and decides whether an array comes from the heap or from
+#: mmap), a deep per-thread cache, no trimming.  In one process counting numpy, pandas and
+#: numba calls after seven heap histories (2026-12-06, Intel Xeon VM) the counts spread
+#: 1.42 / 0.73 / 6.37 % without these and 0.30 / 0.44 / 2.36 % with them.
+_STEADY_MALLOC = (
+    "glibc.malloc.mxfast=0:glibc.malloc.mmap_threshold=65536:"
+    "glibc.malloc.tcache_count=1000:glibc.malloc.trim_threshold=1073741824"
+)
+
+
 def callgrind_env(
     out_dir: str | os.PathLike[str],
     base: Mapping[str, str] | None = None,
@@ -118,22 +130,24 @@ def callgrind_env(
 
     It names ``out_dir`` (:data:`OUT_DIR_ENV`), fixes the hash seed (string hashes
     decide dict and set layouts, hence counts), makes Python allocate with the C
-    library's ``malloc`` instead of its own small-object allocator (below), pins
+    library's ``malloc`` instead of its own small-object allocator, and that one with
+    the settings of :data:`_STEADY_MALLOC` (below), pins
     thread pools to one thread and,
     with ``numba_cache``, keeps numba's compiled code there (``NUMBA_CACHE_DIR``): a
     compile under valgrind costs seconds per kernel and is paid once per directory.
     valgrind presents the CPU as an AVX2 Haswell whatever the host, so those entries
     are not a native run's.
 
-    ``PYTHONMALLOC=malloc``: what pymalloc spends on one allocation depends on where
-    its pool and arena lie and on how full the pool is, hence on everything the process
-    did before the counted call.  Measured under callgrind (CPython 3.11, Intel Xeon
-    VM, 2026-12-06), after keeping 0 to 2000 unrelated objects alive: the same
-    ``total += i * i`` loop over 20,000 ints counted 13.49 M to 14.22 M instructions
-    (5 % apart), a pandas group-by plus a short loop 0.39 % apart.  With the C
-    allocator: 17.92 M in all 15 cases, and the group-by within 0.03 %.  The counts
-    are higher (glibc's allocator does more per call than pymalloc) and the same on
-    both sides of every comparison.
+    ``PYTHONMALLOC=malloc``: what pymalloc spends on one allocation depends on how full
+    the pool it allocates from is, hence on everything the process did before the
+    counted call.  Measured under callgrind (CPython 3.11, Intel Xeon VM, 2026-12-06),
+    after keeping 0 to 2000 unrelated objects alive: the same ``total += i * i`` loop
+    over 20,000 ints counted 13.49 M to 14.22 M instructions (5 % apart) under
+    pymalloc, 17.92 M in all 15 cases under the C allocator.  What stays: costs that
+    follow objects' addresses (identity hashes, numpy's context variables), which
+    differ from one process to the next under either allocator: numpy and pandas
+    calls counted up to 0.9 % apart in six fresh processes (``make instructions-eval``
+    measures the spread and the gate's error rates).
 
     Instruction counts do not depend on the environment's size; simulated cache misses
     do, a little (addresses move): give both sides of a comparison environments and
@@ -143,6 +157,7 @@ def callgrind_env(
     env[OUT_DIR_ENV] = str(Path(out_dir).resolve())
     env["PYTHONHASHSEED"] = "0"
     env["PYTHONMALLOC"] = "malloc"
+    env["GLIBC_TUNABLES"] = _STEADY_MALLOC
     env.update(dict.fromkeys(_ONE_THREAD, "1"))
     if numba_cache is not None:
         env["NUMBA_CACHE_DIR"] = str(Path(numba_cache).resolve())

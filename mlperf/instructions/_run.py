@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlperf._standalone import standalone_dir
+from mlperf._standalone import SESSION_ENV, standalone_dir
 from mlperf.instructions._callgrind import Count, callgrind_command, callgrind_env, read_counts
 
 __all__ = ["OUT_ENV", "Counts", "count_benchmarks"]
@@ -32,14 +32,7 @@ IDS_ENV = "MLPERF_COUNT_IDS"
 #: mlperf ab's two checkouts have paths of other lengths; Intel Xeon VM, 2026-12-05)
 PADDED_TO = 65536
 
-_DROP_ENV = (
-    "PYTEST_ADDOPTS",
-    "PYTEST_XDIST_WORKER",
-    "PYTEST_XDIST_WORKER_COUNT",
-    "PYTEST_XDIST_TESTRUNUID",
-    "PYTEST_CURRENT_TEST",
-    "PYTHONPATH",
-)
+_DROP_ENV = (*SESSION_ENV, "PYTHONPATH")  # the caller passes the path it wants
 
 
 @dataclass

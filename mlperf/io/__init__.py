@@ -22,7 +22,8 @@ The package: :mod:`~mlperf.io.formats` (the registry: writers, readers, refusals
 (column-wise HDF5 with h5py), :mod:`~mlperf.io.hdf_guard` (what would make PyTables
 unpickle), :mod:`~mlperf.io.atomic` (whole files or none), :mod:`~mlperf.io.equal`
 (exact frame equality), :mod:`~mlperf.io.sources` (a frame, CSV or Parquet read in
-bounded chunks) and :mod:`~mlperf.io.chunked` (exact group-by over those chunks).
+bounded chunks), :mod:`~mlperf.io.chunked` (exact group-by over those chunks) and
+:mod:`~mlperf.io.grouped` (the per-group statistics it merges).
 """
 
 from __future__ import annotations

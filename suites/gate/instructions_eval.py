@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -121,13 +122,80 @@ def _launch(plant: dict[str, int], out: Path, *, cache_sim: bool = True) -> tupl
     return seconds, {c.label.split("+")[0]: c for c in read_counts(out)}
 
 
+def trials(n: int, jobs: int) -> str:
+    """The gate's error rates on counts: ``n`` fresh processes each with nothing, +1 % and
+    +2 % planted in every kind; every (base, head) pair of distinct processes is a trial.
+
+    A false alarm is a base-vs-base pair judged REGRESSION; a catch is a base-vs-planted
+    pair judged REGRESSION, on the gate's own rule (:func:`mlperf.verdicts.classify_count`
+    at :data:`mlperf.records.DEFAULT_COUNT_THRESHOLD`).  Pairs share processes, so the
+    rates say how the counts of ``3 n`` independent processes spread, not ``n**2``
+    independent draws.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mlperf.records import DEFAULT_COUNT_THRESHOLD
+    from mlperf.verdicts import classify_count
+
+    tmp = Path(tempfile.mkdtemp(prefix="mlperf-instructions-trials-"))
+    plants = {"+0 %": 0, "+1 %": 1, "+2 %": 2}
+    jobs_list = [(name, i) for i in range(n) for name in plants]
+
+    def one(job: tuple[str, int]) -> tuple[str, float, dict]:
+        name, i = job
+        seconds, counts = _launch(
+            {k: plants[name] for k in KINDS}, tmp / f"{i}{name[1]}", cache_sim=False
+        )
+        print(f"{name} process {i + 1}: {seconds:.1f} s", file=sys.stderr, flush=True)
+        return name, seconds, counts
+
+    with ThreadPoolExecutor(jobs) as pool:
+        done = list(pool.map(one, jobs_list))
+    by_name: dict[str, list[dict]] = {name: [] for name in plants}
+    for name, _, counts in done:
+        by_name[name].append(counts)
+    took = statistics.median(d[1] for d in done)
+    lines = [
+        f"{n} processes per condition, all pairs of distinct processes; median {took:.0f} s "
+        "a process (four kinds, no cache simulation)",
+        "",
+        "| kind | threshold | spread of +0 % counts | +0 % alarms | +1 % caught | +2 % caught |",
+        "|---|---|---|---|---|---|",
+    ]
+    for kind in KINDS:
+        bases = [c[kind].instructions for c in by_name["+0 %"]]
+        spread = f"{(max(bases) - min(bases)) / min(bases):.4%}"
+        for threshold in (DEFAULT_COUNT_THRESHOLD, DEFAULT_COUNT_THRESHOLD / 2):
+            cells = [f"{threshold:.1%}", spread]
+            for name in plants:
+                heads = [c[kind].instructions for c in by_name[name]]
+                pairs = [(b, h) for i, b in enumerate(bases) for j, h in enumerate(heads) if i != j]
+                hits = sum(
+                    classify_count(b, h, threshold=threshold) == "REGRESSION" for b, h in pairs
+                )
+                cells.append(f"{hits}/{len(pairs)}")
+            lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker", metavar="PLANT_JSON")
     parser.add_argument("--native", action="store_true", help="worker: time instead of count")
+    parser.add_argument(
+        "--trials",
+        type=int,
+        default=0,
+        metavar="N",
+        help="error rates instead: N processes each for +0, +1 and +2 %%, all pairs",
+    )
+    parser.add_argument("--jobs", type=int, default=2, help="--trials: processes at once")
     args = parser.parse_args()
     if args.worker is not None:
         worker(json.loads(args.worker), args.native)
+        return
+    if args.trials:
+        print(trials(args.trials, args.jobs))
         return
     base = {k: 0 for k in KINDS}
     runs: list[tuple[str, dict[str, int], bool]] = [

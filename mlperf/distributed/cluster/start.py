@@ -1,42 +1,25 @@
-"""A real Dask, Spark Connect and Ray cluster on 127.0.0.1, for the ``cluster`` tests.
-
-``python -m mlperf.distributed.cluster up --dir DIR`` starts a Dask scheduler with
-one ``dask worker --nworkers 2 --nthreads 1``, a Spark Connect server
-(``$SPARK_HOME/sbin/start-connect-server.sh --wait``, SPARK_HOME found from the
-pyspark package) and a Ray head (``ray start --head --block`` with token
-authentication, its token in ``DIR/ray-auth-token``, mode 0600), each on a free
-loopback port, listening on 127.0.0.1 only, and in its own process group; waits
-(bounded) until each accepts connections; and writes ``DIR/cluster.env`` (``export``
-lines for SPARK_REMOTE, DASK_SCHEDULER_ADDRESS, RAY_ADDRESS, RAY_AUTH_MODE,
-RAY_AUTH_TOKEN_PATH and MLPERF_CLUSTER_DIR; never the token itself) and one PID file
-per service.  ``down --dir DIR`` stops exactly those process groups (never
-``ray stop``, which kills every Ray process on the host).
-"""
+"""Starting the loopback cluster: each service in its own process group, then waiting
+(bounded) until it accepts connections; :func:`up` writes ``cluster.env``."""
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import json
 import os
 import secrets
 import shlex
-import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from mlperf.distributed.cluster.groups import TOKEN_FILE, _alive, _pid_files, down
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["down", "main", "processes", "up"]
-
-SERVICES = ("dask-scheduler", "dask-worker", "spark-connect", "ray-head")
-#: the Ray head's token, in the cluster's folder
-TOKEN_FILE = "ray-auth-token"
+__all__ = ["up"]
 
 
 def _free_port() -> int:
@@ -57,10 +40,6 @@ def _open(port: int) -> bool:
     except OSError:
         return False
     return True
-
-
-def _pid_files(directory: Path) -> list[Path]:
-    return [directory / f"{name}.pid" for name in SERVICES if (directory / f"{name}.pid").exists()]
 
 
 def _start(
@@ -335,132 +314,3 @@ def _wait_until(
                 f"cluster up: {what} within {timeout:.0f} s;\n{_tail(directory, log_name)}"
             )
         time.sleep(0.25)
-
-
-def processes(directory: str | os.PathLike[str]) -> dict[str, list[Any]]:
-    """The live processes of each service ``up`` started in *directory* (its process
-    group: the service and everything it spawned), as psutil processes."""
-    import psutil
-
-    groups = {}
-    for pid_file in _pid_files(Path(directory).resolve()):
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            groups[int(json.loads(pid_file.read_text())["pid"])] = pid_file.stem
-    found: dict[str, list[Any]] = {name: [] for name in groups.values()}
-    for proc in psutil.process_iter():
-        with contextlib.suppress(psutil.Error, OSError):
-            pgid = os.getpgid(proc.pid)
-            if pgid in groups:
-                found[groups[pgid]].append(proc)
-    return found
-
-
-def _alive(pid_file: Path) -> bool:
-    try:
-        pid = int(json.loads(pid_file.read_text())["pid"])
-        os.killpg(pid, 0)
-    except (OSError, ValueError, KeyError):
-        return False
-    return True
-
-
-def down(directory: str | os.PathLike[str], *, grace: float = 10.0) -> list[str]:
-    """Stop the services that ``up`` started in *directory*; return the names stopped.
-
-    Each service's process group gets SIGTERM, then SIGKILL after *grace* seconds
-    (a Ray head drains for up to 30 s on SIGTERM; a test cluster need not wait).
-    Only the groups recorded in the PID files are signalled.
-    """
-    directory = Path(directory).resolve()
-    stopped = []
-    groups = {}
-    for pid_file in _pid_files(directory):
-        try:
-            groups[pid_file] = int(json.loads(pid_file.read_text())["pid"])
-        except (ValueError, KeyError):
-            pid_file.unlink()
-    for pid_file, pgid in groups.items():
-        try:
-            os.killpg(pgid, signal.SIGTERM)
-            stopped.append(pid_file.stem)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + grace
-    for pid_file, pgid in groups.items():
-        while _reap(pgid) and _group_alive(pgid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if _group_alive(pgid):
-            os.killpg(pgid, signal.SIGKILL)
-            print(
-                f"cluster down: {pid_file.stem} still ran {grace:.0f} s after SIGTERM; killed",
-                file=sys.stderr,
-            )
-            _reap(pgid)
-        pid_file.unlink(missing_ok=True)
-    (directory / "cluster.env").unlink(missing_ok=True)
-    (directory / TOKEN_FILE).unlink(missing_ok=True)
-    return stopped
-
-
-def _reap(pid: int) -> bool:
-    """Collect *pid* if it is our exited child (``up`` and ``down`` in one process), so
-    that it does not linger as a zombie that still counts as alive; always True."""
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
-    return True
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m mlperf.distributed.cluster", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument("action", choices=("up", "down"))
-    parser.add_argument(
-        "--dir",
-        required=True,
-        type=Path,
-        help="folder for cluster.env, PID files, logs, temp files",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=180.0,
-        help="seconds to wait for each service (default 180)",
-    )
-    args = parser.parse_args(argv)
-    try:
-        if args.action == "up":
-            t0 = time.perf_counter()
-            variables = up(args.dir, timeout=args.timeout)
-            print(
-                f"cluster up in {time.perf_counter() - t0:.1f} s: "
-                + ", ".join(
-                    f"{k}={v}"
-                    for k, v in variables.items()
-                    if k in ("SPARK_REMOTE", "DASK_SCHEDULER_ADDRESS", "RAY_ADDRESS")
-                )
-            )
-        else:
-            print(
-                "cluster down: stopped " + (", ".join(down(args.dir)) or "nothing (no PID files)")
-            )
-    except RuntimeError as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
