@@ -177,7 +177,9 @@ def count_instructions(session: pytest.Session) -> None:
             )
 
 
-def _count_verdict(record: BenchmarkRecord, stored: BaselineEntry | None, result: Verdict) -> None:
+def _count_verdict(
+    record: BenchmarkRecord, stored: BaselineEntry | None, result: Verdict, threshold: float
+) -> None:
     """Replace the time verdict of a benchmark gated on its instruction count."""
     from mlperf.verdicts import classify_count, count_text
 
@@ -191,7 +193,6 @@ def _count_verdict(record: BenchmarkRecord, stored: BaselineEntry | None, result
     if not ref:
         result["time"], result["ratio"], result["p"], result["text"] = "new", None, None, "new"
         return
-    threshold = records.DEFAULT_COUNT_THRESHOLD
     result["time"] = classify_count(ref["ir"], count["ir"], threshold=threshold)
     result["ratio"] = count["ir"] / ref["ir"] if ref["ir"] else None
     result["p"] = None
@@ -205,15 +206,17 @@ def gate_verdict(
     stored: BaselineEntry | None,
     elsewhere: set[str],
     stored_count: BaselineEntry | None = None,
+    count_threshold: float = records.DEFAULT_COUNT_THRESHOLD,
 ) -> Verdict:
     """The verdict of a record; a re-measured one takes its time verdict from the last one.
 
     A benchmark on the instruction clock (``clock`` in its record) is judged on its count
-    against *stored_count* instead, when it could be counted.
+    against *stored_count* instead, when it could be counted: REGRESSION above
+    ``1 + count_threshold`` times the stored count.
     """
     result = _time_verdict(record, stored, elsewhere)
     if record.get("clock") == "instructions":
-        _count_verdict(record, stored_count, result)
+        _count_verdict(record, stored_count, result, count_threshold)
     return result
 
 
@@ -292,7 +295,11 @@ def _run(config: pytest.Config, benchmarks: list[BenchmarkRecord]) -> RunRecord:
     regressions, missing = [], []
     for record in benchmarks:
         record["verdict"] = gate_verdict(
-            record, state.stored.get(record["id"]), elsewhere, state.counts.get(record["id"])
+            record,
+            state.stored.get(record["id"]),
+            elsewhere,
+            state.counts.get(record["id"]),
+            config.getoption("mlperf_count_threshold"),
         )
         if "REGRESSION" in (record["verdict"]["time"], record["verdict"]["memory"]):
             regressions.append(record["id"])

@@ -463,6 +463,13 @@ def test_the_instruction_clock_gates_counts_and_refuses_work_done_elsewhere(
     slower = pytester.runpytest_subprocess(*fast, "-k", "loop")
     assert slower.ret == 1, slower.stdout.str()
     slower.stdout.fnmatch_lines(["*test_loop*instructions*+2.*% (+* instructions)*REGRESSION*"])
+    # the same +2 % under a 5 % threshold passes; a threshold that would disarm the gate is refused
+    lenient = pytester.runpytest_subprocess(*fast, "-k", "loop", "--mlperf-count-threshold=0.05")
+    assert lenient.ret == 0, lenient.stdout.str()
+    lenient.stdout.fnmatch_lines(["*test_loop*instructions*+2.*% (+* instructions)*same*"])
+    refused = pytester.runpytest_subprocess("--mlperf-count-threshold=nan")
+    assert refused.ret == 4
+    refused.stderr.fnmatch_lines(["*--mlperf-count-threshold: must be a finite number >= 0*"])
 
 
 AB_TOY = """

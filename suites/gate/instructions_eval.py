@@ -15,12 +15,17 @@ everywhere, one with +2 % in the first kind only (does a change in one benchmark
 move the counts of the ones counted after it?), one without the cache simulation
 (its cost), and prints a table.  ``--worker`` is the process being counted.
 
-Measured 2026-12-05 on an Intel Xeon VM (2 cores; valgrind 3.19 presents it as an
-AVX2 Haswell): instructions identical to the unit in 3 of 3 processes for all four
-kinds; +1 % read +0.97..+1.00 %, +2 % read +1.95..+2.00 %; +2 % in numpy moved the
-other three counts by 0; estimated cycles identical except pandas (+-0.0006 %).
-One process counting all four: 22 s of CPU with the cache simulation, 16-18 s
-without (natively the same script takes 1.2 s).
+``--trials N`` (``make instructions-eval``) launches N processes each with nothing,
++1 % and +2 % planted and judges every pair of distinct processes on the gate's rule.
+
+Measured 2026-12-06 on an Intel Xeon VM (2 cores; valgrind 3.19 presents it as an
+AVX2 Haswell), 8 processes per condition, the allocator held still by
+``callgrind_env``: identical counts spread 0.043 % (numpy), 0 (python), 0.32 %
+(pandas), 0.025 % (numba); 0/56 false alarms in every kind; +2 % caught 56/56 in
+every kind; +1 % caught 0-7/56 at the 1 % threshold and 56/56 at 0.5 %.  Before
+the allocator was held still, numba's counts split 3.7 % between two groups of
+processes (15/56 false alarms).  One process counting all four: ~21 s wall without
+the cache simulation, ~26 s with it (natively the same script takes 1.2 s).
 """
 
 from __future__ import annotations
