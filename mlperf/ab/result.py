@@ -191,9 +191,12 @@ class AbResult:
         return [*self.rows(), *(c.row() for c in self.counts_)]
 
     def summary(self) -> str:
+        limits = [f"threshold {self.threshold:.0%}"] if self.benchmarks or not self.counts_ else []
+        if self.counts_:
+            limits.append(f"count threshold {self.count_threshold:.1%}")
         return (
             f"mlperf ab: {self.head} vs {self.base}: {self.counts()}; "
-            f"threshold {self.threshold:.0%}, {self.seconds:.0f} s"
+            f"{', '.join(limits)}, {self.seconds:.0f} s"
         )
 
     def text(self) -> str:
