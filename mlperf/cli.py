@@ -116,8 +116,9 @@ def _load(path: Path) -> _Loaded:
 
 def _baseline_show(args: argparse.Namespace) -> int:
     from mlperf.baselines import machine_id
+    from mlperf.inifile import configured_dir
 
-    folder = Path(args.dir) / (args.machine or machine_id())
+    folder = Path(args.dir or configured_dir("baselines")) / (args.machine or machine_id())
     stored = folder.is_dir() and any(folder.glob("*.json"))
     entries = _load(folder).entries if stored else {}
     if not entries:
@@ -243,7 +244,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     save.set_defaults(func=_baseline_save)
     show = bsub.add_parser("show", help="list this machine's stored baselines")
-    show.add_argument("--dir", default=DEFAULT_BASELINES_DIR)
+    show.add_argument(
+        "--dir",
+        default=None,
+        help="baselines directory (default: the mlperf_baselines ini option, else "
+        f"{DEFAULT_BASELINES_DIR})",
+    )
     show.add_argument("--machine", default=None, help="machine id (default: this machine)")
     show.set_defaults(func=_baseline_show)
     diff = bsub.add_parser(

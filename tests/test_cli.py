@@ -135,6 +135,36 @@ def test_save_outside_this_project_collects_what_pytest_collects(
     assert not any(a.startswith("--mlperf-baselines") for a in seen[0])
 
 
+def test_commands_read_the_folders_the_projects_pytest_configuration_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The plugin honoured mlperf_baselines / mlperf_reports from the user's pytest
+    configuration; `mlperf baseline show`, `mlperf history` and `mlperf report` looked in
+    ./baselines and ./reports whatever it said, from any folder."""
+    from mlperf.inifile import configured_dir
+
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.pytest.ini_options]\nmlperf_baselines = "perf/stored"\n'
+        'mlperf_reports = "perf/runs"\n'
+    )
+    save_records(tmp_path / "perf" / "stored", [_rec("t.py::test_a", 0.002)], machine="box")
+    deep = tmp_path / "src" / "pkg"
+    deep.mkdir(parents=True)
+    monkeypatch.chdir(deep)  # relative to the rootdir, as the plugin takes them
+    assert configured_dir("baselines") == str(tmp_path / "perf" / "stored")
+    assert configured_dir("reports") == str(tmp_path / "perf" / "runs")
+    assert main(["baseline", "show", "--machine", "box"]) == 0
+    assert "t.py::test_a" in capsys.readouterr().out
+    assert main(["history", "--machine", "box"]) == 2
+    assert str(tmp_path / "perf" / "runs" / "history") in capsys.readouterr().err
+    # a flag still wins; a folder without any pytest configuration keeps the plain defaults
+    assert main(["baseline", "show", "--dir", str(tmp_path / "none"), "--machine", "box"]) == 1
+    bare = tmp_path.parent / f"{tmp_path.name}-bare"  # basetemp holds no pytest configuration
+    bare.mkdir()
+    monkeypatch.chdir(bare)
+    assert (configured_dir("baselines"), configured_dir("reports")) == ("baselines", "reports")
+
+
 # ------------------------------------------------------------- a fuzz pass (issue 14)
 #
 # Hypothesis draws argument lists for `mlperf baseline save|show|diff`, `mlperf report`

@@ -137,10 +137,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--reports",
         action=One,
-        default=DEFAULT_REPORTS_DIR,
+        default=None,
         metavar="DIR",
         help="also keep the result as <DIR>/ab/latest.json and latest.md, for `mlperf report` "
-        f"(default: {DEFAULT_REPORTS_DIR}; '' keeps nothing)",
+        f"(default: the mlperf_reports ini option, else {DEFAULT_REPORTS_DIR}; '' keeps nothing)",
     )
     parser.add_argument(
         "--markdown",
@@ -273,6 +273,10 @@ def run(args: argparse.Namespace) -> int:
     print(result.text())
     _write(args.json, json.dumps(result.as_dict(), indent=1) + "\n")
     _write(args.markdown, result.markdown())
+    if args.reports is None:
+        from mlperf.inifile import configured_dir
+
+        args.reports = configured_dir("reports")
     if args.reports:
         from mlperf.report.ab import write_latest_ab
 

@@ -279,9 +279,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--baselines",
-        default=DEFAULT_BASELINES_DIR,
+        default=None,
         metavar="DIR",
-        help=f"stored baselines (default: {DEFAULT_BASELINES_DIR})",
+        help="stored baselines (default: the mlperf_baselines ini option of your pytest "
+        f"configuration, else {DEFAULT_BASELINES_DIR})",
     )
     parser.add_argument(
         "--output",
@@ -315,6 +316,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``mlperf report``: 0 when the page was written, 2 when the inputs are unusable."""
+    from mlperf.inifile import configured_dir
+
+    args.reports = args.reports or configured_dir("reports")
+    args.baselines = args.baselines or configured_dir("baselines")
     problem = _unusable(Path(args.reports), Path(args.output) if args.output else None)
     if problem:
         print(f"mlperf report: {problem}", file=sys.stderr)

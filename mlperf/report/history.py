@@ -98,10 +98,11 @@ def add_source_arguments(parser: argparse.ArgumentParser, reports_holds: str, ma
     """``--reports`` and ``--machine``: where ``mlperf report`` and ``mlperf history`` read."""
     parser.add_argument(
         "--reports",
-        default=DEFAULT_REPORTS_DIR,
+        default=None,
         action=One,
         metavar="DIR",
-        help=f"report directory with {reports_holds} (default: {DEFAULT_REPORTS_DIR})",
+        help=f"report directory with {reports_holds} (default: the mlperf_reports ini option "
+        f"of your pytest configuration, else {DEFAULT_REPORTS_DIR})",
     )
     parser.add_argument(
         "--machine", default=None, action=One, help=f"machine id (default: {machine})"

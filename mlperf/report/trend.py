@@ -180,6 +180,9 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
+    from mlperf.inifile import configured_dir
+
+    args.reports = args.reports or configured_dir("reports")
     machine = args.machine or machine_id()
     analysis = analyse(args.reports, machine, args.commits)
     if not analysis.commits:
