@@ -296,16 +296,19 @@ _COUNTED = textwrap.dedent(
 )
 
 
-def _count_in_fresh_process(tmp_path: Path, name: str) -> tuple[dict[str, object], list[Count]]:
+def _count_in_fresh_process(
+    tmp_path: Path, name: str, source: str = _COUNTED, *, cache_sim: bool = True
+) -> tuple[str, list[Count]]:
+    """Run *source* (``{root}``: this checkout) under callgrind; its stdout and counts."""
     # the script's folder is on sys.path and its listing feeds the import system: keep it
     # the same in both processes (an extra entry there moved the count by 16 instructions)
     script = tmp_path / "script" / "counted.py"
     script.parent.mkdir(exist_ok=True)
-    script.write_text(_COUNTED.format(root=str(Path(ins.__file__).parents[1])))
+    script.write_text(source.format(root=str(Path(ins.__file__).parents[1])))
     out_dir = tmp_path / "out" / name
     out_dir.mkdir(parents=True)
     proc = subprocess.run(
-        callgrind_command([sys.executable, str(script)], out_dir),
+        callgrind_command([sys.executable, str(script)], out_dir, cache_sim=cache_sim),
         env=callgrind_env(out_dir),
         check=False,
         capture_output=True,
@@ -313,13 +316,14 @@ def _count_in_fresh_process(tmp_path: Path, name: str) -> tuple[dict[str, object
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout), read_counts(out_dir)
+    return proc.stdout, read_counts(out_dir)
 
 
 @needs_callgrind
 def test_counts_repeat_exactly_and_grow_with_the_work(tmp_path: Path) -> None:
-    seen, counts = _count_in_fresh_process(tmp_path, "run1")
-    again, counts_again = _count_in_fresh_process(tmp_path, "run2")
+    printed, counts = _count_in_fresh_process(tmp_path, "run1")
+    printed_again, counts_again = _count_in_fresh_process(tmp_path, "run2")
+    seen, again = json.loads(printed), json.loads(printed_again)
     by_label = {c.label: c for c in counts}
     assert [c.label for c in counts] == ["work[100]", "work[110]", "work[100]", "noop"]
     # instructions (and memory reads and writes) exactly the same in two fresh processes;
@@ -368,20 +372,8 @@ def test_a_count_does_not_depend_on_what_the_process_allocated_before(tmp_path: 
     # pymalloc these counts spread 4.6 % (13.31 M to 13.96 M; the pool a loop allocates
     # from was nearly full or not); callgrind_env's PYTHONMALLOC=malloc keeps them within
     # ~100 instructions of 17.9 M (CPython 3.11, Intel Xeon VM, 2026-12-06).
-    script = tmp_path / "histories.py"
-    script.write_text(_AFTER_HISTORIES.format(root=str(Path(ins.__file__).parents[1])))
-    out_dir = tmp_path / "out"
-    out_dir.mkdir()
-    proc = subprocess.run(
-        callgrind_command([sys.executable, str(script)], out_dir, cache_sim=False),
-        env=callgrind_env(out_dir),
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
-    counts = [c.instructions for c in read_counts(out_dir)]
+    _, found = _count_in_fresh_process(tmp_path, "histories", _AFTER_HISTORIES, cache_sim=False)
+    counts = [c.instructions for c in found]
     assert len(counts) == 7
     assert max(counts) - min(counts) < 1e-4 * min(counts), counts
 

@@ -31,6 +31,7 @@ __all__ = [
     "check_purchases",
     "combine_partials",
     "finish_summary",
+    "forest_result",
     "parquet_path",
     "partial_stats",
     "region_summary",
@@ -364,3 +365,30 @@ def scores_from_confusion(confusion: dict[tuple[int, int], int]) -> tuple[float,
         if support:
             recalls.append(confusion.get((label, label), 0) / support)
     return correct / total, float(math.fsum(recalls) / len(recalls))
+
+
+def forest_result(
+    forest: Any,
+    features: tuple[str, ...],
+    confusion: Any,
+    times: tuple[float, float, float, float],
+    n_train: int,
+) -> ForestResult:
+    """The result of a scikit-learn forest whose test split was scored into counts.
+
+    *confusion* is ``(tn, fp, fn, tp)`` summed over the engine's blocks; *times* are
+    the clock readings before loading, after loading, after fitting and after scoring.
+    """
+    tn, fp, fn, tp = (int(v) for v in confusion)
+    accuracy, balanced = scores_from_confusion({(0, 0): tn, (0, 1): fp, (1, 0): fn, (1, 1): tp})
+    t0, t1, t2, t3 = times
+    return ForestResult(
+        accuracy=accuracy,
+        balanced_accuracy=balanced,
+        feature_importances=pd.Series(
+            forest.feature_importances_, index=list(features), name="importance"
+        ),
+        timings={"load": t1 - t0, "fit": t2 - t1, "score": t3 - t2, "total": t3 - t0},
+        n_train=n_train,
+        n_test=tn + fp + fn + tp,
+    )

@@ -30,10 +30,10 @@ from mlperf.distributed.common import (
     check_min_users,
     check_purchases,
     combine_partials,
+    forest_result,
     parquet_path,
     partial_meta,
     partial_stats,
-    scores_from_confusion,
     tmp_root,
 )
 from mlperf.distributed.network import (
@@ -277,16 +277,6 @@ def train_forest(
     counts = labels.map_blocks(
         _confusion, pred, chunks=((1,) * labels.numblocks[0], (4,)), dtype=np.int64, new_axis=1
     )
-    tn, fp, fn, tp = (int(v) for v in client.compute(counts.sum(axis=0), sync=True))
+    confusion = client.compute(counts.sum(axis=0), sync=True)
     t3 = time.perf_counter()
-    accuracy, balanced = scores_from_confusion({(0, 0): tn, (0, 1): fp, (1, 0): fn, (1, 1): tp})
-    return ForestResult(
-        accuracy=accuracy,
-        balanced_accuracy=balanced,
-        feature_importances=pd.Series(
-            forest.feature_importances_, index=list(feats), name="importance"
-        ),
-        timings={"load": t1 - t0, "fit": t2 - t1, "score": t3 - t2, "total": t3 - t0},
-        n_train=len(y_fit),
-        n_test=tn + fp + fn + tp,
-    )
+    return forest_result(forest, feats, confusion, (t0, t1, t2, t3), len(y_fit))

@@ -27,9 +27,9 @@ from mlperf.distributed.common import (
     check_min_users,
     check_purchases,
     combine_partials,
+    forest_result,
     parquet_path,
     partial_stats,
-    scores_from_confusion,
 )
 from mlperf.distributed.ray.runtime import _running
 
@@ -151,16 +151,6 @@ def train_forest(
             np.array_split(X_test, n_blocks), np.array_split(y_test, n_blocks), strict=True
         )
     ]
-    tn, fp, fn, tp = (int(v) for v in np.sum(ray.get(refs), axis=0))
+    confusion = np.sum(ray.get(refs), axis=0)
     t3 = time.perf_counter()
-    accuracy, balanced = scores_from_confusion({(0, 0): tn, (0, 1): fp, (1, 0): fn, (1, 1): tp})
-    return ForestResult(
-        accuracy=accuracy,
-        balanced_accuracy=balanced,
-        feature_importances=pd.Series(
-            forest.feature_importances_, index=list(feats), name="importance"
-        ),
-        timings={"load": t1 - t0, "fit": t2 - t1, "score": t3 - t2, "total": t3 - t0},
-        n_train=len(y_train),
-        n_test=tn + fp + fn + tp,
-    )
+    return forest_result(forest, feats, confusion, (t0, t1, t2, t3), len(y_train))
