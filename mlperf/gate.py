@@ -6,8 +6,7 @@ is REGRESSION is run again (:func:`remeasure_regressions`); at the end every rec
 gets its :class:`~mlperf.records.Verdict`, the run is written
 (:mod:`mlperf.report.latest`) and, with ``--mlperf-save-baseline``, stored
 (:func:`finish`).  The statistics themselves are :mod:`mlperf.stats`; the
-per-benchmark settings and mlperf's directories are :mod:`mlperf.options` (and
-importable from here).
+per-benchmark settings and mlperf's directories are :mod:`mlperf.options`.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 import pytest
 
 from mlperf import _recording, records
-from mlperf.options import directory, root_path, settings
+from mlperf.options import directory
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -37,13 +36,10 @@ if TYPE_CHECKING:
 __all__ = [
     "GATE_KEY",
     "GateState",
-    "directory",
     "finish",
     "gate_verdict",
     "load_baselines",
     "remeasure_regressions",
-    "root_path",
-    "settings",
     "verdict",
 ]
 

@@ -19,10 +19,8 @@ import pytest
 from mlperf import _recording, gate, options
 from mlperf._args import number
 from mlperf.options import (
-    _CLUSTER_VARS,  # noqa: F401 - moved there with the helpers; still importable from here
     _ENGINES,
     _check_options,
-    _cuda_present,  # noqa: F401
     _keep_xdist_groups,
     _require_counting,
     _skip_reason,

@@ -22,12 +22,7 @@ from typing import Any, NamedTuple
 
 from mlperf.ab.types import Measurement, Plan, Settings, Side
 from mlperf.ab.workers import (
-    _ADDR_NO_RANDOMIZE,  # noqa: F401 - moved there with _Worker; still importable from here
-    _DROP_ENV,  # noqa: F401
     THREAD_PINS,
-    _check_own,  # noqa: F401
-    _no_aslr,  # noqa: F401
-    _stack_bytes,  # noqa: F401
     _start_pair,
     _Worker,
 )

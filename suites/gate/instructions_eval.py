@@ -122,7 +122,10 @@ def _launch(plant: dict[str, int], out: Path, *, cache_sim: bool = True) -> tupl
     env = callgrind_env(out, numba_cache=ROOT / ".cache" / "mlperf" / "numba-callgrind")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     t0 = time.perf_counter()
-    subprocess.run(callgrind_command(argv, out, cache_sim=cache_sim), env=env, check=True)
+    # the worker's timing lines go to stderr, beside the progress, not into the table
+    subprocess.run(
+        callgrind_command(argv, out, cache_sim=cache_sim), env=env, check=True, stdout=sys.stderr
+    )
     seconds = time.perf_counter() - t0
     return seconds, {c.label.split("+")[0]: c for c in read_counts(out)}
 
@@ -200,6 +203,8 @@ def main() -> None:
         worker(json.loads(args.worker), args.native)
         return
     if args.trials:
+        if args.trials < 2:  # every trial is a pair of distinct processes
+            parser.error(f"--trials needs at least 2 processes per condition; got {args.trials}")
         print(trials(args.trials, args.jobs))
         return
     base = {k: 0 for k in KINDS}
