@@ -111,17 +111,19 @@ def count_key() -> str:
     """Where instruction-count baselines live: what decides a count, not the CPU model.
 
     ``instructions-<arch>-py<major><minor>-<hash>``, the hash over the versions of
-    :data:`TRACKED_PACKAGES` and of mlperf itself (its counting code is part of every
-    count).  valgrind runs every x86-64 host as the same CPU, so one recorded baseline
+    :data:`TRACKED_PACKAGES`, of mlperf itself (its counting code is part of every
+    count) and of the counting method (:data:`mlperf.instructions.COUNT_METHOD`: what
+    a count leaves out).  valgrind runs every x86-64 host as the same CPU, so one recorded baseline
     gates another machine of that architecture; ``MLPERF_COUNT_KEY`` overrides it.
     """
     override = os.environ.get("MLPERF_COUNT_KEY")
     if override:
         return slug(override)
     from mlperf import __version__
+    from mlperf.instructions._callgrind import COUNT_METHOD
 
     env = environment()
-    versions = json.dumps([sorted(env["packages"].items()), __version__])
+    versions = json.dumps([sorted(env["packages"].items()), __version__, COUNT_METHOD])
     digest = hashlib.sha256(versions.encode()).hexdigest()[:10]
     py = "".join(env["python"].split(".")[:2])
     return slug(f"instructions-{platform.machine()}-py{py}-{digest}")

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from mlperf.instructions._callgrind import (
     CACHE_OPTIONS,
+    COUNT_METHOD,
     CYCLE_WEIGHTS,
     INSTALL_VALGRIND,
     OUT_DIR_ENV,
@@ -38,6 +39,7 @@ from mlperf.instructions._callgrind import (
     ValgrindMissing,
     callgrind_command,
     callgrind_env,
+    left_out,
     parse_dump,
     read_counts,
     require_valgrind,
@@ -57,6 +59,7 @@ from mlperf.instructions._run import Counts, count_benchmarks
 
 __all__ = [
     "CACHE_OPTIONS",
+    "COUNT_METHOD",
     "CYCLE_WEIGHTS",
     "INSTALL_VALGRIND",
     "OUT_DIR_ENV",
@@ -73,6 +76,7 @@ __all__ = [
     "count_call",
     "footprint",
     "hooks",
+    "left_out",
     "parse_dump",
     "read_counts",
     "require_valgrind",

@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
     "CACHE_OPTIONS",
+    "COUNT_METHOD",
     "CYCLE_WEIGHTS",
     "INSTALL_VALGRIND",
     "OUT_DIR_ENV",
@@ -18,6 +20,7 @@ __all__ = [
     "ValgrindMissing",
     "callgrind_command",
     "callgrind_env",
+    "left_out",
     "parse_dump",
     "read_counts",
     "require_valgrind",
@@ -43,6 +46,29 @@ CYCLE_WEIGHTS: Mapping[str, int] = {
     **dict.fromkeys(("I1mr", "D1mr", "D1mw"), 10),  # L1 misses
     **dict.fromkeys(("ILmr", "DLmr", "DLmw"), 100),  # last-level misses
 }
+#: What a count leaves out, by interpreter version: CPython's type-attribute lookup.  Its
+#: cost is decided by where objects sit in memory, not by the code under test: the lookup
+#: cache is indexed by the *address* of the attribute's name, so two names whose
+#: addresses collide evict each other, and each miss walks the MRO (hundreds of
+#: instructions instead of ~15).  Addresses move with everything the process did before
+#: (its environment's size, its pid, the names in /tmp).  Measured 2026-12-06, Intel Xeon
+#: VM, CPython 3.11, the same session command run again and again: suites/gate's pandas
+#: benchmark counted 92.76 M to 94.18 M instructions (1.5 % apart: over the gate's 1 %
+#: threshold) with the lookup, 89.099 M to 89.115 M (0.02 %) without it; 18,000 generic
+#: ``getattr`` calls over 150 classes spread 2.2 % with it, 0 without it
+#: (``tests/test_instructions.py``).  The lookup is 3.5 % of that pandas benchmark's
+#: instructions; a change that adds lookups still shows in the code around each one.
+#: ``_PyType_Lookup`` is exported, so valgrind names it in stripped interpreters too.
+#: Exactly one function: ``--toggle-collect`` flips collection on entry, so a nested
+#: second one would switch it back on.
+LEFT_OUT: Mapping[tuple[int, int], str] = {(3, 11): "_PyType_Lookup", (3, 12): "_PyType_Lookup"}
+#: other versions (their lookup was split into several functions): only the lookup's
+#: miss path, a static function that valgrind names when the interpreter keeps its
+#: symbol table (pyenv and python.org builds do; Debian's stripped python3 does not)
+_LEFT_OUT_ELSEWHERE = "find_name_in_mro"
+#: part of every count key (:func:`mlperf.baselines.machine.count_key`): counts made by
+#: another method are not compared with these.  2: type-attribute lookups left out.
+COUNT_METHOD = 2
 #: thread pools pinned to one thread: valgrind runs threads one at a time, and spinning
 #: pool threads would make counts differ between runs
 _ONE_THREAD = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
@@ -71,14 +97,29 @@ def require_valgrind() -> str:
     return path
 
 
+def left_out(version: Sequence[int] | None = None) -> str:
+    """The interpreter function whose cost a count leaves out (:data:`LEFT_OUT`).
+
+    ``version`` is the counted interpreter's ``(major, minor)``; default: this one's.
+    """
+    key = tuple(version or sys.version_info)[:2]
+    return LEFT_OUT.get((int(key[0]), int(key[1])), _LEFT_OUT_ELSEWHERE)
+
+
 def callgrind_command(
-    argv: Sequence[str], out_dir: str | os.PathLike[str], *, cache_sim: bool = True
+    argv: Sequence[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    cache_sim: bool = True,
+    python_version: Sequence[int] | None = None,
 ) -> list[str]:
     """Return ``argv`` prefixed with the valgrind invocation that counts it.
 
     Nothing is counted until ``count_call`` starts the instrumentation
     (``--instr-atstart=no``: start-up and imports run uninstrumented, ~10x slower
-    than natively instead of ~50x).  Dumps go to ``out_dir/callgrind.out.<pid>.<part>``,
+    than natively instead of ~50x), and nothing inside the type-attribute lookup
+    (:func:`left_out`; ``--toggle-collect`` sets ``--collect-atstart=no``, so it is set
+    back after it).  Dumps go to ``out_dir/callgrind.out.<pid>.<part>``,
     valgrind's messages to ``out_dir/valgrind.<pid>.log``; child processes are not traced.
 
     Parameters
@@ -101,6 +142,8 @@ def callgrind_command(
         require_valgrind(),
         "--tool=callgrind",
         "--instr-atstart=no",
+        f"--toggle-collect={left_out(python_version)}",
+        "--collect-atstart=yes",
         f"--callgrind-out-file={out / 'callgrind.out.%p'}",
         f"--log-file={out / 'valgrind.%p.log'}",
         *(CACHE_OPTIONS if cache_sim else ()),
