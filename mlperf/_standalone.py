@@ -8,6 +8,7 @@ and are copied under their own names into one directory put first on ``PYTHONPAT
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -39,5 +40,8 @@ def standalone_dir(dest: Path) -> Path:
     for source, name in FILES.items():
         target = dest / name
         if not target.is_file() or target.read_bytes() != source.read_bytes():
-            shutil.copyfile(source, target)
+            # whole or not at all: another session may be importing it right now
+            partial = target.with_name(f"{name}.{os.getpid()}.tmp")
+            shutil.copyfile(source, partial)
+            os.replace(partial, target)
     return dest.resolve()

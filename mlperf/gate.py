@@ -145,7 +145,7 @@ def count_instructions(session: pytest.Session) -> None:
     todo = [r for r in recorder.records if r.get("clock") == "instructions"]
     if not todo:
         return
-    from mlperf.instructions import count_benchmarks
+    from mlperf.instructions import count_benchmarks, session_dir
 
     cache = directory(config, "cache")
     _progress(config)(
@@ -155,7 +155,7 @@ def count_instructions(session: pytest.Session) -> None:
     here = Path.cwd()
     found = count_benchmarks(
         [],
-        cache / "counts" / "session",
+        session_dir(cache / "counts", "session-"),
         ids=[r["id"] for r in todo],
         python=sys.executable,
         cwd=config.rootpath,
@@ -171,6 +171,7 @@ def count_instructions(session: pytest.Session) -> None:
             record["instructions_refused"] = reason.split(": not counted: ")[-1] or (
                 f"it did not run under valgrind (see {found.log})"
             )
+    found.discard_if_clean([r["id"] for r in todo])
 
 
 def _count_verdict(

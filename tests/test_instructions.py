@@ -538,6 +538,37 @@ def test_the_instruction_clock_gates_counts_and_refuses_work_done_elsewhere(
     refused.stderr.fnmatch_lines(["*--mlperf-count-threshold: must be a finite number >= 0*"])
 
 
+@needs_callgrind
+def test_two_counting_runs_at_once_in_one_checkout_keep_their_counts_apart(
+    pytester: pytest.Pytester,
+) -> None:
+    # Both used to count into .cache/mlperf/counts/session: one emptied the other's
+    # directory or read its half-written dump (INTERNALERROR, exit 3).
+    pytester.makepyfile(test_counted=COUNTED)
+    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--benchmark-enable"]
+    argv += ["--benchmark-max-time=0.05", "--mlperf-clock=instructions", "-k", "loop"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    runs = [
+        subprocess.Popen(
+            [*argv, f"--mlperf-report=reports{i}"],
+            cwd=pytester.path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    outputs = [run.communicate(timeout=600)[0] for run in runs]
+    for i, (run, output) in enumerate(zip(runs, outputs, strict=True)):
+        assert run.returncode == 0, output
+        latest = json.loads((pytester.path / f"reports{i}" / "latest.json").read_text())
+        (loop,) = latest["benchmarks"]
+        assert loop["instructions"]["ir"] > 1_000_000, loop
+    # a clean session leaves nothing behind
+    assert not list((pytester.path / ".cache" / "mlperf" / "counts").glob("session-*"))
+
+
 AB_TOY = """
 def work(n):
     total = 0

@@ -42,7 +42,7 @@ class CountVerdict:
 
 
 def _session(side: Side, settings: Settings, tag: str) -> Any:
-    from mlperf.instructions import count_benchmarks
+    from mlperf.instructions import count_benchmarks, session_dir
 
     args = [*settings.paths, *(["-k", settings.only] if settings.only else [])]
     own = {
@@ -53,7 +53,7 @@ def _session(side: Side, settings: Settings, tag: str) -> Any:
     }
     found = count_benchmarks(
         args,
-        settings.work_dir / "counts" / tag,
+        session_dir(settings.work_dir / "counts", f"{tag}-"),
         python=side.python,
         cwd=side.root,
         pythonpath=[*side.code_path, side.root],
@@ -103,4 +103,6 @@ def compare_counts(
         verdict = classify_count(b, h, threshold=threshold)
         out.append(CountVerdict(bid, b, h, verdict, count_text(b, h)))
         say(f"  {bid}: {count_text(b, h)} {verdict}")
+    for found in sides.values():  # a side whose session went wrong keeps its log and dumps
+        found.discard_if_clean(ids)
     return out

@@ -55,7 +55,7 @@ from mlperf.instructions._client import (
     hooks,
     running_under_valgrind,
 )
-from mlperf.instructions._run import Counts, count_benchmarks
+from mlperf.instructions._run import Counts, count_benchmarks, session_dir
 
 __all__ = [
     "CACHE_OPTIONS",
@@ -81,5 +81,6 @@ __all__ = [
     "read_counts",
     "require_valgrind",
     "running_under_valgrind",
+    "session_dir",
     "valgrind_available",
 ]

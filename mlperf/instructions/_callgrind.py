@@ -186,11 +186,11 @@ def callgrind_env(
     counted call.  Measured under callgrind (CPython 3.11, Intel Xeon VM, 2026-12-06),
     after keeping 0 to 2000 unrelated objects alive: the same ``total += i * i`` loop
     over 20,000 ints counted 13.49 M to 14.22 M instructions (5 % apart) under
-    pymalloc, 17.92 M in all 15 cases under the C allocator.  What stays: costs that
-    follow objects' addresses (identity hashes, numpy's context variables), which
-    differ from one process to the next under either allocator: numpy and pandas
-    calls counted up to 0.9 % apart in six fresh processes (``make instructions-eval``
-    measures the spread and the gate's error rates).
+    pymalloc, 17.92 M in all 15 cases under the C allocator.  Costs that follow
+    objects' addresses remain: the type-attribute lookup, which the count leaves out
+    (:data:`LEFT_OUT`), and identity hashes (numpy's context variables), a few
+    hundredths of a percent (``make instructions-eval`` measures the spread and the
+    gate's error rates).
 
     Instruction counts do not depend on the environment's size; simulated cache misses
     do, a little (addresses move): give both sides of a comparison environments and

@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from pathlib import Path
 from mlperf._standalone import SESSION_ENV, standalone_dir
 from mlperf.instructions._callgrind import Count, callgrind_command, callgrind_env, read_counts
 
-__all__ = ["OUT_ENV", "Counts", "count_benchmarks"]
+__all__ = ["OUT_ENV", "Counts", "count_benchmarks", "session_dir"]
 
 #: the counting session's output directory (``OUT_ENV`` of the standalone counting plugin)
 OUT_ENV = "MLPERF_COUNT_OUT"
@@ -60,6 +61,29 @@ class Counts:
     returncode: int = 0
     log: Path | None = None
     foreign: list[tuple[str, str]] = field(default_factory=list)
+
+    def discard_if_clean(self, ids: Sequence[str]) -> bool:
+        """Remove the session's directory when it ran clean and gave each of ``ids`` a count
+        or a reason; keep it, for its log and dumps, otherwise.  True when removed."""
+        clean = (
+            self.returncode == 0
+            and not self.foreign
+            and all(i in self.counts or i in self.refused for i in ids)
+        )
+        if clean and self.log is not None:
+            shutil.rmtree(self.log.parent, ignore_errors=True)
+        return clean
+
+
+def session_dir(parent: Path, prefix: str) -> Path:
+    """A new directory under ``parent`` for one counting session.
+
+    Sessions that run at once (two pytest runs in one checkout, the two sides of
+    ``mlperf ab``) must not share one: each empties its directory first and reads every
+    dump in it at the end, and a stored-gate run read the other's half-written dump.
+    """
+    parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
 
 
 def count_benchmarks(
