@@ -132,8 +132,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=number(float, 0, inclusive=True),
         default=DEFAULT_COUNT_THRESHOLD,
         help="instruction clock: a count more than this fraction above the baseline's is a "
-        f"REGRESSION (default: {DEFAULT_COUNT_THRESHOLD:g}; 0.005 also catches a +1 %% "
-        "change, see the README)",
+        f"REGRESSION (default: {DEFAULT_COUNT_THRESHOLD:g})",
     )
     group.addoption(
         "--mlperf-confirm",

@@ -57,9 +57,11 @@ DEFAULT_METRIC: Metric = "cpu"
 DEFAULT_MAX_REGRESSION = 0.25
 #: a memory REGRESSION needs the peak above ``1 + max_memory_regression`` times the baseline's
 DEFAULT_MAX_MEMORY_REGRESSION = 0.10
-#: the instruction clock: a count that rises by more than this (1 %) is a REGRESSION; a count
-#: repeats to the instruction (mlperf/instructions: 3 fresh processes, 2026-12-05)
-DEFAULT_COUNT_THRESHOLD = 0.01
+#: the instruction clock: a count that rises by more than this (0.5 %) is a REGRESSION.  Counts
+#: of identical code spread at most 0.005 % between fresh processes (``make instructions-eval``,
+#: 2026-12-06, Intel Xeon VM), so the threshold is a choice of how small a rise matters, not a
+#: margin against noise; at 1 % a +1 % change sits on the line and is missed.
+DEFAULT_COUNT_THRESHOLD = 0.005
 #: ``mlperf ab``: the smallest relative change that counts (3 %); two processes measured side
 #: by side resolve far less than a baseline recorded in another process on another day
 DEFAULT_AB_THRESHOLD = 0.03

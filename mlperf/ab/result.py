@@ -9,6 +9,7 @@ from typing import Any
 from mlperf.ab.counts import CountVerdict
 from mlperf.ab.types import Measurement
 from mlperf.ab.verdict import Decision
+from mlperf.records import DEFAULT_COUNT_THRESHOLD
 from mlperf.report.latest import fmt_seconds
 from mlperf.verdicts import change_text
 
@@ -113,7 +114,7 @@ class AbResult:
     seconds: float = 0.0
     settings: dict[str, Any] = field(default_factory=dict)
     counts_: list[CountVerdict] = field(default_factory=list)  # --clock instructions
-    count_threshold: float = 0.01
+    count_threshold: float = DEFAULT_COUNT_THRESHOLD
 
     @property
     def regressions(self) -> list[str]:
@@ -265,7 +266,7 @@ class AbResult:
             f"same = the whole interval within ±{self.threshold:.0%}; inconclusive = neither."
             + (
                 f" On the instruction clock, REGRESSION = a count more than "
-                f"{self.count_threshold:.0%} above base's."
+                f"{self.count_threshold:.1%} above base's."
                 if self.counts_
                 else ""
             )

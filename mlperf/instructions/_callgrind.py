@@ -53,8 +53,8 @@ CYCLE_WEIGHTS: Mapping[str, int] = {
 #: instructions instead of ~15).  Addresses move with everything the process did before
 #: (its environment's size, its pid, the names in /tmp).  Measured 2026-12-06, Intel Xeon
 #: VM, CPython 3.11, the same session command run again and again: suites/gate's pandas
-#: benchmark counted 92.76 M to 94.18 M instructions (1.5 % apart: over the gate's 1 %
-#: threshold) with the lookup, 89.099 M to 89.115 M (0.02 %) without it; 18,000 generic
+#: benchmark counted 92.76 M to 94.18 M instructions (1.5 % apart: three times the gate's
+#: 0.5 % threshold) with the lookup, 89.099 M to 89.115 M (0.02 %) without it; 18,000 generic
 #: ``getattr`` calls over 150 classes spread 2.2 % with it, 0 without it
 #: (``tests/test_instructions.py``).  The lookup is 3.5 % of that pandas benchmark's
 #: instructions; a change that adds lookups still shows in the code around each one.

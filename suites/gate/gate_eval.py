@@ -462,7 +462,8 @@ def instruction_row(trials: int = 5, log: Any = print) -> str:
     cells = [_cell(*alarms[c]) for c in CONDITIONS]
     took = statistics.median(seconds)
     return (
-        f"| mlperf ab --clock instructions (1 % threshold) | {' | '.join(cells)} |\n\n"
+        f"| mlperf ab --clock instructions ({DEFAULT_COUNT_THRESHOLD:.1%} threshold) | "
+        f"{' | '.join(cells)} |\n\n"
         f"Instruction clock: {trials} trials per condition, one counting process per side; "
         f"median {took:.0f} s a trial (both sides)."
     )
