@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 __all__ = ["FILES", "SESSION_ENV", "standalone_dir"]
@@ -40,8 +41,15 @@ def standalone_dir(dest: Path) -> Path:
     for source, name in FILES.items():
         target = dest / name
         if not target.is_file() or target.read_bytes() != source.read_bytes():
-            # whole or not at all: another session may be importing it right now
-            partial = target.with_name(f"{name}.{os.getpid()}.tmp")
-            shutil.copyfile(source, partial)
-            os.replace(partial, target)
+            # whole or not at all: another session may be importing it right now.  The
+            # partial copy's name is unique to this call: mlperf ab prepares its two sides
+            # in two threads of one process, which a pid alone would not tell apart.
+            fd, partial = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=dest)
+            os.close(fd)
+            try:
+                shutil.copyfile(source, partial)
+                os.replace(partial, target)
+            except BaseException:
+                Path(partial).unlink(missing_ok=True)
+                raise
     return dest.resolve()

@@ -30,11 +30,13 @@ where ``bench.py`` calls ``count_call(fn, *args, label="fn")``.
 from __future__ import annotations
 
 from mlperf.instructions._callgrind import (
+    ALLOCATOR,
     CACHE_OPTIONS,
     COUNT_METHOD,
     CYCLE_WEIGHTS,
     INSTALL_VALGRIND,
     OUT_DIR_ENV,
+    PROBES,
     Count,
     ValgrindMissing,
     callgrind_command,
@@ -58,11 +60,13 @@ from mlperf.instructions._client import (
 from mlperf.instructions._run import Counts, count_benchmarks, session_dir
 
 __all__ = [
+    "ALLOCATOR",
     "CACHE_OPTIONS",
     "COUNT_METHOD",
     "CYCLE_WEIGHTS",
     "INSTALL_VALGRIND",
     "OUT_DIR_ENV",
+    "PROBES",
     "Count",
     "Counted",
     "Counts",
